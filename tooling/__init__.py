@@ -1,0 +1,1 @@
+"""deployctl: YAML deployment specs to CloudFormation stacks for LLM inference endpoints."""

@@ -1,0 +1,159 @@
+"""Facts about AWS that the spec checks against: regions, GPU instance types, Fargate sizes, log retention.
+
+Kept as data in one place so the validator, the JSON Schema, the stack builders and the price table all
+agree on what exists. When AWS adds a GPU family, it is added here (and priced in the price table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+# The partitions whose regions we deploy to. Read from botocore's bundled endpoint data (no network),
+# so a new region arrives with a botocore upgrade instead of a hand edit.
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+
+@cache
+def regions() -> dict[str, str]:
+    """Every region name of the supported partitions, mapped to its partition."""
+    from botocore.loaders import create_loader  # noqa: PLC0415 - only the first call pays for it
+
+    data = create_loader().load_data("endpoints")
+    return {
+        region: partition["partition"]
+        for partition in data["partitions"]
+        if partition["partition"] in PARTITIONS
+        for region in partition["regions"]
+    }
+
+
+@dataclass(frozen=True)
+class GpuInstance:
+    """One GPU instance type. `gpu_memory_gib` is per GPU."""
+
+    name: str
+    gpus: int
+    gpu: str
+    gpu_memory_gib: int
+    vcpus: int
+    memory_gib: int
+    architecture: str = "x86_64"
+
+    @property
+    def family(self) -> str:
+        return self.name.removeprefix("ml.").split(".")[0]
+
+
+def _family(
+    family: str, gpu: str, gpu_mem: int, sizes: dict[str, tuple[int, int, int]], arch: str = "x86_64"
+) -> list[GpuInstance]:
+    return [
+        GpuInstance(f"{family}.{size}", gpus, gpu, gpu_mem, vcpus, mem, arch)
+        for size, (gpus, vcpus, mem) in sizes.items()
+    ]
+
+
+# size: (GPUs, vCPUs, memory GiB), from the EC2 instance type pages of each family.
+_G_SIZES = {
+    "xlarge": (1, 4, 16),
+    "2xlarge": (1, 8, 32),
+    "4xlarge": (1, 16, 64),
+    "8xlarge": (1, 32, 128),
+    "16xlarge": (1, 64, 256),
+    "12xlarge": (4, 48, 192),
+    "24xlarge": (4, 96, 384),
+    "48xlarge": (8, 192, 768),
+}
+
+EC2_GPU_INSTANCES: dict[str, GpuInstance] = {
+    i.name: i
+    for i in [
+        *_family(
+            "g4dn",
+            "NVIDIA T4",
+            16,
+            {
+                "xlarge": (1, 4, 16),
+                "2xlarge": (1, 8, 32),
+                "4xlarge": (1, 16, 64),
+                "8xlarge": (1, 32, 128),
+                "16xlarge": (1, 64, 256),
+                "12xlarge": (4, 48, 192),
+                "metal": (8, 96, 384),
+            },
+        ),
+        *_family("g5", "NVIDIA A10G", 24, _G_SIZES),
+        *_family(
+            "g5g",
+            "NVIDIA T4G",
+            16,
+            {
+                "xlarge": (1, 4, 8),
+                "2xlarge": (1, 8, 16),
+                "4xlarge": (1, 16, 32),
+                "8xlarge": (1, 32, 64),
+                "16xlarge": (2, 64, 128),
+                "metal": (2, 64, 128),
+            },
+            arch="arm64",
+        ),
+        *_family("g6", "NVIDIA L4", 24, _G_SIZES),
+        *_family(
+            "g6e",
+            "NVIDIA L40S",
+            48,
+            {
+                "xlarge": (1, 4, 32),
+                "2xlarge": (1, 8, 64),
+                "4xlarge": (1, 16, 128),
+                "8xlarge": (1, 32, 256),
+                "16xlarge": (1, 64, 512),
+                "12xlarge": (4, 48, 384),
+                "24xlarge": (4, 96, 768),
+                "48xlarge": (8, 192, 1536),
+            },
+        ),
+        *_family("p4d", "NVIDIA A100", 40, {"24xlarge": (8, 96, 1152)}),
+        *_family("p4de", "NVIDIA A100", 80, {"24xlarge": (8, 96, 1152)}),
+        *_family("p5", "NVIDIA H100", 80, {"48xlarge": (8, 192, 2048)}),
+        *_family("p5e", "NVIDIA H200", 141, {"48xlarge": (8, 192, 2048)}),
+        *_family("p5en", "NVIDIA H200", 141, {"48xlarge": (8, 192, 2048)}),
+    ]
+}
+
+# SageMaker hosts the x86_64 GPU families under an `ml.` prefix; g5g, p5e and p5en are not offered there.
+_SAGEMAKER_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p4d", "p4de", "p5"}
+SAGEMAKER_GPU_INSTANCES: dict[str, GpuInstance] = {
+    f"ml.{i.name}": GpuInstance(
+        f"ml.{i.name}", i.gpus, i.gpu, i.gpu_memory_gib, i.vcpus, i.memory_gib, i.architecture
+    )
+    for i in EC2_GPU_INSTANCES.values()
+    if i.family in _SAGEMAKER_FAMILIES and not i.name.endswith(".metal")
+}
+
+# Every EC2 GPU family here is also sold as Spot.
+SPOT_FAMILIES = frozenset(i.family for i in EC2_GPU_INSTANCES.values())
+
+
+def fargate_memory_choices(cpu: int) -> list[int]:
+    """The memory sizes (MiB) Fargate accepts with `cpu` units, per the ECS task-size table."""
+    gib = 1024
+    table = {
+        256: [512, 1 * gib, 2 * gib],
+        512: [g * gib for g in range(1, 5)],
+        1024: [g * gib for g in range(2, 9)],
+        2048: [g * gib for g in range(4, 17)],
+        4096: [g * gib for g in range(8, 31)],
+        8192: [g * gib for g in range(16, 61, 4)],
+        16384: [g * gib for g in range(32, 121, 8)],
+    }
+    return table.get(cpu, [])
+
+
+FARGATE_CPU_UNITS = (256, 512, 1024, 2048, 4096, 8192, 16384)
+
+# CloudWatch Logs' PutRetentionPolicy accepts exactly these day counts.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip

@@ -1,0 +1,269 @@
+"""The `deployments/` tree: which files are deployments, their environments, and their layered defaults.
+
+    deployments/_defaults.yaml           under every deployment (optional)
+    deployments/<env>/_defaults.yaml     under every deployment of <env> (optional)
+    deployments/<env>/<name>.yaml        one deployment; it wins over both
+
+Like sceptre's config inheritance, a value may come from any layer, and its diagnostics point at the
+layer that wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tooling.diagnostics import Diagnostic, Location, Severity, unique_sorted
+from tooling.source import Source, SourceError, load_yaml, merge
+from tooling.spec import Deployment
+from tooling.validation import validate
+
+DEPLOYMENTS_DIR = "deployments"
+DEFAULTS_FILE = "_defaults.yaml"
+SUFFIXES = (".yaml", ".yml")
+ENVIRONMENT = re.compile(r"[a-z][a-z0-9-]*")
+NAME = re.compile(r"[a-z][a-z0-9-]{2,31}")
+
+
+@dataclass
+class DeploymentFile:
+    environment: str
+    path: Path
+    spec: Deployment | None = None
+    source: Source | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec else self.path.stem
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.environment}-{self.name}"
+
+    @property
+    def valid(self) -> bool:
+        return self.spec is not None
+
+
+@dataclass
+class Deployments:
+    """Every deployment file that was asked for, validated, with all diagnostics."""
+
+    root: Path
+    files: list[DeploymentFile]
+    diagnostics: list[Diagnostic]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
+
+    @property
+    def valid(self) -> list[DeploymentFile]:
+        return [f for f in self.files if f.valid]
+
+
+def _is_deployment_file(path: Path) -> bool:
+    return path.suffix in SUFFIXES and path.name != DEFAULTS_FILE and not path.name.startswith(".")
+
+
+def _problem(file: Path, message: str, code: str, hint: str = "") -> Diagnostic:
+    return Diagnostic(Location(file), "", message, code, hint=hint)
+
+
+class _Layers:
+    """Loads each `_defaults.yaml` once, however many deployments merge it."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.cache: dict[Path, Source | None] = {}
+        self.diagnostics: list[Diagnostic] = []
+
+    def load(self, path: Path) -> Source | None:
+        if path not in self.cache:
+            source = None
+            if path.is_file():
+                try:
+                    source = load_yaml(path)
+                except SourceError as exc:
+                    self.diagnostics.extend(exc.diagnostics)
+                else:
+                    if not isinstance(source.data, dict):
+                        self.diagnostics.append(
+                            _problem(path, "a defaults file is a mapping of spec fields", "SPEC001")
+                        )
+                        source = None
+            self.cache[path] = source
+        return self.cache[path]
+
+    def merged(self, environment: str, own: Source) -> Source:
+        result = None
+        for layer in (self.base / DEFAULTS_FILE, self.base / environment / DEFAULTS_FILE):
+            source = self.load(layer)
+            if source is not None:
+                result = source if result is None else merge(result, source)
+        return own if result is None else merge(result, own)
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest folder upwards that has `deployments/` (else the start)."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / DEPLOYMENTS_DIR).is_dir():
+            return folder
+    return start
+
+
+def load(root: Path, paths: Sequence[Path] = ()) -> Deployments:
+    """Discover, merge and validate the deployments under `paths` (default: all of `deployments/`)."""
+    base = (root / DEPLOYMENTS_DIR).resolve()
+    problems: list[Diagnostic] = []
+    if not base.is_dir():
+        problems.append(_problem(root / DEPLOYMENTS_DIR, "no deployments/ folder here", "REPO001"))
+        return Deployments(root, [], problems)
+
+    selected = list(_select(base, paths, problems))
+    environments: dict[str, list[Path]] = defaultdict(list)
+    for path in selected:
+        env = _environment(base, path, problems)
+        if env is not None:
+            environments[env].append(path)
+
+    layers = _Layers(base)
+    files: list[DeploymentFile] = []
+    for env in sorted(environments):
+        # Names are unique per environment, so the siblings of a selected file are loaded too.
+        siblings = sorted(
+            p.resolve() for p in (base / env).iterdir() if p.is_file() and _is_deployment_file(p)
+        )
+        loaded = [_load_one(env, path, layers) for path in siblings]
+        problems.extend(_duplicate_names(loaded))
+        chosen = {p.resolve() for p in environments[env]}
+        files.extend(f for f in loaded if f.path in chosen)
+
+    wanted = {f.path for f in files}
+    for f in files:
+        problems.extend(f.diagnostics)
+    problems.extend(layers.diagnostics)
+    # Diagnostics about unselected siblings are not this run's business, except duplicate names.
+    problems = [d for d in problems if d.location.file in wanted or d.via in wanted or d.code != "SPEC220"]
+    return Deployments(root, files, unique_sorted(problems))
+
+
+def _select(base: Path, paths: Sequence[Path], problems: list[Diagnostic]) -> Iterable[Path]:
+    if not paths:
+        paths = [base]
+    seen: set[Path] = set()
+    for raw in paths:
+        path = raw.resolve()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_deployment_file(p))
+        elif path.is_file():
+            found = [path]
+        else:
+            problems.append(_problem(raw, "no such file or folder", "REPO002"))
+            continue
+        for item in found:
+            if item not in seen and item.name != DEFAULTS_FILE:
+                seen.add(item)
+                yield item
+
+
+def _environment(base: Path, path: Path, problems: list[Diagnostic]) -> str | None:
+    try:
+        parts = path.relative_to(base).parts
+    except ValueError:
+        problems.append(
+            _problem(
+                path,
+                "not under deployments/",
+                "REPO003",
+                "deployment files live in deployments/<environment>/",
+            )
+        )
+        return None
+    if path.suffix not in SUFFIXES:
+        problems.append(_problem(path, "not a YAML file", "REPO003", "deployment files end in .yaml"))
+        return None
+    if len(parts) != 2:
+        problems.append(
+            _problem(
+                path,
+                "a deployment file belongs directly in an environment folder",
+                "REPO003",
+                "deployments/<environment>/<name>.yaml",
+            )
+        )
+        return None
+    if not ENVIRONMENT.fullmatch(parts[0]):
+        problems.append(
+            _problem(
+                path,
+                f"'{parts[0]}' is not an environment name",
+                "REPO004",
+                "lowercase letters, digits and '-', starting with a letter",
+            )
+        )
+        return None
+    return parts[0]
+
+
+def _load_one(environment: str, path: Path, layers: _Layers) -> DeploymentFile:
+    result = DeploymentFile(environment, path)
+    try:
+        own = load_yaml(path)
+    except SourceError as exc:
+        result.diagnostics = exc.diagnostics
+        return result
+    if not isinstance(own.data, dict):
+        result.diagnostics = [_problem(path, "a deployment file is a mapping of spec fields", "SPEC001")]
+        return result
+    result.source = layers.merged(environment, own)
+    validated = validate(result.source, environment, path)
+    result.spec = validated.spec
+    result.diagnostics = validated.diagnostics
+    name = result.source.data.get("name")
+    if isinstance(name, str) and NAME.fullmatch(name) and name != path.stem:
+        result.diagnostics.append(
+            Diagnostic(
+                result.source.locate(("name",)) or Location(path),
+                "name",
+                f"name '{name}' differs from the file name '{path.stem}'",
+                "SPEC221",
+                Severity.WARNING,
+                f"rename the file to {name}{path.suffix}, or the name to {path.stem}",
+            )
+        )
+    return result
+
+
+def _duplicate_names(files: list[DeploymentFile]) -> list[Diagnostic]:
+    by_name: dict[str, list[DeploymentFile]] = defaultdict(list)
+    for f in files:
+        if f.source is not None and isinstance(f.source.data.get("name"), str):
+            by_name[f.source.data["name"]].append(f)
+    problems = []
+    for name, group in by_name.items():
+        if len(group) < 2:
+            continue
+        for f in group:
+            others = ", ".join(o.path.name for o in group if o is not f)
+            problems.append(
+                Diagnostic(
+                    f.source.locate(("name",)) or Location(f.path),  # type: ignore[union-attr]
+                    "name",
+                    f"name '{name}' is also used by {others} in {f.environment}",
+                    "SPEC220",
+                    hint="names are unique per environment: each is its own stack",
+                    via=f.path,
+                )
+            )
+            f.spec = None  # two files cannot both own the stack
+    return problems
