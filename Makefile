@@ -40,7 +40,8 @@ schema: $(STAMP)  ## regenerate deployments/schema.json and the README field ref
 lint: $(STAMP)  ## ruff, hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint $$(git ls-files --cached --others --exclude-standard 'Dockerfile*' '**/Dockerfile*')
+	files=$$(git ls-files --cached --others --exclude-standard -- 'Dockerfile*' '*/Dockerfile*'); \
+	  if [ -n "$$files" ]; then $(BIN)/hadolint $$files; fi
 
 test: lint  ## lint, then every test (pytest-xdist, one AWS emulator per worker)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q

@@ -91,11 +91,13 @@ def list_(obj: _Context, paths: tuple[Path, ...]) -> None:
         endpoint = ("public" if s.network.public else "internal") + (
             " https" if s.network.certificate_arn else " http"
         )
-        auth = f"API keys, {s.auth.rotation_days}d rotation" if s.auth.api_keys else "[yellow]none[/]"
+        auth = f"keys, rotated {s.auth.rotation_days}d" if s.auth.api_keys else "[yellow]none[/]"
         table.add_row(
             f.environment, s.name, s.engine.type, compute.service, instance, scaling, endpoint, auth
         )
-    Console(width=max(120, Console().width)).print(table)
+    console = Console()
+    # Logs and pipes get the whole table rather than rich's 80-column default.
+    (console if console.is_terminal else Console(width=200)).print(table)
 
 
 @cli.command("schema")

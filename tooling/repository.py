@@ -223,7 +223,14 @@ def _load_one(environment: str, path: Path, layers: _Layers) -> DeploymentFile:
         result.diagnostics = exc.diagnostics
         return result
     if not isinstance(own.data, dict):
-        result.diagnostics = [_problem(path, "a deployment file is a mapping of spec fields", "SPEC001")]
+        result.diagnostics = [
+            Diagnostic(
+                own.locate(()) or Location(path),
+                "",
+                "a deployment file is a mapping of spec fields",
+                "SPEC001",
+            )
+        ]
         return result
     result.source = layers.merged(environment, own)
     validated = validate(result.source, environment, path)

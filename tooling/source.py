@@ -116,9 +116,12 @@ def _build(  # noqa: PLR0917 - a private recursive walker
 ) -> Any:
     source.values[path] = _loc(file, node.start_mark)
     if isinstance(node, yaml.MappingNode):
+        own = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys the way YAML 1.1 defines them
+        merged = len(node.value) - own  # flatten_mapping puts the merged pairs first
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        inherited: set[FieldPath] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             key_loc = _loc(file, key_node.start_mark)
             if not isinstance(key, str):
@@ -133,7 +136,10 @@ def _build(  # noqa: PLR0917 - a private recursive walker
                     )
                 )
                 continue
-            if key in result:
+            if key in result and (index < merged or (*path, key) in inherited):
+                # A key written here overrides one from `<<` (and among several `<<` sources, one wins).
+                inherited.discard((*path, key))
+            elif key in result:
                 first = source.keys[(*path, key)]
                 problems.append(
                     Diagnostic(
@@ -145,6 +151,8 @@ def _build(  # noqa: PLR0917 - a private recursive walker
                     )
                 )
                 continue
+            if index < merged:
+                inherited.add((*path, key))
             source.keys[(*path, key)] = key_loc
             result[key] = _build(file, loader, value_node, (*path, key), source, problems)
         return result

@@ -401,7 +401,7 @@ class Scaling(Section):
                 raise fail(
                     "duplicate",
                     f"schedule '{schedule.name}' is listed twice",
-                    field=f"schedules.{index}.name",
+                    field=f"schedules[{index}].name",
                 )
             seen.add(schedule.name)
         return self
@@ -719,7 +719,7 @@ def scaling_fits_service(s: Sections) -> Iterator[Finding]:
             if schedule.min < 1:
                 yield Finding(
                     "SPEC210",
-                    f"scaling.schedules.{index}.min",
+                    f"scaling.schedules[{index}].min",
                     "a SageMaker endpoint keeps at least 1 instance",
                     "min: 1",
                 )

@@ -40,12 +40,10 @@ def validate(source: Source, environment: str, file: Path) -> Validated:
     out: list[Diagnostic] = []
 
     def report(path: FieldPath, message: str, code: str, hint: str = "", *, key: bool = False,
-               severity: Severity = Severity.ERROR, field: str | None = None) -> None:  # fmt: skip
+               severity: Severity = Severity.ERROR) -> None:  # fmt: skip
         loc = source.locate(path, key=key) or Location(file)
         via = file if loc.file != file else None
-        out.append(
-            Diagnostic(loc, dotted(path) if field is None else field, message, code, severity, hint, via)
-        )
+        out.append(Diagnostic(loc, dotted(path), message, code, severity, hint, via))
 
     if not isinstance(source.data, dict):
         report((), "a deployment file is a mapping of fields (name:, model:, engine:, …)", "SPEC001")
@@ -73,14 +71,15 @@ def validate(source: Source, environment: str, file: Path) -> Validated:
             if any(path[: len(s)] == s for s in secret_paths):
                 continue  # already reported without echoing the value
             message, hint = _describe(error, path)
-            report(path, message, _code(error), hint, key=on_key or missing)
+            on_key = on_key or missing or error["type"] == "extra_forbidden"
+            report(path, message, _code(error), hint, key=on_key)
 
     sections = _sections(source.data, failed_sections) if deployment is None else dict(deployment)
     for rule in spec.RULES:
         for finding in rule(spec.Sections(environment, sections)):
             path = _split(finding.field)
             severity = Severity.WARNING if finding.warning else Severity.ERROR
-            report(path, finding.message, finding.code, finding.hint, severity=severity, field=finding.field)
+            report(path, finding.message, finding.code, finding.hint, severity=severity)
 
     if any(d.severity is Severity.ERROR for d in out):
         deployment = None
@@ -120,7 +119,8 @@ def _sections(data: dict, failed: set[str]) -> dict[str, Any]:
 def _split(field: str) -> FieldPath:
     parts: list[str | int] = []
     for token in re.findall(r"[^.\[\]]+|\[\d+\]", field):
-        parts.append(int(token[1:-1]) if token.startswith("[") else token)
+        part = token.strip("[]")
+        parts.append(int(part) if part.isdigit() else part)
     return tuple(parts)
 
 
