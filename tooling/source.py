@@ -23,6 +23,14 @@ except AttributeError:  # pragma: no cover - libyaml missing
 
 FieldPath = tuple[str | int, ...]
 
+# A deployment has about a hundred values. Aliases can make a small file expand exponentially
+# ("billion laughs"); past this many values we stop instead of hanging CI on a hostile pull request.
+MAX_VALUES = 50_000
+
+
+class _TooLarge(Exception):
+    pass
+
 
 @dataclass
 class Source:
@@ -105,7 +113,21 @@ def load_yaml(file: Path, text: str | None = None) -> Source:
         return Source({}, {(): Location(file)})
     source = Source(None)
     problems: list[Diagnostic] = []
-    source.data = _build(file, loader, node, (), source, problems)
+    try:
+        source.data = _build(file, loader, node, (), source, problems)
+    except _TooLarge:
+        raise SourceError(
+            [
+                _error(
+                    file,
+                    1,
+                    1,
+                    f"the document expands to more than {MAX_VALUES} values",
+                    "YAML007",
+                    hint="aliases (*name) repeat whole subtrees; write the values out",
+                )
+            ]  # fmt: skip
+        ) from None
     if problems:
         raise SourceError(problems)
     return source
@@ -115,6 +137,8 @@ def _build(  # noqa: PLR0917 - a private recursive walker
     file: Path, loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, source: Source, problems: list
 ) -> Any:
     source.values[path] = _loc(file, node.start_mark)
+    if len(source.values) > MAX_VALUES:
+        raise _TooLarge
     if isinstance(node, yaml.MappingNode):
         own = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys the way YAML 1.1 defines them
