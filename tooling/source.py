@@ -126,7 +126,7 @@ def load_yaml(file: Path, text: str | None = None) -> Source:
                     "YAML007",
                     hint="aliases (*name) repeat whole subtrees; write the values out",
                 )
-            ]  # fmt: skip
+            ]
         ) from None
     if problems:
         raise SourceError(problems)

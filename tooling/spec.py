@@ -201,6 +201,10 @@ class Model(Section):
     max_model_len: int | None = Field(
         default=None, ge=256, le=10_000_000, description="Context length in tokens (vLLM only)."
     )
+    token_secret: SecretName | None = Field(
+        default=None,
+        description="NAME of a Secrets Manager secret holding a Hugging Face token, for gated models.",
+    )
     modalities: list[Literal["text", "image"]] = Field(
         default=["text"], min_length=1, max_length=2, description="What the model takes as input."
     )

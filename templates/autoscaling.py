@@ -1,0 +1,136 @@
+"""Scaling: target tracking on the spec's targets, its cooldowns, and its schedules.
+
+ECS services and SageMaker variants scale through Application Auto Scaling and share one builder; an
+EC2 autoscaling group has its own policy types and a five-field cron, because AWS made them differently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import Ref
+from troposphere import applicationautoscaling as aas
+from troposphere import autoscaling as asg
+
+from templates.context import Stack
+from tooling import cron
+
+_ECS_METRICS = {
+    "cpu_percent": "ECSServiceAverageCPUUtilization",
+    "memory_percent": "ECSServiceAverageMemoryUtilization",
+    "requests_per_target": "ALBRequestCountPerTarget",
+}
+_SAGEMAKER_METRICS = {"invocations_per_instance": "SageMakerVariantInvocationsPerInstance"}
+
+
+def add_application_scaling(
+    stack: Stack,
+    *,
+    prefix: str,
+    namespace: str,
+    resource_id: Any,
+    dimension: str,
+    request_label: Any = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    targets: dict[str, int] | None = None,
+    schedules: bool = True,
+    depends_on: list[str] | None = None,
+) -> aas.ScalableTarget:
+    """A scalable target with one target-tracking policy per target and the spec's schedules."""
+    scaling = stack.spec.scaling
+    metrics = _SAGEMAKER_METRICS if namespace == "sagemaker" else _ECS_METRICS
+    target = stack.add(
+        aas.ScalableTarget(
+            f"{prefix}ScalableTarget",
+            ServiceNamespace=namespace,
+            ResourceId=resource_id,
+            ScalableDimension=dimension,
+            MinCapacity=scaling.min if minimum is None else minimum,
+            MaxCapacity=scaling.max if maximum is None else maximum,
+            ScheduledActions=[
+                aas.ScheduledAction(
+                    ScheduledActionName=s.name,
+                    Schedule=f"cron({cron.normalise(s.cron)})",
+                    Timezone="Etc/UTC",
+                    ScalableTargetAction=aas.ScalableTargetAction(MinCapacity=s.min, MaxCapacity=s.max),
+                )
+                for s in scaling.schedules
+            ]
+            if schedules and scaling.schedules
+            else [],
+            **({"DependsOn": depends_on} if depends_on else {}),
+        )
+    )
+    chosen = targets if targets is not None else _spec_targets(stack)
+    for name, value in sorted(chosen.items()):
+        spec = aas.PredefinedMetricSpecification(PredefinedMetricType=metrics[name])
+        if metrics[name] == "ALBRequestCountPerTarget":
+            spec.ResourceLabel = request_label
+        stack.add(
+            aas.ScalingPolicy(
+                f"{prefix}{_camel(name)}Policy",
+                PolicyName=f"{stack.name}-{name}",
+                PolicyType="TargetTrackingScaling",
+                ScalingTargetId=Ref(target),
+                TargetTrackingScalingPolicyConfiguration=aas.TargetTrackingScalingPolicyConfiguration(
+                    PredefinedMetricSpecification=spec,
+                    TargetValue=float(value),
+                    ScaleInCooldown=stack.spec.scaling.scale_in_cooldown,
+                    ScaleOutCooldown=stack.spec.scaling.scale_out_cooldown,
+                ),
+            )
+        )
+    return target
+
+
+def add_group_scaling(stack: Stack, group: asg.AutoScalingGroup, request_label: Any) -> None:
+    """Target tracking and schedules for an EC2 autoscaling group."""
+    metrics = {"cpu_percent": "ASGAverageCPUUtilization", "requests_per_target": "ALBRequestCountPerTarget"}
+    for name, value in sorted(_spec_targets(stack).items()):
+        spec = asg.PredefinedMetricSpecification(PredefinedMetricType=metrics[name])
+        if name == "requests_per_target":
+            spec.ResourceLabel = request_label
+        stack.add(
+            asg.ScalingPolicy(
+                f"Group{_camel(name)}Policy",
+                AutoScalingGroupName=Ref(group),
+                PolicyType="TargetTrackingScaling",
+                # Instance warm-up covers image pull and model load before its metrics count.
+                EstimatedInstanceWarmup=900,
+                TargetTrackingConfiguration=asg.TargetTrackingConfiguration(
+                    PredefinedMetricSpecification=spec, TargetValue=float(value)
+                ),
+            )
+        )
+    for schedule in stack.spec.scaling.schedules:
+        stack.add(
+            asg.ScheduledAction(
+                f"Schedule{_camel(schedule.name)}",
+                AutoScalingGroupName=Ref(group),
+                Recurrence=unix_cron(schedule.cron),
+                TimeZone="Etc/UTC",
+                MinSize=schedule.min,
+                MaxSize=schedule.max,
+            )
+        )
+
+
+def unix_cron(expression: str) -> str:
+    """AWS six-field cron to the five fields EC2 Auto Scaling takes (validation ensures it converts)."""
+    minutes, hours, dom, month, dow, _year = cron.normalise(expression).split(" ")
+    if dow != "?":
+        # AWS numbers days 1-7 from Sunday; Unix cron 0-6.
+        dow = "".join(str(int(c) - 1) if c.isdigit() else c for c in dow)
+    return " ".join("*" if f == "?" else f for f in (minutes, hours, dom, month, dow))
+
+
+def _spec_targets(stack: Stack) -> dict[str, int]:
+    target = stack.spec.scaling.target
+    if target is None:
+        return {}
+    return {name: value for name, value in target if value is not None}
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))

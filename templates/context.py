@@ -1,0 +1,56 @@
+"""What every building block is given: the spec, the environment and the template being built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from troposphere import AWSObject, Template
+
+from tooling.spec import Deployment
+
+R = TypeVar("R", bound=AWSObject)
+
+MANAGED_BY = "deployctl"
+# The engine recognises its own stacks by this tag and never touches a stack without it.
+MANAGEMENT_TAG = "deployctl:managed-by"
+
+
+@dataclass
+class Stack:
+    spec: Deployment
+    environment: str
+    template: Template = field(default_factory=Template)
+
+    @property
+    def name(self) -> str:
+        return self.spec.stack_name(self.environment)
+
+    @property
+    def prod(self) -> bool:
+        return self.environment == "prod"
+
+    def add(self, resource: R, *, skip: dict[str, str] | None = None) -> R:
+        """Add a resource; `skip` maps checkov check ids to the reason this resource is an exception."""
+        if skip:
+            metadata: dict[str, Any] = dict(getattr(resource, "Metadata", {}) or {})
+            checks = [{"id": check, "comment": reason} for check, reason in sorted(skip.items())]
+            metadata["checkov"] = {"skip": checks}
+            resource.Metadata = metadata
+        return self.template.add_resource(resource)
+
+    @property
+    def keep_on_delete(self) -> str:
+        """Logs, and the key that makes them readable, outlive a prod stack; elsewhere they go with it."""
+        return "Retain" if self.prod else "Delete"
+
+    def tags(self) -> dict[str, str]:
+        """Every resource carries these: who owns it, which deployment, and that we manage it."""
+        return {
+            **self.spec.tags,
+            "deployctl:environment": self.environment,
+            "deployctl:deployment": self.spec.name,
+            "deployctl:stack": self.name,
+            "deployctl:owner": str(self.spec.owner),
+            MANAGEMENT_TAG: MANAGED_BY,
+        }

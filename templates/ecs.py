@@ -1,0 +1,106 @@
+"""ECS pieces both ECS targets share: the cluster, the gateway container, the service behind the ALB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import GetAtt, Join, Ref, ecs
+
+from templates.context import Stack
+from templates.load_balancer import GATEWAY_PORT, LoadBalancer
+from templates.network import Network
+
+CONTAINER = "gateway"
+
+
+def add_cluster(stack: Stack) -> ecs.Cluster:
+    insights = stack.spec.observability.container_insights
+    return stack.add(
+        ecs.Cluster(
+            "Cluster",
+            ClusterSettings=[
+                ecs.ClusterSetting(Name="containerInsights", Value="enabled" if insights else "disabled")
+            ],
+        ),
+        skip=None if insights else {"CKV_AWS_65": "observability.container_insights is false in the spec"},
+    )
+
+
+def log_configuration(stack: Stack, log_group: Any, prefix: str) -> ecs.LogConfiguration:
+    return ecs.LogConfiguration(
+        LogDriver="awslogs",
+        Options={
+            "awslogs-group": Ref(log_group),
+            "awslogs-region": Ref("AWS::Region"),
+            "awslogs-stream-prefix": prefix,
+            # A blocked log pipe must never stall token streaming.
+            "mode": "non-blocking",
+            "max-buffer-size": "25m",
+        },
+    )
+
+
+def environment(values: dict[str, Any]) -> list[ecs.Environment]:
+    return [ecs.Environment(Name=k, Value=v) for k, v in sorted(values.items())]
+
+
+def container_health_check(path: str = "/health", start_period: int = 30) -> ecs.HealthCheck:
+    probe = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{GATEWAY_PORT}{path}', timeout=4)"
+    return ecs.HealthCheck(
+        Command=["CMD", "python", "-c", probe],
+        Interval=15,
+        Timeout=5,
+        Retries=3,
+        StartPeriod=start_period,
+    )
+
+
+def add_service(
+    stack: Stack,
+    *,
+    cluster: ecs.Cluster,
+    task: ecs.TaskDefinition,
+    network: Network,
+    lb: LoadBalancer,
+    grace_seconds: int,
+    launch: dict[str, Any],
+    autoscaled: bool,
+    desired: int,
+) -> ecs.Service:
+    return stack.add(
+        ecs.Service(
+            "Service",
+            DependsOn=[lb.listener.title],
+            Cluster=Ref(cluster),
+            TaskDefinition=Ref(task),
+            # With autoscaling, CloudFormation must not reset the count the scaler chose on every update.
+            **({} if autoscaled else {"DesiredCount": desired}),
+            NetworkConfiguration=ecs.NetworkConfiguration(
+                AwsvpcConfiguration=ecs.AwsvpcConfiguration(
+                    AssignPublicIp="DISABLED",
+                    Subnets=network.private_subnets,
+                    SecurityGroups=[Ref(network.workload_group)],
+                )
+            ),
+            LoadBalancers=[
+                ecs.LoadBalancer(
+                    ContainerName=CONTAINER, ContainerPort=GATEWAY_PORT, TargetGroupArn=Ref(lb.target_group)
+                )
+            ],
+            HealthCheckGracePeriodSeconds=grace_seconds,
+            DeploymentConfiguration=ecs.DeploymentConfiguration(
+                DeploymentCircuitBreaker=ecs.DeploymentCircuitBreaker(Enable=True, Rollback=True),
+                MinimumHealthyPercent=100,
+                MaximumPercent=200,
+            ),
+            PropagateTags="SERVICE",
+            EnableECSManagedTags=True,
+            EnableExecuteCommand=False,
+            **launch,
+        )
+    )
+
+
+def service_resource_id(cluster: ecs.Cluster, service: ecs.Service) -> Join:
+    """Application Auto Scaling names an ECS service `service/<cluster>/<service>`."""
+    return Join("/", ["service", Ref(cluster), GetAtt(service, "Name")])

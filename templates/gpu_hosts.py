@@ -1,0 +1,106 @@
+"""GPU instances in an autoscaling group: what the ecs-gpu and ec2 targets share.
+
+Launch template from the ECS GPU-optimised AMI (NVIDIA driver, container runtime), IMDSv2 only, an
+encrypted gp3 root volume big enough for the image and the weights, private subnets, Spot through a
+mixed instances policy when asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import Base64, GetAtt, Parameter, Ref, Sub, ec2, iam
+from troposphere import autoscaling as asg
+
+from templates.context import Stack
+from templates.network import Network
+
+GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+
+
+def add_gpu_group(
+    stack: Stack,
+    network: Network,
+    *,
+    instance_role: iam.Role,
+    user_data: Sub,
+    max_size: int,
+    min_size: int = 0,
+    group_options: dict[str, Any] | None = None,
+) -> asg.AutoScalingGroup:
+    compute = stack.spec.compute
+    stack.template.add_parameter(
+        Parameter(
+            "GpuAmiId",
+            Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+            Default=GPU_AMI_PARAMETER,
+            Description="SSM parameter of the ECS GPU-optimised AMI (NVIDIA driver and container runtime).",
+        )
+    )
+    profile = stack.add(iam.InstanceProfile("InstanceProfile", Roles=[Ref(instance_role)]))
+    template = stack.add(
+        ec2.LaunchTemplate(
+            "LaunchTemplate",
+            LaunchTemplateData=ec2.LaunchTemplateData(
+                ImageId=Ref("GpuAmiId"),
+                InstanceType=compute.instance_type,
+                IamInstanceProfile=ec2.IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
+                SecurityGroupIds=[Ref(network.workload_group)],
+                MetadataOptions=ec2.MetadataOptions(
+                    HttpTokens="required", HttpEndpoint="enabled", HttpPutResponseHopLimit=1
+                ),
+                Monitoring=ec2.Monitoring(Enabled=True),
+                EbsOptimized=True,
+                BlockDeviceMappings=[
+                    ec2.LaunchTemplateBlockDeviceMapping(
+                        DeviceName="/dev/xvda",
+                        Ebs=ec2.EBSBlockDevice(
+                            VolumeSize=compute.volume_gib,
+                            VolumeType="gp3",
+                            Encrypted=True,
+                            DeleteOnTermination=True,
+                        ),
+                    )
+                ],
+                UserData=Base64(user_data),
+            ),
+        )
+    )
+    spec = asg.LaunchTemplateSpecification(
+        LaunchTemplateId=Ref(template), Version=GetAtt(template, "LatestVersionNumber")
+    )
+    placement: dict[str, Any]
+    if compute.spot:
+        placement = {
+            "MixedInstancesPolicy": asg.MixedInstancesPolicy(
+                InstancesDistribution=asg.InstancesDistribution(
+                    OnDemandBaseCapacity=0,
+                    OnDemandPercentageAboveBaseCapacity=0,
+                    SpotAllocationStrategy="price-capacity-optimized",
+                ),
+                LaunchTemplate=asg.LaunchTemplate(
+                    LaunchTemplateSpecification=spec,
+                    Overrides=[asg.LaunchTemplateOverrides(InstanceType=compute.instance_type)],
+                ),
+            ),
+            # Replace a Spot instance when AWS signals it is at risk, before the two-minute notice.
+            "CapacityRebalance": True,
+        }
+    else:
+        placement = {"LaunchTemplate": spec}
+    return stack.add(
+        asg.AutoScalingGroup(
+            "InstanceGroup",
+            MinSize=str(min_size),
+            MaxSize=str(max_size),
+            VPCZoneIdentifier=network.private_subnets,
+            MetricsCollection=[asg.MetricsCollection(Granularity="1Minute")],
+            **placement,
+            **(group_options or {}),
+        )
+    )
+
+
+def scaling_ceiling(stack: Stack) -> int:
+    """The most instances the spec can ask for, schedules included."""
+    return max([stack.spec.scaling.max, *(s.max for s in stack.spec.scaling.schedules)])

@@ -1,0 +1,71 @@
+"""IAM roles, each scoped to this deployment's own log groups, secrets, repositories and endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import GetAtt, Sub, iam
+
+from templates.context import Stack
+
+
+def statement(actions: list[str], resources: Any, **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": sorted(actions), "Resource": resources, **extra}
+
+
+def role(
+    stack: Stack,
+    logical: str,
+    service: str,
+    statements: list[dict[str, Any]],
+    *,
+    managed: tuple[str, ...] = (),
+    skip: dict[str, str] | None = None,
+) -> iam.Role:
+    """A role that `service` assumes, only from this account, with one inline policy."""
+    assume = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                **(
+                    {"Condition": {"StringEquals": {"aws:SourceAccount": Sub("${AWS::AccountId}")}}}
+                    if service not in _NO_SOURCE_CONDITION
+                    else {}
+                ),
+            }
+        ],
+    }
+    props: dict[str, Any] = {"AssumeRolePolicyDocument": assume}
+    if statements:
+        props["Policies"] = [
+            iam.Policy(
+                PolicyName=f"{logical[0].lower()}{logical[1:]}",
+                PolicyDocument={"Version": "2012-10-17", "Statement": statements},
+            )
+        ]
+    if managed:
+        props["ManagedPolicyArns"] = [
+            Sub("arn:${AWS::Partition}:iam::aws:policy/" + name) for name in managed
+        ]
+    return stack.add(iam.Role(logical, **props), skip=skip)
+
+
+# EC2 instance profiles cannot carry an aws:SourceAccount condition: EC2 does not send it.
+_NO_SOURCE_CONDITION = {"ec2.amazonaws.com"}
+
+
+def log_writer(log_group: Any) -> dict[str, Any]:
+    arn = GetAtt(log_group, "Arn")
+    return statement(["logs:CreateLogStream", "logs:PutLogEvents"], [arn, Sub("${Arn}:*", Arn=arn)])
+
+
+def secret_arn_by_name(name: str) -> Sub:
+    """A secret named in the spec: Secrets Manager appends six random characters to every ARN."""
+    if name.startswith("arn:"):
+        return Sub(name)
+    return Sub(
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + name + "-??????"
+    )

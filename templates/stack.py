@@ -1,0 +1,80 @@
+"""A deployment's whole stack: the shared building blocks, then its target, then tags and outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from troposphere import GetAtt, Output, Ref, Template
+
+from templates import tags
+from templates.context import Stack
+from templates.encryption import add_key, key_arn
+from templates.load_balancer import add_load_balancer
+from templates.network import add_network
+from templates.observability import add_alarm_topic, add_budget, add_load_balancer_alarms, add_log_group
+from templates.secrets import add_api_key_secret
+from templates.targets import ec2, ecs_fargate, ecs_gpu, sagemaker
+from templates.targets.shared import Shared
+from tooling.spec import Deployment
+
+# CloudFormation takes at most this many bytes as an inline TemplateBody; larger ones go through S3.
+INLINE_LIMIT = 51_200
+
+TARGETS: dict[str, Callable[[Stack, Shared], None]] = {
+    "ecs-fargate": ecs_fargate.build,
+    "ecs-gpu": ecs_gpu.build,
+    "sagemaker": sagemaker.build,
+    "ec2": ec2.build,
+}
+# Interface endpoints a target needs beyond the common ones when the VPC has no NAT way out.
+EXTRA_ENDPOINTS = {"sagemaker": ("sagemaker.runtime",), "ecs-gpu": ("ecs", "ecs-agent", "ecs-telemetry")}
+
+
+def build(spec: Deployment, environment: str) -> Template:
+    stack = Stack(spec, environment)
+    template = stack.template
+    template.set_version("2010-09-09")
+    template.set_description(
+        f"deployctl {stack.name}: {spec.description or spec.model.id} ({spec.compute.service})"
+    )
+    template.set_metadata(
+        {"deployctl": {"environment": environment, "deployment": spec.name, "spec_version": 1}}
+    )
+
+    key = add_key(stack)
+    log_group = add_log_group(stack, key_arn(key))
+    network = add_network(stack, key_arn(key), extra_endpoints=EXTRA_ENDPOINTS.get(spec.compute.service, ()))
+    api_key = add_api_key_secret(stack, key_arn(key), network) if spec.auth.api_keys else None
+    topic = add_alarm_topic(stack, key_arn(key))
+    lb = add_load_balancer(
+        stack,
+        network,
+        target_type="instance" if spec.compute.service == "ec2" else "ip",
+        health_path="/health",
+    )
+    shared = Shared(key_arn(key), log_group, network, lb, topic, api_key)
+    TARGETS[spec.compute.service](stack, shared)
+    add_load_balancer_alarms(stack, lb, topic, gpu=spec.compute.service in ("ecs-gpu", "ec2"))
+    add_budget(stack, topic)
+
+    template.add_output(Output("EndpointUrl", Description="OpenAI base URL: append /v1", Value=lb.url))
+    template.add_output(Output("LogGroupName", Value=Ref(log_group)))
+    if api_key:
+        template.add_output(Output("ApiKeySecretArn", Description="The client API key", Value=api_key.arn))
+    template.add_output(Output("AlarmTopicArn", Value=Ref(topic)))
+    template.add_output(Output("LoadBalancerArn", Value=Ref(lb.alb)))
+    if spec.compute.service == "sagemaker":
+        template.add_output(Output("SageMakerEndpointName", Value=GetAtt("Endpoint", "EndpointName")))
+    tags.apply(template, stack.tags())
+    return template
+
+
+def render(template: Template) -> str:
+    """Deterministic JSON: sorted keys, fixed indentation, a final newline."""
+    return json.dumps(template.to_dict(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def inline_size(template_text: str) -> int:
+    """The size CloudFormation counts: the template as the deploy engine sends it (compact JSON)."""
+    return len(json.dumps(json.loads(template_text), separators=(",", ":"), sort_keys=True).encode())

@@ -1,0 +1,1 @@
+"""One module per compute target; each composes the shared building blocks."""

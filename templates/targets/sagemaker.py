@@ -1,0 +1,158 @@
+"""`sagemaker`: a SageMaker real-time endpoint running the vLLM image, our gateway on Fargate in front.
+
+SageMaker strips the Authorization header and authenticates callers with IAM, so API keys cannot be
+checked inside the endpoint: the gateway checks them and calls InvokeEndpoint with its task role.
+"""
+
+from __future__ import annotations
+
+from troposphere import GetAtt, Ref, Sub, sagemaker
+
+from templates import ecs as ecs_parts
+from templates.autoscaling import add_application_scaling
+from templates.context import Stack
+from templates.engine import engine_environment
+from templates.fargate import GatewaySize, add_gateway_service, pull_statements, secret_reader
+from templates.iam import role, secret_arn_by_name, statement
+from templates.images import VLLM_REPOSITORY, image
+from templates.targets.shared import Shared
+from templates.weights import weight_readers
+
+# Large models download and load for a long time before /ping answers; SageMaker allows up to an hour.
+STARTUP_HEALTH_CHECK_SECONDS = 3600
+MODEL_DOWNLOAD_SECONDS = 3600
+VARIANT = "AllTraffic"
+GATEWAY_SIZE = GatewaySize(cpu=1024, memory=2048, architecture="arm64", storage_gib=21)
+
+
+def build(stack: Stack, shared: Shared) -> None:
+    spec = stack.spec
+    endpoint_name = stack.name
+    endpoint_arn = Sub(
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/" + endpoint_name.lower()
+    )
+    hf_token = spec.model.token_secret
+    logs_arn = Sub(
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/Endpoints/"
+        + endpoint_name
+        + "*"
+    )
+    eni_reason = "EC2 allows these network-interface actions on * only; SageMaker needs them to join the VPC"
+    model_role = role(
+        stack,
+        "ModelRole",
+        "sagemaker.amazonaws.com",
+        [
+            *pull_statements(VLLM_REPOSITORY),
+            *weight_readers(spec),
+            statement(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs_arn),
+            statement(
+                ["cloudwatch:PutMetricData"],
+                "*",
+                Condition={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "AWS/SageMaker"]}},
+            ),
+            # A model in a VPC needs network interfaces; EC2 scopes these actions to * only.
+            statement(
+                [
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeVpcs",
+                ],
+                "*",
+            ),
+            *(
+                [statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(hf_token))]
+                if hf_token
+                else []
+            ),
+        ],
+        skip={"CKV_AWS_109": eni_reason, "CKV_AWS_111": eni_reason},
+    )
+    environment = {
+        **engine_environment(spec),
+        "GATEWAY_SAGEMAKER_CONTRACT": "true",
+        **({"HF_TOKEN_SECRET": hf_token} if hf_token else {}),
+    }
+    model = stack.add(
+        sagemaker.Model(
+            "Model",
+            ExecutionRoleArn=GetAtt(model_role, "Arn"),
+            PrimaryContainer=sagemaker.ContainerDefinition(
+                Image=image(stack, VLLM_REPOSITORY), Environment=dict(sorted(environment.items()))
+            ),
+            VpcConfig=sagemaker.VpcConfig(
+                Subnets=shared.network.private_subnets, SecurityGroupIds=[Ref(shared.network.workload_group)]
+            ),
+        ),
+        skip={
+            "CKV_AWS_370": "the container fetches weights from Hugging Face or streams them from S3 at start"
+        },
+    )
+    config = stack.add(
+        sagemaker.EndpointConfig(
+            "EndpointConfig",
+            ProductionVariants=[
+                sagemaker.ProductionVariant(
+                    VariantName=VARIANT,
+                    ModelName=GetAtt(model, "ModelName"),
+                    InstanceType=spec.compute.instance_type,
+                    InitialInstanceCount=spec.scaling.min,
+                    InitialVariantWeight=1.0,
+                    ContainerStartupHealthCheckTimeoutInSeconds=STARTUP_HEALTH_CHECK_SECONDS,
+                    ModelDataDownloadTimeoutInSeconds=MODEL_DOWNLOAD_SECONDS,
+                )
+            ],
+        ),
+        skip={
+            "CKV_AWS_98": "GPU instance types with local NVMe storage reject a KMS key for the ML volume; "
+            "the instance store is encrypted by the hardware"
+        },
+    )
+    endpoint = stack.add(
+        sagemaker.Endpoint(
+            "Endpoint", EndpointName=endpoint_name, EndpointConfigName=GetAtt(config, "EndpointConfigName")
+        )
+    )
+    if spec.scaling.max > spec.scaling.min or spec.scaling.schedules:
+        add_application_scaling(
+            stack,
+            prefix="Endpoint",
+            namespace="sagemaker",
+            resource_id=f"endpoint/{endpoint_name}/variant/{VARIANT}",
+            dimension="sagemaker:variant:DesiredInstanceCount",
+            depends_on=[endpoint.title],
+        )
+    invoke = statement(
+        ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"], endpoint_arn
+    )
+    add_gateway_service(
+        stack,
+        cluster=ecs_parts.add_cluster(stack),
+        network=shared.network,
+        lb=shared.lb,
+        log_group=shared.log_group,
+        size=GATEWAY_SIZE,
+        environment={
+            "GATEWAY_UPSTREAM": "sagemaker",
+            "GATEWAY_SAGEMAKER_ENDPOINT": GetAtt(endpoint, "EndpointName"),
+            "AWS_REGION": Ref("AWS::Region"),
+            **shared.gateway_auth_environment(),
+        },
+        secrets={},
+        execution_statements=[],
+        task_statements=[
+            invoke,
+            *(secret_reader(shared.api_key.arn, shared.key_arn) if shared.api_key else []),
+        ],
+        # The gateway is light: two tasks for availability in prod, scaled on CPU, never to zero.
+        minimum=2 if stack.prod else 1,
+        maximum=max(4, spec.scaling.max),
+        targets={"cpu_percent": 60},
+        schedules=False,
+    )
