@@ -735,3 +735,44 @@ def scaling_fits_service(s: Sections) -> Iterator[Finding]:
             "min: 1, or a schedule with min >= 1",
             warning=True,
         )
+
+
+@rule
+def ec2_schedules_convert(s: Sections) -> Iterator[Finding]:
+    """EC2 Auto Scaling takes five-field Unix cron: no year, and none of L, W or #."""
+    scaling, compute = s.get("scaling"), s.get("compute")
+    if not (scaling and compute and compute.service == "ec2"):
+        return
+    for index, schedule in enumerate(scaling.schedules):
+        fields = cron.normalise(schedule.cron).split(" ")
+        if fields[5] != "*" or any(mark in f for f in (fields[2], fields[4]) for mark in ("L", "W", "#")):
+            yield Finding(
+                "SPEC213",
+                f"scaling.schedules[{index}].cron",
+                "an ec2 autoscaling group takes no year, L, W or # in its schedule",
+                "use * for the year and plain days",
+            )
+
+
+@rule
+def internal_endpoint_has_sources(s: Sections) -> Iterator[Finding]:
+    network = s.get("network")
+    if network and network.vpc != "new" and not network.public and not network.allowed_cidrs:
+        yield Finding(
+            "SPEC214",
+            "network.allowed_cidrs",
+            "an internal endpoint in an existing VPC needs the CIDRs allowed to reach it",
+            "e.g. allowed_cidrs: [10.0.0.0/8]",
+        )
+
+
+@rule
+def gpu_image_exists_for_architecture(s: Sections) -> Iterator[Finding]:
+    compute = s.get("compute")
+    if compute and compute.service in ("ecs-gpu", "ec2") and compute.gpu.architecture == "arm64":
+        yield Finding(
+            "SPEC215",
+            "compute.instance_type",
+            f"{compute.instance_type} is arm64: AWS publishes no ECS GPU-optimised AMI and vLLM no image for it",
+            "an x86_64 GPU type such as g4dn.xlarge or g6.xlarge",
+        )
