@@ -189,3 +189,20 @@ ELB_LOG_ACCOUNTS = {
     "us-west-1": "027434742980",
     "us-west-2": "797873946194",
 }
+
+
+@cache
+def offered_instance_types(region: str, *, sagemaker: bool) -> frozenset[str] | None:
+    """The instance types AWS offers in `region` (EC2, or SageMaker hosting), None when unknown.
+
+    cfn-lint ships these lists from AWS's pricing data and checks templates against them, so the spec
+    uses the same lists: an instance that would fail lint is refused at validation, pointing at the YAML.
+    """
+    import json  # noqa: PLC0415
+    from importlib import resources  # noqa: PLC0415
+
+    folder = "aws_sagemaker_hosting" if sagemaker else "aws_ec2_instance"
+    data = resources.files("cfnlint.data.schemas.extensions").joinpath(folder, "instancetype_enum.json")
+    table = json.loads(data.read_text(encoding="utf-8"))
+    entry = table.get(region)
+    return frozenset(entry["enum"]) if entry else None

@@ -95,6 +95,51 @@ def list_(obj: _Context, paths: tuple[Path, ...]) -> None:
         table.add_row(
             f.environment, s.name, s.engine.type, compute.service, instance, scaling, endpoint, auth
         )
+    _print(table)
+
+
+@cli.command("render")
+@paths_argument
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build"),
+    show_default=True,
+    help="Folder for build/<environment>/<name>.json.",
+)
+@click.option("--lint/--no-lint", default=True, show_default=True, help="Check each template with cfn-lint.")
+@click.pass_obj
+def render_(obj: _Context, paths: tuple[Path, ...], out: Path, lint: bool) -> None:
+    """Render deployments to CloudFormation templates; exit 1 on invalid specs or lint findings."""
+    from tooling import lint as linter  # noqa: PLC0415 - cfn-lint loads only when asked for
+    from tooling import render  # noqa: PLC0415
+
+    result = obj.load(paths)
+    for diagnostic in result.diagnostics:
+        click.echo(format_text(diagnostic))
+    table = Table(title=f"Templates in {out}", title_justify="left")
+    for column, justify in (("Stack", "left"), ("Resources", "right"), ("Bytes", "right"), ("Lint", "left")):
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    findings = 0
+    for deployment in result.valid:
+        rendered = render.render_deployment(deployment)
+        path = render.write(rendered, out)
+        problems = linter.lint(rendered.text, deployment.spec.region, path) if lint else []  # type: ignore[union-attr]
+        for problem in problems:
+            click.echo(format_text(problem))
+        findings += len(problems)
+        size = f"{rendered.inline_size:,}" + (
+            " [yellow](> inline limit: via S3)[/]" if rendered.oversize else ""
+        )
+        status = (
+            "skipped" if not lint else ("[green]clean[/]" if not problems else f"[red]{len(problems)}[/]")
+        )
+        table.add_row(deployment.stack_name, str(rendered.resources), size, status)
+    _print(table)
+    sys.exit(1 if result.errors or findings else 0)
+
+
+def _print(table: Table) -> None:
     console = Console()
     # Logs and pipes get the whole table rather than rich's 80-column default.
     (console if console.is_terminal else Console(width=200)).print(table)

@@ -776,3 +776,22 @@ def gpu_image_exists_for_architecture(s: Sections) -> Iterator[Finding]:
             f"{compute.instance_type} is arm64: AWS publishes no ECS GPU-optimised AMI and vLLM no image for it",
             "an x86_64 GPU type such as g4dn.xlarge or g6.xlarge",
         )
+
+
+@rule
+def instance_offered_in_region(s: Sections) -> Iterator[Finding]:
+    compute, region = s.get("compute"), s.get("region")
+    if not (compute and region and hasattr(compute, "instance_type")):
+        return
+    offered = catalog.offered_instance_types(region, sagemaker=compute.service == "sagemaker")
+    if offered is not None and compute.instance_type not in offered:
+        family = compute.instance_type.rsplit(".", 1)[0] + "."
+        alternatives = sorted(t for t in offered if t.startswith(family))
+        yield Finding(
+            "SPEC216",
+            "compute.instance_type",
+            f"{compute.instance_type} is not offered in {region}",
+            f"{family[:-1]} sizes there: {', '.join(alternatives)}"
+            if alternatives
+            else "choose another region or type",
+        )

@@ -62,22 +62,26 @@ def build(stack: Stack, shared: Shared) -> None:
         + f" {flags} ${{Image}}\n"
     )
     user_data = Sub(script, LogGroup=Ref(shared.log_group), Image=image(stack, VLLM_REPOSITORY), **variables)
+    ceiling = scaling_ceiling(stack)
     group = add_gpu_group(
         stack,
         shared.network,
         instance_role=instance_role,
         user_data=user_data,
         min_size=spec.scaling.min,
-        max_size=scaling_ceiling(stack),
+        max_size=ceiling,
         group_options={
             "TargetGroupARNs": [Ref(shared.lb.target_group)],
             "HealthCheckType": "ELB",
             "HealthCheckGracePeriod": MODEL_LOAD_GRACE_SECONDS,
             "DefaultInstanceWarmup": 900,
-            # A new launch template version replaces instances one at a time, keeping the minimum serving.
+            # A new launch template version replaces instances one at a time, keeping the minimum serving
+            # (AWS requires fewer in service than MaxSize, so a single-instance group has a gap).
             "UpdatePolicy": UpdatePolicy(
                 AutoScalingRollingUpdate=AutoScalingRollingUpdate(
-                    MinInstancesInService=spec.scaling.min, MaxBatchSize=1, PauseTime="PT25M"
+                    MinInstancesInService=min(spec.scaling.min, ceiling - 1),
+                    MaxBatchSize=1,
+                    PauseTime="PT25M",
                 )
             ),
         },

@@ -1,0 +1,98 @@
+"""Specs that cover every target and option: the "any valid spec" the templates must lint clean for."""
+
+from __future__ import annotations
+
+CERT = "arn:aws:acm:{region}:123456789012:certificate/4f2b8c1e-7d3a-4e9b-a1c6-0d5e8f7a9b21"
+BASE = "owner: team@example.com\nregion: {region}\n"
+
+VLLM = "model: {id: meta-llama/Llama-3.1-8B-Instruct, served_name: llama, max_model_len: 8192}\nengine: {type: vllm}\n"
+EXTERNAL = (
+    "model: {id: gpt-4o, served_name: vision, modalities: [text, image]}\n"
+    "engine: {type: external, base_url: 'https://api.openai.com/v1', provider_key_secret: team/openai}\n"
+)
+
+# environment -> name -> (region, body)
+MATRIX: dict[str, dict[str, tuple[str, str]]] = {
+    "prod": {
+        "fargate-public": (
+            "us-east-1",
+            EXTERNAL
+            + "compute: {service: ecs-fargate, cpu: 8192, memory: 16384, ephemeral_storage_gib: 40}\n"
+            "scaling: {min: 1, max: 10, target: {cpu_percent: 70, memory_percent: 70, requests_per_target: 1000},"
+            " scale_in_cooldown: 60, scale_out_cooldown: 60}\n"
+            "network: {public: true, certificate_arn: '" + CERT + "', nat_gateways: 2}\n"
+            "observability: {alarm_email: oncall@example.com, log_retention_days: 90}\n"
+            "budget: {monthly_usd: 2000}\n",
+        ),
+        "gpu-public": (
+            "us-east-1",
+            VLLM + "compute: {service: ecs-gpu, instance_type: g5.xlarge, volume_gib: 200}\n"
+            "scaling: {min: 1, max: 4, target: {requests_per_target: 120}}\n"
+            "network: {public: true, certificate_arn: '" + CERT + "'}\n"
+            "auth: {rotation_days: 7}\n",
+        ),
+        "sagemaker-multi": (
+            "eu-west-1",
+            "model: {id: Qwen/Qwen2.5-VL-72B-Instruct, modalities: [text, image], token_secret: hf/token}\n"
+            "engine: {type: vllm, args: {tensor_parallel_size: 8}}\n"
+            "compute: {service: sagemaker, instance_type: ml.p4d.24xlarge}\n"
+            "scaling: {min: 1, max: 2, target: {invocations_per_instance: 30},"
+            " schedules: [{name: quiet, cron: '0 22 ? * * *', min: 1, max: 1}]}\n"
+            "network: {public: true, certificate_arn: '" + CERT + "'}\n",
+        ),
+    },
+    "staging": {
+        "fargate-x86-existing-vpc": (
+            "us-west-2",
+            EXTERNAL + "compute: {service: ecs-fargate, architecture: x86_64, cpu: 1024, memory: 2048}\n"
+            "network: {vpc: vpc-0123456789abcdef0, private_subnets: [subnet-0123abcd, subnet-4567abcd],"
+            " allowed_cidrs: [10.0.0.0/8], vpc_endpoints: true}\n",
+        ),
+        "gpu-spot-s3": (
+            "ap-southeast-5",
+            "model: {id: 's3://my-models/llama-3.1-8b/'}\nengine: {type: vllm, version: '0.11.0'}\n"
+            "compute: {service: ecs-gpu, instance_type: g6.12xlarge, spot: true}\n"
+            "scaling: {min: 0, max: 2, target: {cpu_percent: 60},"
+            " schedules: [{name: day, cron: '0 7 ? * MON-FRI *', min: 1, max: 2},"
+            " {name: night, cron: '0 19 ? * MON-FRI *', min: 0, max: 0}]}\n"
+            "network: {nat_gateways: 0, vpc_endpoints: true}\n",
+        ),
+        "sagemaker-small": (
+            "us-east-1",
+            VLLM + "compute: {service: sagemaker, instance_type: ml.g5.2xlarge}\n"
+            "network: {vpc_endpoints: true}\nbudget: {monthly_usd: 1500.5}\n",
+        ),
+    },
+    "dev": {
+        "ec2-spot-schedules": (
+            "us-east-1",
+            VLLM + "compute: {service: ec2, instance_type: g6.xlarge, spot: true, volume_gib: 100}\n"
+            "scaling: {min: 1, max: 3, target: {cpu_percent: 60, requests_per_target: 100},"
+            " schedules: [{name: nights, cron: '0 20 ? * MON-FRI *', min: 0, max: 0},"
+            " {name: mornings, cron: '0 7 ? * 2-6 *', min: 1, max: 3}]}\n",
+        ),
+        "ec2-open-http": (
+            "us-east-2",
+            "model: {id: mistralai/Mistral-7B-Instruct-v0.3, token_secret: hf/token}\nengine: {type: vllm}\n"
+            "compute: {service: ec2, instance_type: g4dn.xlarge}\n"
+            "network: {public: true}\nauth: {api_keys: false}\nobservability: {container_insights: false}\n",
+        ),
+        "gpu-existing-vpc": (
+            "us-east-1",
+            VLLM + "compute: {service: ecs-gpu, instance_type: p5.48xlarge}\n"
+            "network: {vpc: vpc-0123456789abcdef0, public: true, public_subnets: [subnet-0a0a0a0a, subnet-0b0b0b0b],"
+            " private_subnets: [subnet-0123abcd, subnet-4567abcd]}\n",
+        ),
+        "fargate-minimal": ("us-east-1", EXTERNAL + "compute: {service: ecs-fargate}\n"),
+    },
+}
+
+
+def files() -> dict[str, str]:
+    """{relative path: YAML text} for a deployments tree holding the whole matrix."""
+    out = {}
+    for env, specs in MATRIX.items():
+        for name, (region, body) in specs.items():
+            text = f"name: {name}\n" + (BASE + body).replace("{region}", region)
+            out[f"deployments/{env}/{name}.yaml"] = text
+    return out
