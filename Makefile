@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 DEPLOYCTL := $(BIN)/deployctl
 PYTEST_WORKERS ?= auto
 
-.PHONY: help install plan validate list schema docs lint test test-fast bench clean
+.PHONY: help install plan validate list render schema docs lint test test-fast bench clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +24,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(STAMP)  ## create .venv and install deployctl with its dev tools
+install: $(STAMP) $(CHECKOV_STAMP)  ## create .venv (deployctl and its dev tools) and .venv-checkov
 
-plan: $(STAMP)  ## validate every deployment and show what it would deploy (no AWS account needed)
+# checkov's pin comes from pyproject.toml's `checkov` extra, so there is one place to bump it.
+$(CHECKOV_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet "$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["checkov"][0])')"
+	touch $@
+
+plan: $(STAMP)  ## validate, list, render and lint every deployment (no AWS account needed)
 	$(DEPLOYCTL) validate
 	$(DEPLOYCTL) list
+	$(DEPLOYCTL) render --out build
 
 validate: $(STAMP)  ## validate deployments/ only
 	$(DEPLOYCTL) validate
 
 list: $(STAMP)  ## the table of deployments
 	$(DEPLOYCTL) list
+
+render: $(STAMP)  ## render every deployment to build/<environment>/<name>.json and lint it
+	$(DEPLOYCTL) render --out build
 
 schema: $(STAMP)  ## regenerate deployments/schema.json and the README field reference from the spec
 	$(DEPLOYCTL) schema --out deployments/schema.json
@@ -43,7 +57,7 @@ lint: $(STAMP)  ## ruff, hadolint
 	files=$$(git ls-files --cached --others --exclude-standard -- 'Dockerfile*' '*/Dockerfile*'); \
 	  if [ -n "$$files" ]; then $(BIN)/hadolint $$files; fi
 
-test: lint  ## lint, then every test (pytest-xdist, one AWS emulator per worker)
+test: lint $(CHECKOV_STAMP)  ## lint, then every test (pytest-xdist, one AWS emulator per worker)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
 
 test-fast: $(STAMP)  ## the tests without the slow end-to-end ones
@@ -53,4 +67,4 @@ bench: $(STAMP)  ## benchmarks, printed as a table
 	$(BIN)/python -m bench
 
 clean:  ## remove the virtualenv and build outputs
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .ruff_cache

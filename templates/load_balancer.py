@@ -24,6 +24,7 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 IDLE_TIMEOUT_SECONDS = 600
 # In-flight streams get this long to finish when a target is drained (scale-in, deploy).
 DEREGISTRATION_DELAY_SECONDS = 300
+REDIRECT_ONLY = "this listener only answers with a redirect to HTTPS on 443, where TLS 1.2+ is negotiated"
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def add_load_balancer(
                     )
                 ],
             ),
-            skip={"CKV_AWS_2": "this listener only redirects to HTTPS", "CKV_AWS_103": "redirect only"},
+            skip={"CKV_AWS_2": REDIRECT_ONLY, "CKV_AWS_103": REDIRECT_ONLY},
         )
     else:
         reason = "no network.certificate_arn in the spec: validation warns, and refuses it for public prod"

@@ -16,7 +16,7 @@ _LEVELS = {"E": Severity.ERROR, "W": Severity.WARNING}
 
 
 @cache
-def _runner(region: str):  # noqa: ANN202 - cfn-lint's types are internal
+def _runner(region: str):
     from cfnlint.config import ConfigMixIn  # noqa: PLC0415 - importing cfn-lint costs ~0.5 s; only linting pays
     from cfnlint.runner import Runner  # noqa: PLC0415
 

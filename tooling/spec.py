@@ -773,7 +773,7 @@ def gpu_image_exists_for_architecture(s: Sections) -> Iterator[Finding]:
         yield Finding(
             "SPEC215",
             "compute.instance_type",
-            f"{compute.instance_type} is arm64: AWS publishes no ECS GPU-optimised AMI and vLLM no image for it",
+            f"{compute.instance_type} is arm64: there is no ECS GPU-optimised AMI nor vLLM image for it",
             "an x86_64 GPU type such as g4dn.xlarge or g6.xlarge",
         )
 

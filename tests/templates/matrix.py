@@ -5,7 +5,10 @@ from __future__ import annotations
 CERT = "arn:aws:acm:{region}:123456789012:certificate/4f2b8c1e-7d3a-4e9b-a1c6-0d5e8f7a9b21"
 BASE = "owner: team@example.com\nregion: {region}\n"
 
-VLLM = "model: {id: meta-llama/Llama-3.1-8B-Instruct, served_name: llama, max_model_len: 8192}\nengine: {type: vllm}\n"
+VLLM = (
+    "model: {id: meta-llama/Llama-3.1-8B-Instruct, served_name: llama, max_model_len: 8192}\n"
+    "engine: {type: vllm}\n"
+)
 EXTERNAL = (
     "model: {id: gpt-4o, served_name: vision, modalities: [text, image]}\n"
     "engine: {type: external, base_url: 'https://api.openai.com/v1', provider_key_secret: team/openai}\n"
@@ -18,7 +21,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             "us-east-1",
             EXTERNAL
             + "compute: {service: ecs-fargate, cpu: 8192, memory: 16384, ephemeral_storage_gib: 40}\n"
-            "scaling: {min: 1, max: 10, target: {cpu_percent: 70, memory_percent: 70, requests_per_target: 1000},"
+            "scaling: {min: 1, max: 10,"
+            " target: {cpu_percent: 70, memory_percent: 70, requests_per_target: 1000},"
             " scale_in_cooldown: 60, scale_out_cooldown: 60}\n"
             "network: {public: true, certificate_arn: '" + CERT + "', nat_gateways: 2}\n"
             "observability: {alarm_email: oncall@example.com, log_retention_days: 90}\n"
@@ -80,7 +84,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
         "gpu-existing-vpc": (
             "us-east-1",
             VLLM + "compute: {service: ecs-gpu, instance_type: p5.48xlarge}\n"
-            "network: {vpc: vpc-0123456789abcdef0, public: true, public_subnets: [subnet-0a0a0a0a, subnet-0b0b0b0b],"
+            "network: {vpc: vpc-0123456789abcdef0, public: true,"
+            " public_subnets: [subnet-0a0a0a0a, subnet-0b0b0b0b],"
             " private_subnets: [subnet-0123abcd, subnet-4567abcd]}\n",
         ),
         "fargate-minimal": ("us-east-1", EXTERNAL + "compute: {service: ecs-fargate}\n"),

@@ -1,0 +1,379 @@
+"""What the rendered templates promise, asserted on their content for every target (not snapshots)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from templates.context import MANAGEMENT_TAG
+from templates.load_balancer import IDLE_TIMEOUT_SECONDS, TLS_POLICY
+from tests.templates.conftest import Built, stack_names
+
+# Actions AWS only authorises on "*" (or that we condition instead), each for a reason in the code.
+STAR_ALLOWED = {
+    "ecr:GetAuthorizationToken",
+    "secretsmanager:GetRandomPassword",
+    "cloudwatch:PutMetricData",
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+}
+
+
+def attributes(props: dict[str, Any], key: str = "LoadBalancerAttributes") -> dict[str, Any]:
+    return {a["Key"]: a["Value"] for a in props[key]}
+
+
+def policies(item: Built) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, role in item.of_type("AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            found += [(name, s) for s in policy["PolicyDocument"]["Statement"]]
+    return found
+
+
+# ------------------------------------------------------------------ shared pieces, every stack
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_everything_taggable_carries_the_management_tags(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    spec = item.deployment.spec
+    untagged = []
+    for name, resource in item.resources.items():
+        tags = resource.get("Properties", {}).get("Tags")
+        if tags is None:
+            continue
+        pairs = tags if isinstance(tags, dict) else {t["Key"]: t["Value"] for t in tags}
+        if pairs.get(MANAGEMENT_TAG) != "deployctl" or pairs.get("deployctl:stack") != stack:
+            untagged.append(name)
+        for key, value in spec.tags.items():
+            assert pairs[key] == value, (name, key)
+    assert untagged == []
+    taggable = (
+        "AWS::EC2::VPC",
+        "AWS::ECS::Cluster",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        "AWS::KMS::Key",
+    )
+    present = [r for r in item.resources.values() if r["Type"] in taggable]
+    assert present and all("Tags" in r["Properties"] for r in present)
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_load_balancer(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    net = item.deployment.spec.network
+    alb = item.one("AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert alb["Scheme"] == ("internet-facing" if net.public else "internal")
+    attrs = attributes(alb)
+    assert int(attrs["idle_timeout.timeout_seconds"]) >= 300
+    assert int(attrs["idle_timeout.timeout_seconds"]) == IDLE_TIMEOUT_SECONDS
+    assert attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attrs["access_logs.s3.enabled"] == "true"
+    assert attrs["deletion_protection.enabled"] == (
+        "true" if item.deployment.environment == "prod" else "false"
+    )
+    listeners = [r["Properties"] for r in item.of_type("AWS::ElasticLoadBalancingV2::Listener").values()]
+    if net.certificate_arn:
+        https = next(p for p in listeners if p["Protocol"] == "HTTPS")
+        assert https["SslPolicy"] == TLS_POLICY
+        assert https["Certificates"] == [{"CertificateArn": net.certificate_arn}]
+        http = next(p for p in listeners if p["Protocol"] == "HTTP")
+        assert http["DefaultActions"][0]["RedirectConfig"]["Protocol"] == "HTTPS"
+    else:
+        assert [p["Protocol"] for p in listeners] == ["HTTP"]
+    group = item.resources["LoadBalancerSecurityGroup"]["Properties"]
+    sources = {json.dumps(r.get("CidrIp") or r.get("CidrIpv6")) for r in group["SecurityGroupIngress"]}
+    expected = net.allowed_cidrs or (["0.0.0.0/0"] if net.public else [{"Fn::GetAtt": ["Vpc", "CidrBlock"]}])
+    assert sources == {json.dumps(c) for c in expected}
+    ports = {r["FromPort"] for r in group["SecurityGroupIngress"]}
+    assert ports == ({443, 80} if net.certificate_arn else {80})
+    tg = item.one("AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert tg["HealthCheckPath"] == "/health"
+    assert tg["Port"] == 8080
+    assert tg["TargetType"] == ("instance" if item.deployment.spec.compute.service == "ec2" else "ip")
+    assert int(attributes(tg, "TargetGroupAttributes")["deregistration_delay.timeout_seconds"]) >= 120
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_workloads_are_private(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    for subnet in item.of_type("AWS::EC2::Subnet").values():
+        assert subnet["Properties"].get("MapPublicIpOnLaunch", False) is False
+    for service in item.of_type("AWS::ECS::Service").values():
+        vpc = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert vpc["AssignPublicIp"] == "DISABLED"
+        private = item.deployment.spec.network.private_subnets or [
+            {"Ref": "PrivateSubnet1"},
+            {"Ref": "PrivateSubnet2"},
+        ]
+        assert vpc["Subnets"] == private
+    workload = item.resources["WorkloadSecurityGroup"]["Properties"]
+    assert "SecurityGroupIngress" not in workload  # only the load balancer's rule lets anything in
+    ingress = item.one("AWS::EC2::SecurityGroupIngress")
+    assert ingress["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
+    for template in item.of_type("AWS::EC2::LaunchTemplate").values():
+        data = template["Properties"]["LaunchTemplateData"]
+        assert data["MetadataOptions"]["HttpTokens"] == "required"
+        assert "NetworkInterfaces" not in data
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_least_privilege(built: dict[str, Built], stack: str) -> None:
+    for role, statement in policies(built[stack]):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all(not a.endswith("*") for a in actions), (role, actions)
+        if statement["Resource"] == "*":
+            assert set(actions) <= STAR_ALLOWED, (role, actions)
+    for role in built[stack].of_type("AWS::IAM::Role").values():
+        trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+        if trust["Principal"]["Service"] != "ec2.amazonaws.com":
+            assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_api_key_secret_is_generated_and_rotated(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    assert '"SecretString"' not in item.text
+    spec = item.deployment.spec
+    secrets = item.of_type("AWS::SecretsManager::Secret")
+    if not spec.auth.api_keys:
+        assert secrets == {}
+        return
+    secret = item.one("AWS::SecretsManager::Secret")
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 32
+    assert secret["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+    rotation = item.one("AWS::SecretsManager::RotationSchedule")
+    assert rotation["RotationRules"]["AutomaticallyAfterDays"] == spec.auth.rotation_days
+    code = item.resources["RotationFunction"]["Properties"]["Code"]["ZipFile"]
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        assert f'"{step}"' in code
+    assert len(code) < 4096  # CloudFormation's limit for inline Lambda code
+    permission = item.one("AWS::Lambda::Permission")
+    assert permission["Principal"] == "secretsmanager.amazonaws.com"
+    assert permission["SourceArn"] == {"Ref": "ApiKeySecret"}
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_observability(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    spec = item.deployment.spec
+    groups = item.of_type("AWS::Logs::LogGroup")
+    assert groups and all(
+        g["Properties"]["RetentionInDays"] == spec.observability.log_retention_days for g in groups.values()
+    )
+    assert all("KmsKeyId" in g["Properties"] for g in groups.values())
+    alarms = set(item.of_type("AWS::CloudWatch::Alarm"))
+    assert {"ErrorRateAlarm", "LatencyAlarm", "UnhealthyHostsAlarm"} <= alarms
+    gpu = spec.compute.service in ("ecs-gpu", "ec2")
+    to_zero = spec.scaling.min == 0 or any(s.min == 0 for s in spec.scaling.schedules)
+    assert ("NoHealthyCapacityAlarm" in alarms) == (gpu and not to_zero)
+    for alarm in item.of_type("AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    email = item.of_type("AWS::SNS::Subscription")
+    assert bool(email) == bool(spec.observability.alarm_email)
+    budget = item.of_type("AWS::Budgets::Budget")
+    if spec.budget and spec.budget.monthly_usd:
+        (b,) = budget.values()
+        data = b["Properties"]["Budget"]
+        assert data["BudgetLimit"] == {"Amount": spec.budget.monthly_usd, "Unit": "USD"}
+        assert data["CostFilters"] == {"TagKeyValue": [f"user:deployctl:stack${stack}"]}
+    else:
+        assert budget == {}
+    if spec.compute.service != "ec2":
+        cluster = item.one("AWS::ECS::Cluster")
+        value = "enabled" if spec.observability.container_insights else "disabled"
+        assert cluster["ClusterSettings"] == [{"Name": "containerInsights", "Value": value}]
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_network_matches_the_spec(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    net = item.deployment.spec.network
+    if net.vpc != "new":
+        assert item.of_type("AWS::EC2::VPC") == {}
+        assert item.resources["WorkloadSecurityGroup"]["Properties"]["VpcId"] == net.vpc
+        return
+    assert len(item.of_type("AWS::EC2::Subnet")) == 4
+    assert len(item.of_type("AWS::EC2::NatGateway")) == net.nat_gateways
+    assert len(item.of_type("AWS::EC2::FlowLog")) == 1
+    assert bool(item.of_type("AWS::EC2::VPCEndpoint")) == net.vpc_endpoints
+
+
+# ------------------------------------------------------------------ per target
+
+
+def _container(item: Built) -> dict[str, Any]:
+    (container,) = item.one("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    return container
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
+def test_fargate_gateway(built: dict[str, Built]) -> None:
+    item = built["prod-fargate-public"]
+    task = item.one("AWS::ECS::TaskDefinition")
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert task["RuntimePlatform"] == {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}
+    assert (task["Cpu"], task["Memory"], task["EphemeralStorage"]) == ("8192", "16384", {"SizeInGiB": 40})
+    container = _container(item)
+    assert container["ReadonlyRootFilesystem"] is True
+    assert [s["Name"] for s in container["Secrets"]] == ["GATEWAY_PROVIDER_KEY"]
+    assert "team/openai-??????" in json.dumps(container["Secrets"][0]["ValueFrom"])
+    env = _env(container)
+    assert env["GATEWAY_UPSTREAM"] == "external"
+    assert env["GATEWAY_UPSTREAM_URL"] == "https://api.openai.com/v1"
+    assert (env["GATEWAY_SERVED_MODEL"], env["GATEWAY_UPSTREAM_MODEL"]) == ("vision", "gpt-4o")
+    assert env["GATEWAY_API_KEY_SECRET"] == {"Ref": "ApiKeySecret"}
+    assert "GatewayImageTag" in item.template["Parameters"]
+    service = item.one("AWS::ECS::Service")
+    assert service["LaunchType"] == "FARGATE"
+    assert "DesiredCount" not in service  # the scaler owns it
+    breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {"Enable": True, "Rollback": True}
+    policies = {
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]: p["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        for p in item.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    }
+    assert set(policies) == {
+        "ECSServiceAverageCPUUtilization",
+        "ECSServiceAverageMemoryUtilization",
+        "ALBRequestCountPerTarget",
+    }
+    assert policies["ALBRequestCountPerTarget"]["TargetValue"] == 1000
+    assert all(p["ScaleInCooldown"] == 60 and p["ScaleOutCooldown"] == 60 for p in policies.values())
+    target = item.one("AWS::ApplicationAutoScaling::ScalableTarget")
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 10)
+
+
+def test_fargate_x86_and_fixed_size(built: dict[str, Built]) -> None:
+    item = built["staging-fargate-x86-existing-vpc"]
+    assert item.one("AWS::ECS::TaskDefinition")["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+    assert item.one("AWS::ECS::Service")["DesiredCount"] == 1
+    assert item.of_type("AWS::ApplicationAutoScaling::ScalableTarget") == {}
+
+
+def test_ecs_gpu(built: dict[str, Built]) -> None:
+    item = built["prod-gpu-public"]
+    data = item.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
+    assert data["ImageId"] == {"Ref": "GpuAmiId"}
+    assert item.template["Parameters"]["GpuAmiId"]["Default"].endswith("/gpu/recommended/image_id")
+    (device,) = data["BlockDeviceMappings"]
+    assert device["Ebs"] == {
+        "DeleteOnTermination": True,
+        "Encrypted": True,
+        "VolumeSize": 200,
+        "VolumeType": "gp3",
+    }
+    container = _container(item)
+    assert container["ResourceRequirements"] == [{"Type": "GPU", "Value": "1"}]
+    env = _env(container)
+    assert env["ENGINE_MODEL"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert json.loads(env["ENGINE_ARGS"]) == {"max_model_len": 8192}
+    assert env["GATEWAY_UPSTREAM_URL"] == "http://127.0.0.1:8000/v1"
+    service = item.one("AWS::ECS::Service")
+    assert service["HealthCheckGracePeriodSeconds"] >= 900
+    assert service["CapacityProviderStrategy"][0]["CapacityProvider"] == {"Ref": "CapacityProvider"}
+    provider = item.one("AWS::ECS::CapacityProvider")["AutoScalingGroupProvider"]
+    assert provider["ManagedScaling"]["Status"] == "ENABLED"
+    assert provider["ManagedTerminationProtection"] == "ENABLED"
+    group = item.one("AWS::AutoScaling::AutoScalingGroup")
+    assert group["NewInstancesProtectedFromScaleIn"] is True
+    assert "MixedInstancesPolicy" not in group
+    assert "VllmImageTag" in item.template["Parameters"]
+
+
+def test_ecs_gpu_spot_s3_and_schedules(built: dict[str, Built]) -> None:
+    item = built["staging-gpu-spot-s3"]
+    group = item.one("AWS::AutoScaling::AutoScalingGroup")
+    distribution = group["MixedInstancesPolicy"]["InstancesDistribution"]
+    assert distribution["OnDemandPercentageAboveBaseCapacity"] == 0
+    assert group["CapacityRebalance"] is True
+    assert group["MaxSize"] == "2"
+    container = _container(item)
+    assert container["ResourceRequirements"] == [{"Type": "GPU", "Value": "4"}]
+    assert json.loads(_env(container)["ENGINE_ARGS"]) == {"load_format": "runai_streamer"}
+    reads = [s for _, s in policies(item) if "s3:GetObject" in s["Action"]]
+    assert reads[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::my-models/llama-3.1-8b/*"}
+    target = item.one("AWS::ApplicationAutoScaling::ScalableTarget")
+    actions = {a["ScheduledActionName"]: a for a in target["ScheduledActions"]}
+    assert actions["night"]["Schedule"] == "cron(0 19 ? * MON-FRI *)"
+    assert actions["night"]["ScalableTargetAction"] == {"MinCapacity": 0, "MaxCapacity": 0}
+    assert len(item.of_type("AWS::EC2::VPCEndpoint")) == 8  # S3, 4 common, 3 for the ECS agent
+    bucket_policy = item.one("AWS::S3::BucketPolicy")["PolicyDocument"]["Statement"][0]
+    assert bucket_policy["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+
+
+def test_sagemaker(built: dict[str, Built]) -> None:
+    item = built["prod-sagemaker-multi"]
+    variant = item.one("AWS::SageMaker::EndpointConfig")["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.p4d.24xlarge"
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] >= 1800
+    assert variant["ModelDataDownloadTimeoutInSeconds"] >= 1800
+    endpoint = item.one("AWS::SageMaker::Endpoint")
+    assert endpoint["EndpointName"] == "prod-sagemaker-multi"
+    model_env = item.one("AWS::SageMaker::Model")["PrimaryContainer"]["Environment"]
+    assert model_env["GATEWAY_SAGEMAKER_CONTRACT"] == "true"
+    assert model_env["HF_TOKEN_SECRET"] == "hf/token"
+    targets = item.of_type("AWS::ApplicationAutoScaling::ScalableTarget")
+    endpoint_target = targets["EndpointScalableTarget"]["Properties"]
+    assert endpoint_target["ResourceId"] == "endpoint/prod-sagemaker-multi/variant/AllTraffic"
+    assert endpoint_target["ScheduledActions"][0]["Schedule"] == "cron(0 22 ? * * *)"
+    invocations = item.resources["EndpointInvocationsPerInstancePolicy"]["Properties"]
+    metric = invocations["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+    assert metric["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    # The gateway in front holds the keys and calls the endpoint with its role, and nothing else.
+    gateway = _env(_container(item))
+    assert gateway["GATEWAY_UPSTREAM"] == "sagemaker"
+    task_role = item.resources["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    invoke = next(s for s in task_role if "sagemaker:InvokeEndpoint" in s["Action"])
+    assert invoke["Action"] == ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"]
+    assert invoke["Resource"]["Fn::Sub"].endswith(":endpoint/prod-sagemaker-multi")
+    assert targets["ServiceScalableTarget"]["Properties"]["MinCapacity"] == 2
+
+
+def test_ec2(built: dict[str, Built]) -> None:
+    item = built["dev-ec2-spot-schedules"]
+    group = item.one("AWS::AutoScaling::AutoScalingGroup")
+    assert group["HealthCheckType"] == "ELB"
+    assert group["HealthCheckGracePeriod"] >= 900
+    assert group["TargetGroupARNs"] == [{"Ref": "TargetGroup"}]
+    assert "MixedInstancesPolicy" in group
+    user_data = json.dumps(item.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]["UserData"])
+    assert "docker run" in user_data and "--gpus all" in user_data
+    assert "${Image}" in user_data and "VllmImageTag" in user_data
+    schedules = {
+        r["Properties"]["Recurrence"]: r["Properties"]
+        for r in item.of_type("AWS::AutoScaling::ScheduledAction").values()
+    }
+    assert schedules["0 20 * * MON-FRI"]["MaxSize"] == 0
+    assert schedules["0 7 * * 1-5"]["MinSize"] == 1  # AWS days 2-6 are Unix 1-5
+    kinds = {
+        p["Properties"]["TargetTrackingConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]
+        for p in item.of_type("AWS::AutoScaling::ScalingPolicy").values()
+    }
+    assert kinds == {"ASGAverageCPUUtilization", "ALBRequestCountPerTarget"}
+    update = item.resources["InstanceGroup"]["UpdatePolicy"]["AutoScalingRollingUpdate"]
+    assert update["MaxBatchSize"] == 1
+
+
+def test_ec2_token_is_read_at_boot_not_written_in_the_template(built: dict[str, Built]) -> None:
+    item = built["dev-ec2-open-http"]
+    user_data = json.dumps(item.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]["UserData"])
+    assert "secretsmanager get-secret-value --secret-id 'hf/token'" in user_data
+    assert "GATEWAY_API_KEY_SECRET" not in user_data  # api_keys: false
