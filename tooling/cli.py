@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tooling import repository, schema
@@ -143,6 +144,257 @@ def _print(table: Table) -> None:
     console = Console()
     # Logs and pipes get the whole table rather than rich's 80-column default.
     (console if console.is_terminal else Console(width=200)).print(table)
+
+
+def _has_aws() -> bool:
+    """Whether AWS is reachable for a change-set plan, judged without any network call."""
+    keys = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")
+    if any(os.environ.get(k) for k in keys):
+        return True
+    home = Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", Path.home() / ".aws" / "credentials"))
+    return home.is_file()
+
+
+@cli.command()
+@paths_argument
+@click.option(
+    "--against",
+    default="auto",
+    show_default=True,
+    help="aws (change sets), git:REF (offline diff with REF rendered by its own code), or auto.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 on changes, 1 on errors."
+)
+@click.option("--no-cache", is_flag=True, help="Render and lint everything again.")
+@click.option("--image-tag", envvar="DEPLOYCTL_IMAGE_TAG", help="Image tag for new stacks (aws plans).")
+@click.pass_obj
+def plan(
+    obj: _Context, paths: tuple[Path, ...], against: str, fmt: str, detailed_exitcode: bool, no_cache: bool,
+    image_tag: str | None,
+) -> None:  # fmt: skip
+    """What applying the working tree would change, stack by stack (make plan runs this)."""
+    from tooling import gitbase, plan_output, planning  # noqa: PLC0415
+    from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
+
+    store = Cache(None if no_cache else obj.root / DEFAULT_DIR)
+    if against == "auto":
+        against = "aws" if _has_aws() else "git:"
+    try:
+        if against == "aws":
+            result = planning.plan_against_aws(obj.root, store, image_tag=image_tag)
+        elif against.startswith("git:"):
+            result = planning.plan_against_git(obj.root, against.removeprefix("git:") or None, store)
+        else:
+            raise click.BadParameter("use aws, git:REF or auto", param_hint="--against")
+    except gitbase.GitError as exc:
+        raise click.ClickException(f"git: {exc}") from None
+    result = planning.select(result, obj.root, paths)
+    if fmt == "json":
+        click.echo(plan_output.to_json(result))
+    elif fmt == "markdown":
+        click.echo(plan_output.markdown(result), nl=False)
+    else:
+        console = Console() if Console().is_terminal else Console(width=200)
+        plan_output.print_text(result, console)
+    if result.failed:
+        sys.exit(1)
+    sys.exit(2 if detailed_exitcode and result.changed else 0)
+
+
+def _select_states(
+    obj: _Context, paths: tuple[Path, ...], environment: str | None, changed_since: str | None
+):
+    from tooling import gitbase, planning  # noqa: PLC0415
+    from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
+    from tooling.snapshot import take  # noqa: PLC0415
+
+    store = Cache(obj.root / DEFAULT_DIR)
+    head = take(obj.root, lint=True, store=store)
+    names = set(head.stacks)
+    if paths:
+        names &= {s.stack_name for s in planning.select(planning.offline_all(head), obj.root, paths).stacks}
+    if environment:
+        names = {n for n in names if head.stacks[n].environment == environment}
+    if changed_since:
+        try:
+            diff = planning.plan_against_git(obj.root, changed_since, store)
+        except gitbase.GitError as exc:
+            raise click.ClickException(f"git: {exc}") from None
+        names &= {s.stack_name for s in diff.stacks if s.action != "no-change"}
+    return head, [head.stacks[n] for n in sorted(names)]
+
+
+@cli.command()
+@paths_argument
+@click.option("--environment", "-e", help="Only this environment's deployments.")
+@click.option(
+    "--changed-since", metavar="REF", help="Only deployments whose spec or template changed since REF."
+)
+@click.option("--max-parallel", default=4, show_default=True, type=click.IntRange(1, 32))
+@click.option("--prune", is_flag=True, help="Delete our stacks whose deployment file was removed.")
+@click.option(
+    "--yes", is_flag=True, help="Allow pruning prod stacks (their termination protection is lifted)."
+)
+@click.option(
+    "--image-tag", envvar="DEPLOYCTL_IMAGE_TAG", help="Image tag to deploy (default: keep the deployed)."
+)
+@click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack.")
+@click.pass_obj
+def deploy(
+    obj: _Context,
+    paths: tuple[Path, ...],
+    environment: str | None,
+    changed_since: str | None,
+    max_parallel: int,
+    prune: bool,
+    yes: bool,
+    image_tag: str | None,
+    timeout: int,
+) -> None:
+    """Deploy through change sets, in parallel; exit 1 when any stack failed."""
+    import threading  # noqa: PLC0415
+
+    from tooling import deploy as engine  # noqa: PLC0415
+
+    head, states = _select_states(obj, paths, environment, changed_since)
+    console = Console() if Console().is_terminal else Console(width=200)
+    invalid = [s for s in states if not s.valid]
+    for state in invalid:
+        for error in state.errors:
+            click.echo(error)
+    lock = threading.Lock()
+
+    def on_event(stack: str, line: str) -> None:
+        with lock:
+            console.print(f"[dim]{stack}[/] {escape(line)}", highlight=False)
+
+    cancel = threading.Event()
+    options = engine.Options(
+        image_tag=image_tag, timeout=timeout, max_parallel=max_parallel, on_event=on_event
+    )
+    results: list[engine.Result] = []
+    try:
+        results = engine.deploy_all([s for s in states if s.valid], options, cancel)
+        if prune:
+            regions = {s.region for s in head.stacks.values() if s.region}
+            envs = {environment} if environment else None
+            results += engine.prune(
+                set(head.stacks), regions, envs, allow_prod=yes, options=options, cancel=cancel
+            )
+    except KeyboardInterrupt:
+        cancel.set()
+        click.echo("interrupted: change sets not yet executed are being deleted", err=True)
+        sys.exit(130)
+    results += [engine.Result(s.stack_name, "invalid", reasons=s.errors) for s in invalid]
+    table = Table(title="Deploy", title_justify="left")
+    for column in ("Stack", "Result", "Seconds", "Endpoint"):
+        table.add_column(column, no_wrap=True)
+    for r in sorted(results, key=lambda r: r.stack_name):
+        color = "red" if r.outcome in ("failed", "invalid", "interrupted") else "green"
+        table.add_row(r.stack_name, f"[{color}]{r.outcome}[/]", f"{r.seconds:.0f}", r.endpoint)
+    console.print(table)
+    for r in results:
+        for reason in r.reasons:
+            console.print(f"[red]{r.stack_name}[/]: {escape(reason)}", highlight=False)
+    sys.exit(1 if any(r.outcome in ("failed", "invalid", "interrupted") for r in results) else 0)
+
+
+@cli.command()
+@click.option(
+    "--region", "regions", multiple=True, help="Region(s); default: every region the deployments use."
+)
+@click.option("--github-repository", default="", help="owner/name: creates the OIDC plan and deploy roles.")
+@click.option("--no-oidc-provider", is_flag=True, help="The account already has GitHub's OIDC provider.")
+@click.pass_obj
+def bootstrap(
+    obj: _Context, regions: tuple[str, ...], github_repository: str, no_oidc_provider: bool
+) -> None:
+    """Create or update the account stack: artifacts bucket, ECR repositories, GitHub OIDC roles."""
+    import threading  # noqa: PLC0415
+
+    from templates import bootstrap as account  # noqa: PLC0415
+    from templates.stack import render  # noqa: PLC0415
+    from tooling import aws  # noqa: PLC0415
+    from tooling import cloudformation as cf  # noqa: PLC0415
+
+    if not regions:
+        regions = tuple(sorted({f.spec.region for f in obj.load(()).valid if f.spec}) or ["us-east-1"])
+    text = render(account.build())
+    failed = False
+    for region in regions:
+        cfn = aws.client("cloudformation", region)
+        stack = cf.describe(cfn, account.STACK_NAME)
+        if stack is not None and stack["StackStatus"] in cf.RECREATE:
+            cf.delete_stack(cfn, account.STACK_NAME, timeout=900)
+            stack = None
+        name = f"deployctl-bootstrap-{threading.get_ident() % 100000}"
+        params = [
+            {"ParameterKey": "GitHubRepository", "ParameterValue": github_repository},
+            {"ParameterKey": "CreateOidcProvider", "ParameterValue": "false" if no_oidc_provider else "true"},
+        ]
+        cf.create_change_set(
+            cfn,
+            account.STACK_NAME,
+            name,
+            kind="CREATE" if stack is None else "UPDATE",
+            template={"TemplateBody": text},
+            parameters=params,
+            tags={"deployctl:managed-by": "deployctl-bootstrap"},
+        )
+        described = cf.wait_change_set(cfn, account.STACK_NAME, name)
+        if cf.is_empty(described):
+            cf.delete_change_set(cfn, account.STACK_NAME, name)
+            click.echo(f"{region}: {account.STACK_NAME} is up to date")
+            continue
+        cfn.execute_change_set(StackName=account.STACK_NAME, ChangeSetName=name)
+        final = cf.wait(
+            cfn,
+            account.STACK_NAME,
+            timeout=1800,
+            events=cf.Events(),
+            on_event=lambda line: click.echo(f"  {line}"),
+        )
+        status = (final or {}).get("StackStatus", "GONE")
+        failed |= status not in cf.SUCCESS
+        click.echo(f"{region}: {account.STACK_NAME} {status}")
+        for key, value in cf.outputs_of(final).items():
+            click.echo(f"  {key}: {value}")
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.option(
+    "--region", "regions", multiple=True, help="Region(s); default: every region the deployments use."
+)
+@click.pass_obj
+def status(obj: _Context, regions: tuple[str, ...]) -> None:
+    """Our stacks: state, image tags and endpoint URLs."""
+    from tooling import changesets  # noqa: PLC0415
+    from tooling import cloudformation as cf  # noqa: PLC0415
+
+    if not regions:
+        regions = tuple(sorted({f.spec.region for f in obj.load(()).valid if f.spec}))
+    table = Table(title="Stacks", title_justify="left")
+    for column in ("Stack", "Region", "Status", "Image", "Endpoint", "Updated"):
+        table.add_column(column, no_wrap=True)
+    for region in regions:
+        for stack in sorted(changesets.managed_stacks(region), key=lambda s: s["StackName"]):
+            params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+            image = params.get("VllmImageTag") or params.get("GatewayImageTag", "")
+            updated = stack.get("LastUpdatedTime") or stack.get("CreationTime")
+            table.add_row(
+                stack["StackName"],
+                region,
+                stack["StackStatus"],
+                image[:12],
+                cf.outputs_of(stack).get("EndpointUrl", ""),
+                str(updated)[:19] if updated else "",
+            )
+    (Console() if Console().is_terminal else Console(width=200)).print(table)
 
 
 @cli.command("schema")

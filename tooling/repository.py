@@ -105,7 +105,7 @@ class _Layers:
 
     def merged(self, environment: str, own: Source) -> Source:
         result = None
-        for layer in (self.base / DEFAULTS_FILE, self.base / environment / DEFAULTS_FILE):
+        for layer in defaults_files(self.base.parent, environment):
             source = self.load(layer)
             if source is not None:
                 result = source if result is None else merge(result, source)
@@ -121,20 +121,33 @@ def find_root(start: Path | None = None) -> Path:
     return start
 
 
-def load(root: Path, paths: Sequence[Path] = ()) -> Deployments:
-    """Discover, merge and validate the deployments under `paths` (default: all of `deployments/`)."""
+def discover(root: Path, paths: Sequence[Path] = ()) -> tuple[dict[str, list[Path]], list[Diagnostic]]:
+    """The deployment files under `paths` by environment, and the files that are misplaced."""
     base = (root / DEPLOYMENTS_DIR).resolve()
     problems: list[Diagnostic] = []
+    environments: dict[str, list[Path]] = defaultdict(list)
     if not base.is_dir():
         problems.append(_problem(root / DEPLOYMENTS_DIR, "no deployments/ folder here", "REPO001"))
-        return Deployments(root, [], problems)
-
-    selected = list(_select(base, paths, problems))
-    environments: dict[str, list[Path]] = defaultdict(list)
-    for path in selected:
+        return environments, problems
+    for path in _select(base, paths, problems):
         env = _environment(base, path, problems)
         if env is not None:
             environments[env].append(path)
+    return environments, problems
+
+
+def defaults_files(root: Path, environment: str) -> list[Path]:
+    """The `_defaults.yaml` layers under an environment's files, outermost first."""
+    base = (root / DEPLOYMENTS_DIR).resolve()
+    return [base / DEFAULTS_FILE, base / environment / DEFAULTS_FILE]
+
+
+def load(root: Path, paths: Sequence[Path] = ()) -> Deployments:
+    """Discover, merge and validate the deployments under `paths` (default: all of `deployments/`)."""
+    base = (root / DEPLOYMENTS_DIR).resolve()
+    environments, problems = discover(root, paths)
+    if not base.is_dir():
+        return Deployments(root, [], problems)
 
     layers = _Layers(base)
     files: list[DeploymentFile] = []

@@ -133,7 +133,7 @@ def load_yaml(file: Path, text: str | None = None) -> Source:
     return source
 
 
-def _build(  # noqa: PLR0917 - a private recursive walker
+def _build(
     file: Path, loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, source: Source, problems: list
 ) -> Any:
     source.values[path] = _loc(file, node.start_mark)

@@ -444,13 +444,6 @@ class Network(Section):
                         field=name,
                     )
             return self
-        if "nat_gateways" in self.model_fields_set:
-            raise fail(
-                "nat",
-                "NAT gateways belong to the existing VPC",
-                hint="remove nat_gateways",
-                field="nat_gateways",
-            )
         required = ["private_subnets"] + (["public_subnets"] if self.public else [])
         for name in required:
             subnets = getattr(self, name)
@@ -794,4 +787,17 @@ def instance_offered_in_region(s: Sections) -> Iterator[Finding]:
             f"{family[:-1]} sizes there: {', '.join(alternatives)}"
             if alternatives
             else "choose another region or type",
+        )
+
+
+@rule
+def nat_ignored_with_existing_vpc(s: Sections) -> Iterator[Finding]:
+    network = s.get("network")
+    if network and network.vpc != "new" and "nat_gateways" in network.model_fields_set:
+        yield Finding(
+            "SPEC217",
+            "network.nat_gateways",
+            "ignored: an existing VPC brings its own NAT gateways",
+            "remove it (a _defaults.yaml value may be what sets it)",
+            warning=True,
         )

@@ -22,4 +22,9 @@ class Shared:
     api_key: ApiKeySecret | None
 
     def gateway_auth_environment(self) -> dict[str, Any]:
-        return {"GATEWAY_API_KEY_SECRET": self.api_key.arn} if self.api_key else {}
+        # auth.api_keys: false is a deliberate choice (validation warns, and refuses it for public prod).
+        return (
+            {"GATEWAY_API_KEY_SECRET": self.api_key.arn}
+            if self.api_key
+            else {"GATEWAY_ALLOW_ANONYMOUS": "true"}
+        )

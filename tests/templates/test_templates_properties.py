@@ -377,3 +377,4 @@ def test_ec2_token_is_read_at_boot_not_written_in_the_template(built: dict[str, 
     user_data = json.dumps(item.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]["UserData"])
     assert "secretsmanager get-secret-value --secret-id 'hf/token'" in user_data
     assert "GATEWAY_API_KEY_SECRET" not in user_data  # api_keys: false
+    assert "--env GATEWAY_ALLOW_ANONYMOUS='true'" in user_data

@@ -1,0 +1,51 @@
+"""`python -m inference_server` / `inference-server`: the gateway on uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from inference_server.app import build_gateway
+from inference_server.config import load, to_environ
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = load(sys.argv[1:] if argv is None else argv)
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        # "auto" picks uvloop and httptools when installed (they are, in the images) and still runs
+        # on a laptop without them.
+        "loop": "auto",
+        "http": "auto",
+        "lifespan": "on",
+        "access_log": False,  # our own JSON line replaces it
+        "server_header": False,
+        # Nothing here uses the client address, so X-Forwarded-For parsing would be pure cost.
+        "proxy_headers": False,
+        "log_level": "info",
+        # SIGTERM: uvicorn stops accepting at once, lets in-flight requests finish up to this
+        # deadline, then cancels what is left and runs the lifespan shutdown.
+        "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace),
+        "timeout_keep_alive": 75,  # above the ALB's 60 s idle timeout, so the ALB closes first
+    }
+    if settings.workers > 1:
+        # Workers are separate processes that rebuild the app from the environment.
+        os.environ.update(to_environ(settings))
+        uvicorn.run("inference_server.app:create_app", factory=True, workers=settings.workers, **common)
+    else:
+        # uvicorn re-raises the signal that stopped it once it has drained; with this no-op handler in
+        # place that re-raise returns here, so a drained SIGTERM exits 0 instead of "killed by signal".
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)
+        uvicorn.Server(uvicorn.Config(build_gateway(settings), **common)).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

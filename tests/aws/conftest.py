@@ -1,0 +1,109 @@
+"""The AWS emulator for the end-to-end tests: moto in server mode on 127.0.0.1, one per xdist worker.
+
+The product code only sees `AWS_ENDPOINT_URL`. Three of moto's gaps are closed here, in the emulator,
+not in the product: its CloudFormation handler for AWS::KMS::Key reads tags as KMS's API spells them
+(TagKey/TagValue) instead of CloudFormation's Key/Value; it has no UpdateTerminationProtection (added
+below, doing what AWS documents); and its SageMaker model lists no instance type newer than g4dn, so
+the test copy of the SageMaker example uses ml.g4dn.2xlarge. What moto cannot do at all (rollback
+states, ContinueUpdateRollback, change-set replacement details) is covered by Stubber tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from templates.gpu_hosts import GPU_AMI_PARAMETER
+from tooling import aws
+
+ROOT = Path(__file__).parents[2]
+CERT_PLACEHOLDER = "arn:aws:acm:us-east-1:123456789012:certificate/"
+
+
+def _fix_moto_kms_tags() -> None:
+    import moto.kms.models as kms
+
+    if getattr(kms.Key, "_deployctl_fixed", False):
+        return
+    original = kms.Key.create_from_cloudformation_json.__func__
+
+    def create(cls: Any, name: str, cfn_json: Any, account_id: str, region_name: str, **kwargs: Any) -> Any:
+        props = dict(cfn_json["Properties"])
+        props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
+        return original(cls, name, {**cfn_json, "Properties": props}, account_id, region_name, **kwargs)
+
+    kms.Key.create_from_cloudformation_json = classmethod(create)
+    kms.Key._deployctl_fixed = True
+
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.responses import ActionResult
+
+    def update_termination_protection(self: Any) -> Any:
+        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+        stack.enable_termination_protection = self._get_param("EnableTerminationProtection") in (True, "true")
+        return ActionResult({"StackId": stack.stack_id})
+
+    CloudFormationResponse.update_termination_protection = update_termination_protection
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[str]:
+    _fix_moto_kms_tags()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty emulated account, reached the one way the product knows: AWS_ENDPOINT_URL."""
+    requests.post(f"{emulator}/moto-api/reset", timeout=10)
+    for name, value in {
+        "AWS_ENDPOINT_URL": emulator,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    aws.reset()
+    # moto fills the public /aws/service parameters lazily; CloudFormation's SSM-typed parameters
+    # (the GPU AMI) need them present, as they always are in AWS.
+    boto3.client("ssm", region_name="us-east-1").get_parameter(Name=GPU_AMI_PARAMETER)
+    yield emulator
+    aws.reset()
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, aws_env: str) -> Path:
+    """A git repository holding copies of the examples, with a certificate the emulated account has."""
+    acm = boto3.client("acm", region_name="us-east-1")
+    cert = acm.request_certificate(DomainName="api.example.com")["CertificateArn"]
+    shutil.copytree(ROOT / "deployments", tmp_path / "deployments")
+    for path in (tmp_path / "deployments").rglob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        text = text.replace("ml.g5.2xlarge", "ml.g4dn.2xlarge")
+        for line in text.splitlines():
+            if CERT_PLACEHOLDER in line:
+                text = text.replace(line.split(": ", 1)[1], cert)
+        path.write_text(text, encoding="utf-8")
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", ".")
+    git(tmp_path, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "examples")
+    return tmp_path

@@ -1,0 +1,108 @@
+"""bootstrap, deploy, plan, redeploy and prune against the AWS emulator, as a user would on a laptop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from click.testing import CliRunner
+
+from tooling.cli import cli
+
+pytestmark = pytest.mark.slow
+
+
+def run(repo: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--root", str(repo), *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def plan_json(repo: Path, *args: str) -> dict:
+    code, out = run(repo, "plan", "--format", "json", *args)
+    assert code in (0, 2), out
+    return json.loads(out)
+
+
+def actions(plan: dict) -> dict[str, str]:
+    return {s["stack_name"]: s["action"] for s in plan["stacks"]}
+
+
+def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
+    code, out = run(repo, "bootstrap", "--region", "us-east-1", "--github-repository", "acme/models")
+    assert code == 0, out
+    assert "deployctl-bootstrap CREATE_COMPLETE" in out
+    repositories = boto3.client("ecr", region_name="us-east-1").describe_repositories()["repositories"]
+    assert {r["repositoryName"]: r["imageTagMutability"] for r in repositories} == {
+        "deployctl/gateway": "IMMUTABLE",
+        "deployctl/vllm": "IMMUTABLE",
+    }
+
+    # Nothing deployed yet: the AWS plan creates everything, and leaves no change set or shell behind.
+    plan = plan_json(repo, "--against", "aws", "--image-tag", "abc123")
+    assert set(actions(plan).values()) == {"create"}
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    assert [s["StackName"] for s in cfn.describe_stacks()["Stacks"]] == ["deployctl-bootstrap"]
+
+    code, out = run(repo, "deploy", "--image-tag", "abc123")
+    assert code == 0, out
+    stacks = {s["StackName"]: s for s in cfn.describe_stacks()["Stacks"]}
+    for name in ("prod-llama-3-1-8b", "prod-multimodal-api", "staging-qwen2-5-vl-7b", "dev-mistral-7b"):
+        assert stacks[name]["StackStatus"] == "CREATE_COMPLETE", name
+        tags = {t["Key"]: t["Value"] for t in stacks[name]["Tags"]}
+        assert tags["deployctl:managed-by"] == "deployctl"
+    assert stacks["prod-llama-3-1-8b"]["EnableTerminationProtection"] is True
+    assert stacks["dev-mistral-7b"]["EnableTerminationProtection"] is False
+    code, out = run(repo, "status", "--region", "us-east-1")
+    assert code == 0 and "prod-multimodal-api" in out and "CREATE_COMPLETE" in out
+
+    # Redeploying the same thing is the fast path: no change set at all.
+    code, out = run(repo, "deploy")
+    assert code == 0, out
+    assert out.count("unchanged") == 4
+    assert set(actions(plan_json(repo, "--against", "aws")).values()) == {"no-change"}
+
+    # One file changes: only its stack is in the plan, both against AWS and against git.
+    path = repo / "deployments/prod/llama-3-1-8b.yaml"
+    path.write_text(path.read_text().replace("max: 4", "max: 6"), encoding="utf-8")
+    aws_plan = actions(plan_json(repo, "--against", "aws"))
+    assert aws_plan.pop("prod-llama-3-1-8b") in ("update", "replace")
+    assert set(aws_plan.values()) == {"no-change"}
+    git_plan = plan_json(repo, "--against", "git:HEAD")
+    assert {k: v for k, v in actions(git_plan).items() if v != "no-change"} == {"prod-llama-3-1-8b": "update"}
+    (changed,) = [s for s in git_plan["stacks"] if s["action"] == "update"]
+    # The service may scale to 6 tasks, and the GPU instance group to 6 instances to hold them.
+    assert {c["logical_id"]: c["properties"] for c in changed["changes"]} == {
+        "InstanceGroup": [{"path": "Properties.MaxSize", "before": "4", "after": "6"}],
+        "ServiceScalableTarget": [{"path": "Properties.MaxCapacity", "before": 4, "after": 6}],
+    }
+    code, out = run(repo, "deploy", "--environment", "prod")
+    assert code == 0, out
+    assert "updated" in out
+
+    # A deployment comes and goes: the plan deletes its stack, and --prune removes only that one of ours.
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    scratch = repo / "deployments/dev/scratch.yaml"
+    scratch.write_text(
+        "name: scratch\nmodel: {id: gpt-4o-mini}\n"
+        "engine: {type: external, base_url: 'https://api.openai.com/v1', provider_key_secret: team/openai}\n"
+        f"compute: {{service: ecs-fargate}}\nnetwork: {{vpc: {vpc}, private_subnets: [{', '.join(subnets)}],"
+        " allowed_cidrs: [10.0.0.0/8]}\n",
+        encoding="utf-8",
+    )
+    code, out = run(repo, "deploy", "--environment", "dev", "--image-tag", "abc123")
+    assert code == 0, out
+    assert "dev-scratch" in out and "created" in out
+    cfn.create_stack(
+        StackName="dev-not-ours", TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+    )
+    scratch.unlink()
+    assert actions(plan_json(repo, "--against", "aws"))["dev-scratch"] == "delete"
+    code, out = run(repo, "deploy", "--environment", "dev", "--prune")
+    assert code == 0, out
+    names = {s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"}
+    assert "dev-scratch" not in names
+    assert {"dev-not-ours", "dev-mistral-7b", "prod-llama-3-1-8b"} <= names

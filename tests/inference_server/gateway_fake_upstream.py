@@ -1,0 +1,249 @@
+"""A small OpenAI-compatible server for the gateway's tests, run on 127.0.0.1 in its own thread.
+
+Requests steer it with `fake_*` fields in the body (which also proves unknown fields pass through):
+fake_chunks, fake_interval (s between chunks), fake_delay (s before the headers), fake_fail_after
+(chunks, then the connection is cut), fake_status (answer an error in vLLM's legacy shape), and
+fake_hold (a stream that sends one chunk and then waits until the client leaves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+
+
+@dataclass
+class FakeUpstream:
+    host: str = "127.0.0.1"
+    port: int = 0
+    seen: list[Seen] = field(default_factory=list)
+    aborted: threading.Event = field(default_factory=threading.Event)
+    holding: threading.Event = field(default_factory=threading.Event)
+    completed_streams: int = 0
+    cancelled_requests: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self, port: int = 0) -> FakeUpstream:
+        ready = threading.Event()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, port))
+        self.port = sock.getsockname()[1]
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/completions", self._completions)
+            app.router.add_post("/v1/embeddings", self._embeddings)
+            app.router.add_get("/v1/models", self._models)
+            self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+            loop.run_until_complete(self._runner.setup())
+            site = web.SockSite(self._runner, sock)
+            loop.run_until_complete(site.start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="fake-upstream")
+        self._thread.start()
+        assert ready.wait(10), "fake upstream did not start"
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def reset(self) -> None:
+        self.seen.clear()
+        self.aborted.clear()
+        self.holding.clear()
+        self.cancelled_requests = 0
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    async def _record(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        body = orjson.loads(raw) if raw else {}
+        self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, body))
+        return body
+
+    async def _wait_unless_aborted(self, request: web.Request, seconds: float) -> bool:
+        """Sleep like a slow generation; False (and `aborted` set) if the caller hung up meanwhile."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if request.transport is None or request.transport.is_closing():
+                self.cancelled_requests += 1
+                self.aborted.set()
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    @staticmethod
+    def _error(status: int) -> web.Response:
+        # vLLM < 0.10's error shape, with its numeric code, which the gateway must normalise.
+        payload = {
+            "object": "error",
+            "message": f"fake error {status}",
+            "type": "BadRequestError",
+            "param": None,
+            "code": status,
+        }
+        return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        if body.get("fake_delay") and not await self._wait_unless_aborted(request, float(body["fake_delay"])):
+            return web.Response(status=499)
+        if body.get("fake_status"):
+            return self._error(int(body["fake_status"]))
+        model = body.get("model", "fake-model")
+        words = [f"tok{i} " for i in range(int(body.get("fake_chunks", 4)))]
+        if not body.get("stream"):
+            reply = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "".join(words)},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 7,
+                    "completion_tokens": len(words),
+                    "total_tokens": 7 + len(words),
+                },
+            }
+            return web.Response(body=orjson.dumps(reply), content_type="application/json")
+        return await self._stream(request, body, model, words)
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], model: str, words: list[str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        interval = float(body.get("fake_interval", 0))
+        fail_after = body.get("fake_fail_after")
+        try:
+            for index, word in enumerate(words):
+                if fail_after is not None and index >= int(fail_after):
+                    # Cut the connection mid-stream, as an engine crash would.
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                chunk = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                }
+                await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+                if body.get("fake_hold"):
+                    self.holding.set()
+                    # Wait until the gateway drops the connection (the client left).
+                    while request.transport is not None and not request.transport.is_closing():
+                        await asyncio.sleep(0.01)
+                    self.aborted.set()
+                    return response
+                if interval:
+                    await asyncio.sleep(interval)
+            usage = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 7,
+                    "completion_tokens": len(words),
+                    "total_tokens": 7 + len(words),
+                },
+            }
+            await response.write(b"data: " + orjson.dumps(usage) + b"\n\ndata: [DONE]\n\n")
+            await response.write_eof()
+            self.completed_streams += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.aborted.set()
+            raise
+        return response
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        reply = {
+            "id": "cmpl-fake",
+            "object": "text_completion",
+            "created": 0,
+            "model": body.get("model"),
+            "choices": [{"index": 0, "text": " world", "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3},
+        }
+        return web.Response(body=orjson.dumps(reply), content_type="application/json")
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        reply = {
+            "object": "list",
+            "model": body.get("model"),
+            "data": [
+                {"object": "embedding", "index": i, "embedding": [0.25, -0.5, float(i)]}
+                for i in range(len(items))
+            ],
+            "usage": {"prompt_tokens": len(items), "total_tokens": len(items)},
+        }
+        return web.Response(body=orjson.dumps(reply), content_type="application/json")
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, None))
+        reply = {
+            "object": "list",
+            "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}],
+        }
+        return web.Response(body=orjson.dumps(reply), content_type="application/json")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections: bound, never listening, held until the end."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -1,0 +1,174 @@
+"""Deploying stacks: a change set each, executed while its events stream, in parallel across stacks.
+
+One stack's failure stops nothing else. An unchanged stack costs one DescribeStacks: the hash of its
+template and parameters is kept as a stack tag. Ctrl-C deletes change sets not yet executed; a change
+set already executing is left to CloudFormation (it finishes or rolls back on its own).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from tooling import aws
+from tooling import cloudformation as cf
+from tooling.changesets import managed_stacks, parameter_values, parameters, stack_tags
+from tooling.snapshot import StackState
+
+Outcome = str  # created | updated | unchanged | no-change | deleted | failed | skipped | interrupted
+
+
+@dataclass
+class Result:
+    stack_name: str
+    outcome: Outcome
+    seconds: float = 0.0
+    endpoint: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Options:
+    image_tag: str | None = None
+    timeout: float = 3600.0
+    max_parallel: int = 4
+    on_event: Callable[[str, str], None] = lambda stack, line: None
+
+
+def deploy_all(states: list[StackState], options: Options, cancel: threading.Event) -> list[Result]:
+    with ThreadPoolExecutor(max_workers=max(1, options.max_parallel)) as pool:
+        return list(pool.map(lambda s: _guarded(s, options, cancel), states))
+
+
+def _guarded(state: StackState, options: Options, cancel: threading.Event) -> Result:
+    started = time.monotonic()
+    try:
+        result = deploy_stack(state, options, cancel)
+    except cf.Cancelled:
+        result = Result(state.stack_name, "interrupted")
+    except Exception as exc:
+        result = Result(state.stack_name, "failed", reasons=[f"{type(exc).__name__}: {exc}"])
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -> Result:
+    name = state.stack_name
+    if not state.valid or state.text is None:
+        return Result(name, "skipped", reasons=state.errors or ["invalid"])
+    cfn = aws.client("cloudformation", state.region)
+
+    def report(line: str) -> None:
+        options.on_event(name, line)
+
+    events = cf.Events()
+    stack = cf.describe(cfn, name)
+    if (
+        stack is not None
+        and stack["StackStatus"].endswith("_IN_PROGRESS")
+        and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
+    ):
+        report(f"waiting: {stack['StackStatus']}")
+        stack = cf.wait(cfn, name, timeout=options.timeout, cancel=cancel)
+    if stack is not None and stack["StackStatus"] == "UPDATE_ROLLBACK_FAILED":
+        report("UPDATE_ROLLBACK_FAILED: continuing the rollback")
+        cfn.continue_update_rollback(StackName=name)
+        stack = cf.wait(cfn, name, timeout=options.timeout, events=events, on_event=report, cancel=cancel)
+        return Result(
+            name,
+            "failed",
+            reasons=[
+                "the stack was UPDATE_ROLLBACK_FAILED; ContinueUpdateRollback brought it to "
+                f"{(stack or {}).get('StackStatus', 'unknown')}; fix the cause and deploy again",
+                *events.failures,
+            ],
+        )
+    if stack is not None and stack["StackStatus"] in cf.RECREATE:
+        report(f"{stack['StackStatus']}: deleting it to create it again")
+        cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel)
+        stack = None
+
+    params = parameters(state, stack, options.image_tag)
+    digest = cf.template_hash(state.text, parameter_values(state, params, stack))
+    if stack is not None and cf.tags_of(stack).get(cf.HASH_TAG) == digest:
+        return Result(name, "unchanged", endpoint=cf.outputs_of(stack).get("EndpointUrl", ""))
+
+    change_set = f"deployctl-{uuid.uuid4().hex[:12]}"
+    kind = "CREATE" if stack is None else "UPDATE"
+    try:
+        cf.create_change_set(
+            cfn,
+            name,
+            change_set,
+            kind=kind,
+            template=cf.template_argument(state.text, name, state.region),
+            parameters=params,
+            tags=stack_tags(state, digest),
+            role_arn=cf.execution_role(cfn),
+        )
+    except ClientError as exc:
+        if cf.NO_UPDATES in str(exc):  # some endpoints refuse an empty change set outright
+            return Result(name, "no-change", endpoint=cf.outputs_of(stack).get("EndpointUrl", ""))
+        raise
+    executing = False
+    try:
+        described = cf.wait_change_set(cfn, name, change_set, cancel)
+        if cf.is_empty(described):
+            return Result(name, "no-change", endpoint=cf.outputs_of(stack).get("EndpointUrl", ""))
+        if described["Status"] == "FAILED":
+            return Result(name, "failed", reasons=[f"change set: {described.get('StatusReason', '')}"])
+        if cancel.is_set():
+            raise cf.Cancelled
+        cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
+        executing = True
+        final = cf.wait(cfn, name, timeout=options.timeout, events=events, on_event=report, cancel=cancel)
+    finally:
+        if not executing:
+            cf.delete_change_set(cfn, name, change_set)
+            if kind == "CREATE":
+                shell = cf.describe(cfn, name)
+                if shell is not None and shell["StackStatus"] == "REVIEW_IN_PROGRESS":
+                    cfn.delete_stack(StackName=name)
+    status = (final or {}).get("StackStatus", "GONE")
+    if status not in cf.SUCCESS:
+        reasons = events.failures or [f"{status}: {(final or {}).get('StackStatusReason', '')}"]
+        return Result(name, "failed", reasons=reasons)
+    if state.environment == "prod":
+        # Deleting a prod endpoint takes a deliberate step (prune with --yes turns this off first).
+        cfn.update_termination_protection(StackName=name, EnableTerminationProtection=True)
+    return Result(
+        name,
+        "created" if kind == "CREATE" else "updated",
+        endpoint=cf.outputs_of(final).get("EndpointUrl", ""),
+    )
+
+
+def prune(
+    wanted: set[str], regions: set[str], environments: set[str] | None, *, allow_prod: bool, options: Options,
+    cancel: threading.Event,
+) -> list[Result]:  # fmt: skip
+    """Delete our stacks (management tag) that no file asks for; stacks we did not create are never seen."""
+    results = []
+    for region in sorted(regions):
+        cfn = aws.client("cloudformation", region)
+        for stack in managed_stacks(region):
+            name = stack["StackName"]
+            env = cf.tags_of(stack).get("deployctl:environment", "")
+            if name in wanted or (environments is not None and env not in environments):
+                continue
+            if env == "prod" and not allow_prod:
+                results.append(Result(name, "skipped", reasons=["a prod stack: prune it with --yes"]))
+                continue
+            started = time.monotonic()
+            try:
+                cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel)
+                results.append(Result(name, "deleted", time.monotonic() - started))
+            except Exception as exc:
+                results.append(Result(name, "failed", time.monotonic() - started, reasons=[str(exc)]))
+    return results

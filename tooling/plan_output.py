@@ -1,0 +1,136 @@
+"""The plan as people and machines read it: a terminal view, a pull-request comment, JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from tooling.diff import ResourceChange
+from tooling.plan import Plan, StackPlan, mask
+
+SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "no-change": "=", "invalid": "!"}
+CHANGE_SYMBOL = {"add": "+", "modify": "~", "remove": "-"}
+COLOR = {"create": "green", "update": "yellow", "replace": "red", "delete": "red", "no-change": "dim",
+         "invalid": "magenta"}  # fmt: skip
+# GitHub refuses comments longer than this.
+COMMENT_LIMIT = 65_536
+MARKER = "<!-- deployctl-plan -->"
+VALUE_WIDTH = 120
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    updates = s["update"] + s["replace"]
+    return (
+        f"{s['deployments']} deployments: {s['create']} to create, {updates} to update "
+        f"({s['replace']} replacing), {s['delete']} to delete, {s['no-change']} unchanged, "
+        f"{s['invalid']} invalid"
+    )
+
+
+def show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    text = json.dumps(mask(value), sort_keys=True) if not isinstance(value, str) else mask(value)
+    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
+
+
+def _change_lines(change: ResourceChange) -> list[str]:
+    replace = {"true": " (replace)", "conditional": " (may replace)"}.get(change.replacement, "")
+    lines = [f"{CHANGE_SYMBOL[change.action]} {change.logical_id} ({change.resource_type}){replace}"]
+    if change.action == "modify":
+        lines += [f"    {p.path}: {show(p.before)} → {show(p.after)}" for p in change.properties]
+    return lines
+
+
+def _cost_text(stack: StackPlan) -> str:
+    before, after = stack.cost.get("before"), stack.cost.get("after")
+    if before is None and after is None:
+        return ""
+    from tooling.cost import format_delta  # noqa: PLC0415 - only plans that were priced need it
+
+    return f"Monthly estimate {format_delta(before or 0.0, after or 0.0)}"
+
+
+def print_text(plan: Plan, console: Console) -> None:
+    console.print(f"[bold]Plan against {escape(plan.against)}[/]: {summary_line(plan)}")
+    for problem in plan.problems:
+        console.print(f"[red]{escape(problem)}[/]")
+    for stack in plan.stacks:
+        color = COLOR[stack.action]
+        cost = _cost_text(stack)
+        console.print(
+            f"\n[{color}]{SYMBOL[stack.action]} {stack.stack_name}[/] [dim]{stack.action}[/]"
+            + (f"  {escape(cost)}" if cost else "")
+        )
+        for error in stack.errors:
+            console.print(f"    [red]{escape(error)}[/]")
+        for warning in stack.warnings:
+            console.print(f"    [yellow]{escape(warning)}[/]")
+        if stack.action in ("update", "replace", "delete"):
+            for change in stack.changes:
+                for line in _change_lines(change):
+                    console.print(f"  {escape(line)}")
+        elif stack.action == "create":
+            console.print(f"  [dim]{len(stack.changes)} resources[/]")
+
+
+def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
+    """The pull-request comment: summary, then a collapsible section per stack, cut to fit GitHub."""
+    head = [MARKER, "## deployctl plan", "", f"**{summary_line(plan)}** (against `{plan.against}`)", ""]
+    total = _total_cost(plan)
+    if total:
+        head += [total, ""]
+    head += [f"> {p}" for p in plan.problems]
+    sections = [_section(stack) for stack in plan.stacks if stack.action != "no-change"]
+    unchanged = [s.stack_name for s in plan.stacks if s.action == "no-change"]
+    if unchanged:
+        sections.append(f"Unchanged: {', '.join(f'`{n}`' for n in unchanged)}\n")
+    body = "\n".join(head) + "\n"
+    for index, section in enumerate(sections):
+        cut = len(sections) - index
+        note = f"\n_… {cut} more section(s) cut to fit GitHub's comment limit; run `make plan`._\n"
+        if len(body) + len(section) + len(note) > limit:
+            return body + note
+        body += section
+    return body
+
+
+def _section(stack: StackPlan) -> str:
+    cost = _cost_text(stack)
+    title = f"<code>{SYMBOL[stack.action]}</code> <b>{stack.stack_name}</b>: {stack.action}"
+    if cost:
+        title += f" · {cost}"
+    lines = ["<details" + (" open" if stack.action in ("replace", "delete", "invalid") else "") + ">",
+             f"<summary>{title}</summary>", ""]  # fmt: skip
+    lines += [f"- :x: `{e}`" for e in stack.errors]
+    lines += [f"- :warning: `{w}`" for w in stack.warnings]
+    if stack.changes and stack.action != "invalid":
+        lines += ["", "```diff"]
+        for change in stack.changes:
+            first, *rest = _change_lines(change)
+            lines.append(
+                ("-" if change.action == "remove" else "+" if change.action == "add" else "!") + " " + first
+            )
+            lines += [f"  {line.strip()}" for line in rest]
+        lines.append("```")
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def _total_cost(plan: Plan) -> str:
+    priced = [s for s in plan.stacks if s.cost]
+    if not priced:
+        return ""
+    from tooling.cost import format_delta  # noqa: PLC0415
+
+    before = sum(s.cost.get("before") or 0.0 for s in priced)
+    after = sum(s.cost.get("after") or 0.0 for s in priced)
+    return f"Monthly estimate {format_delta(before, after)}"
+
+
+def to_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2, sort_keys=False)
