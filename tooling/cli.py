@@ -45,10 +45,13 @@ paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Pat
 @cli.command()
 @paths_argument
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--fail-over-budget", is_flag=True, help="An estimate over budget.monthly_usd is an error.")
 @click.pass_obj
-def validate(obj: _Context, paths: tuple[Path, ...], fmt: str) -> None:
+def validate(obj: _Context, paths: tuple[Path, ...], fmt: str, fail_over_budget: bool) -> None:
     """Check deployment files (default: all of deployments/). Exit 1 when any has an error."""
     result = obj.load(paths)
+    if fail_over_budget:
+        result = _budget_errors(result)
     if fmt == "json":
         click.echo(dump_json(result.diagnostics, len(result.files)))
     else:
@@ -62,6 +65,20 @@ def validate(obj: _Context, paths: tuple[Path, ...], fmt: str) -> None:
             err=fmt == "github",
         )
     sys.exit(1 if result.errors else 0)
+
+
+def _budget_errors(result: repository.Deployments) -> repository.Deployments:
+    """The same result with over-budget warnings promoted to errors (for CI)."""
+    import dataclasses  # noqa: PLC0415
+
+    from tooling.diagnostics import Severity  # noqa: PLC0415
+    from tooling.validation import OVER_BUDGET  # noqa: PLC0415
+
+    promoted = [
+        dataclasses.replace(d, severity=Severity.ERROR) if d.code == OVER_BUDGET else d
+        for d in result.diagnostics
+    ]
+    return dataclasses.replace(result, diagnostics=promoted)
 
 
 @cli.command("list")
@@ -140,7 +157,7 @@ def render_(obj: _Context, paths: tuple[Path, ...], out: Path, lint: bool) -> No
     sys.exit(1 if result.errors or findings else 0)
 
 
-def _print(table: Table) -> None:
+def _print(table: object) -> None:
     console = Console()
     # Logs and pipes get the whole table rather than rich's 80-column default.
     (console if console.is_terminal else Console(width=200)).print(table)
@@ -171,11 +188,18 @@ def _has_aws() -> bool:
 )
 @click.option("--no-cache", is_flag=True, help="Render and lint everything again.")
 @click.option("--image-tag", envvar="DEPLOYCTL_IMAGE_TAG", help="Image tag for new stacks (aws plans).")
+@click.option("--fail-over-budget", is_flag=True, help="A stack estimated over its budget fails the plan.")
 @click.pass_obj
 def plan(
-    obj: _Context, paths: tuple[Path, ...], against: str, fmt: str, detailed_exitcode: bool, no_cache: bool,
+    obj: _Context,
+    paths: tuple[Path, ...],
+    against: str,
+    fmt: str,
+    detailed_exitcode: bool,
+    no_cache: bool,
     image_tag: str | None,
-) -> None:  # fmt: skip
+    fail_over_budget: bool,
+) -> None:
     """What applying the working tree would change, stack by stack (make plan runs this)."""
     from tooling import gitbase, plan_output, planning  # noqa: PLC0415
     from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
@@ -200,9 +224,40 @@ def plan(
     else:
         console = Console() if Console().is_terminal else Console(width=200)
         plan_output.print_text(result, console)
-    if result.failed:
+    if result.failed or (fail_over_budget and any(s.over_budget for s in result.stacks)):
         sys.exit(1)
     sys.exit(2 if detailed_exitcode and result.changed else 0)
+
+
+@cli.command("cost")
+@paths_argument
+@click.option(
+    "--format", "fmt", type=click.Choice(("text", "markdown", "json")), default="text", show_default=True
+)
+@click.option(
+    "--fail-over-budget", is_flag=True, help="Exit 1 when an estimate at minimum scale is over budget."
+)
+@click.pass_obj
+def cost_(obj: _Context, paths: tuple[Path, ...], fmt: str, fail_over_budget: bool) -> None:
+    """Monthly cost per deployment (minimum, scheduled, maximum scale) and totals per environment."""
+    import json  # noqa: PLC0415
+
+    from tooling import cost  # noqa: PLC0415
+
+    result = obj.load(paths)
+    for diagnostic in result.errors:
+        click.echo(format_text(diagnostic), err=True)
+    estimates = cost.estimate_all(result)
+    if fmt == "json":
+        click.echo(json.dumps(cost.to_json(estimates), indent=2))
+    elif fmt == "markdown":
+        click.echo(cost.to_markdown(estimates), nl=False)
+    else:
+        _print(cost.to_text(estimates))
+    over = [(e, m) for e in estimates if (m := cost.over_budget(e))]
+    for estimate, message in over:
+        click.echo(f"{estimate.stack_name}: {message}", err=True)
+    sys.exit(1 if (fail_over_budget and over) or result.errors else 0)
 
 
 def _select_states(

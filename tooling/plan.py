@@ -37,7 +37,14 @@ class StackPlan:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     region: str = ""
-    cost: dict[str, float | None] = field(default_factory=dict)  # monthly USD before/after, when priced
+    monthly_before_usd: float | None = None  # estimates at minimum scale; None: no such stack
+    monthly_after_usd: float | None = None
+    over_budget: str | None = None
+    base_unpriced: bool = False  # the base revision's code could not price it (older than pricing)
+
+    @property
+    def priced(self) -> bool:
+        return self.monthly_before_usd is not None or self.monthly_after_usd is not None
 
 
 @dataclass
@@ -60,16 +67,30 @@ class Plan:
             counts[stack.action] += 1
         return {"deployments": len(self.stacks), **counts}
 
+    def monthly_totals(self) -> tuple[float, float]:
+        before = sum(s.monthly_before_usd or 0.0 for s in self.stacks if s.action != "invalid")
+        after = sum(s.monthly_after_usd or 0.0 for s in self.stacks if s.action != "invalid")
+        return round(before, 2), round(after, 2)
+
     def to_json(self) -> dict[str, Any]:
         stacks = []
         for stack in self.stacks:
             data = asdict(stack)
             data.pop("region")
+            before, after = data.pop("monthly_before_usd"), data.pop("monthly_after_usd")
+            data["cost"] = {
+                "monthly_before_usd": before,
+                "monthly_after_usd": after,
+                "monthly_delta_usd": round((after or 0.0) - (before or 0.0), 2),
+            }
             for change in data["changes"]:
                 for prop in change["properties"]:
                     prop["before"], prop["after"] = mask(prop["before"]), mask(prop["after"])
             stacks.append(data)
-        return {"version": 1, "against": self.against, "summary": self.summary(), "stacks": stacks}
+        before, after = self.monthly_totals()
+        summary = {**self.summary(), "monthly_before_usd": before, "monthly_after_usd": after,
+                   "monthly_delta_usd": round(after - before, 2)}  # fmt: skip
+        return {"version": 1, "against": self.against, "summary": summary, "stacks": stacks}
 
 
 def mask(value: Any) -> Any:
@@ -103,8 +124,12 @@ def _compare(stack_name: str, old: StackState | None, new: StackState | None) ->
     ref = new or old
     assert ref is not None
     plan = StackPlan(ref.environment, ref.name, stack_name, "no-change", region=ref.region)
+    plan.monthly_before_usd = old.monthly_usd if old is not None and old.valid else None
+    plan.base_unpriced = old is not None and old.valid and old.monthly_usd is None
     if new is not None:
         plan.warnings = list(new.warnings)
+        plan.monthly_after_usd = new.monthly_usd if new.valid else None
+        plan.over_budget = new.over_budget
     if new is not None and not new.valid:
         plan.action, plan.errors = "invalid", list(new.errors)
         return plan

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from tooling.cost import format_delta, format_usd
 from tooling.diff import ResourceChange
 from tooling.plan import Plan, StackPlan, mask
 
@@ -47,16 +48,19 @@ def _change_lines(change: ResourceChange) -> list[str]:
 
 
 def _cost_text(stack: StackPlan) -> str:
-    before, after = stack.cost.get("before"), stack.cost.get("after")
-    if before is None and after is None:
+    if not stack.priced:
         return ""
-    from tooling.cost import format_delta  # noqa: PLC0415 - only plans that were priced need it
-
-    return f"Monthly estimate {format_delta(before or 0.0, after or 0.0)}"
+    if stack.base_unpriced:
+        text = f"Monthly estimate {format_usd(stack.monthly_after_usd or 0.0)} (the base was not priced)"
+        return text + (" (over budget)" if stack.over_budget else "")
+    text = f"Monthly estimate {format_delta(stack.monthly_before_usd, stack.monthly_after_usd)}"
+    return text + (" (over budget)" if stack.over_budget else "")
 
 
 def print_text(plan: Plan, console: Console) -> None:
     console.print(f"[bold]Plan against {escape(plan.against)}[/]: {summary_line(plan)}")
+    if total := _total_cost(plan):
+        console.print(total)
     for problem in plan.problems:
         console.print(f"[red]{escape(problem)}[/]")
     for stack in plan.stacks:
@@ -70,6 +74,8 @@ def print_text(plan: Plan, console: Console) -> None:
             console.print(f"    [red]{escape(error)}[/]")
         for warning in stack.warnings:
             console.print(f"    [yellow]{escape(warning)}[/]")
+        if stack.over_budget:
+            console.print(f"    [red]over budget: {escape(stack.over_budget)}[/]")
         if stack.action in ("update", "replace", "delete"):
             for change in stack.changes:
                 for line in _change_lines(change):
@@ -108,6 +114,8 @@ def _section(stack: StackPlan) -> str:
              f"<summary>{title}</summary>", ""]  # fmt: skip
     lines += [f"- :x: `{e}`" for e in stack.errors]
     lines += [f"- :warning: `{w}`" for w in stack.warnings]
+    if stack.over_budget:
+        lines.append(f"- :money_with_wings: **over budget**: {stack.over_budget}")
     if stack.changes and stack.action != "invalid":
         lines += ["", "```diff"]
         for change in stack.changes:
@@ -122,14 +130,12 @@ def _section(stack: StackPlan) -> str:
 
 
 def _total_cost(plan: Plan) -> str:
-    priced = [s for s in plan.stacks if s.cost]
-    if not priced:
+    if not any(s.priced for s in plan.stacks):
         return ""
-    from tooling.cost import format_delta  # noqa: PLC0415
-
-    before = sum(s.cost.get("before") or 0.0 for s in priced)
-    after = sum(s.cost.get("after") or 0.0 for s in priced)
-    return f"Monthly estimate {format_delta(before, after)}"
+    before, after = plan.monthly_totals()
+    if any(s.base_unpriced for s in plan.stacks):
+        return f"Monthly estimate {format_usd(after)} in all (the base revision was not priced)"
+    return f"Monthly estimate {format_delta(before, after)} in all"
 
 
 def to_json(plan: Plan) -> str:

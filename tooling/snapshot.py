@@ -34,6 +34,8 @@ class StackState:
     text: str | None = None  # the rendered template; None when the file is invalid
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    monthly_usd: float | None = None  # the estimate at minimum scale
+    over_budget: str | None = None
 
     @property
     def stack_name(self) -> str:
@@ -141,6 +143,7 @@ def _take_cold(
         entry = cached.get(deployment.path)
         if entry:
             state.text, state.errors = entry["text"], entry["errors"]
+            state.monthly_usd, state.over_budget = entry.get("monthly_usd"), entry.get("over_budget")
         else:
             misses.append((state, deployment))
     if misses:
@@ -150,24 +153,27 @@ def _take_cold(
                 outputs = list(pool.map(_render_one, jobs, chunksize=max(1, len(jobs) // 16)))
         else:
             outputs = [_render_one(job) for job in jobs]
-        for (state, deployment), (text, lint_errors) in zip(misses, outputs, strict=True):
+        for (state, deployment), (text, lint_errors, monthly, over) in zip(misses, outputs, strict=True):
             state.text = text
             state.errors = lint_errors
+            state.monthly_usd, state.over_budget = monthly, over
             store.put(keys[deployment.path], asdict(state))
     return Snapshot(stacks, problems, code)
 
 
-def _render_one(job: tuple[dict[str, Any], str, str, bool]) -> tuple[str, list[str]]:
-    """Build, render and lint one deployment (in a worker process: the spec travels as plain data)."""
+def _render_one(job: tuple[dict[str, Any], str, str, bool]) -> tuple[str, list[str], float, str | None]:
+    """Build, render, lint and price one deployment (in a worker process: the spec travels as data)."""
     from templates import build, render  # noqa: PLC0415 - workers import what they use
-    from tooling import lint  # noqa: PLC0415
+    from tooling import cost, lint  # noqa: PLC0415
     from tooling.spec import Deployment  # noqa: PLC0415
 
     data, environment, file, with_lint = job
     spec = Deployment.model_validate(data)
     text = render(build(spec, environment))
+    estimate = cost.estimate(spec, environment)
+    priced = (estimate.monthly_min_usd, cost.over_budget(estimate, spec))
     if not with_lint:
-        return text, []
+        return text, [], *priced
     rendered = Path("build") / environment / f"{spec.name}.json"
     findings = lint.lint(text, spec.region, rendered)
-    return text, [f"{format_text(f)} (rendered from {file})" for f in findings]
+    return text, [f"{format_text(f)} (rendered from {file})" for f in findings], *priced

@@ -83,7 +83,22 @@ def validate(source: Source, environment: str, file: Path) -> Validated:
 
     if any(d.severity is Severity.ERROR for d in out):
         deployment = None
+    elif deployment is not None and deployment.budget and deployment.budget.monthly_usd:
+        from tooling import cost  # noqa: PLC0415 - the price table loads only for budgeted specs
+
+        if message := cost.over_budget(cost.estimate(deployment, environment), deployment):
+            report(
+                ("budget", "monthly_usd"),
+                message,
+                OVER_BUDGET,
+                "raise the budget, lower scaling.min, or pick a smaller instance; "
+                "--fail-over-budget makes this an error",
+                severity=Severity.WARNING,
+            )
     return Validated(deployment, out)
+
+
+OVER_BUDGET = "SPEC230"
 
 
 def _strings(data: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
