@@ -452,6 +452,202 @@ def status(obj: _Context, regions: tuple[str, ...]) -> None:
     (Console() if Console().is_terminal else Console(width=200)).print(table)
 
 
+@cli.command()
+@click.option(
+    "--since", required=True, metavar="REF", help="The commit to compare with (e.g. the last deploy)."
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def changed(obj: _Context, since: str, fmt: str) -> None:
+    """Deployments whose spec or template changed since REF, removed ones, and images to rebuild."""
+    import json  # noqa: PLC0415
+
+    from tooling import changes, gitbase  # noqa: PLC0415
+    from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
+
+    try:
+        result = changes.changed(obj.root, since, Cache(obj.root / DEFAULT_DIR))
+    except gitbase.GitError as exc:
+        raise click.ClickException(f"git: {exc}") from None
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    for item in result["deployments"]:
+        click.echo(f"changed {item['stack_name']}")
+    for item in result["removed"]:
+        click.echo(f"removed {item['stack_name']}")
+    for image, rebuild in result["images"].items():
+        click.echo(f"image {image}: {'rebuild' if rebuild else 'unchanged'}")
+
+
+def _live(
+    obj: _Context, targets: tuple[str, ...], environment: str | None
+) -> list[repository.DeploymentFile]:
+    """Valid deployments named `<environment>/<name>`, or all of an environment."""
+    result = obj.load(())
+    chosen = [
+        f for f in result.valid
+        if f"{f.environment}/{f.name}" in targets or (environment and f.environment == environment)
+    ]  # fmt: skip
+    missing = set(targets) - {f"{f.environment}/{f.name}" for f in chosen}
+    if missing:
+        raise click.ClickException(f"no valid deployment named {', '.join(sorted(missing))}")
+    if not chosen:
+        raise click.ClickException("name deployments as <environment>/<name>, or give --environment")
+    return chosen
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, metavar="[ENVIRONMENT/NAME]...")
+@click.option("--environment", "-e", help="Every deployment of this environment.")
+@click.option("--url", help="The endpoint (default: the stack's EndpointUrl output).")
+@click.option(
+    "--key-from-secret", "key_from_secret", is_flag=True, help="Use the stack's API key (AWSCURRENT)."
+)
+@click.option("--key-env", metavar="VAR", help="Read the API key from this environment variable.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.option(
+    "--retries", default=1, show_default=True, type=click.IntRange(0, 5), help="SDK retries per call."
+)
+@click.pass_obj
+def smoke(
+    obj: _Context,
+    targets: tuple[str, ...],
+    environment: str | None,
+    url: str | None,
+    key_from_secret: bool,
+    key_env: str | None,
+    report: Path | None,
+    fmt: str,
+    retries: int,
+) -> None:
+    """Smoke-test live endpoints with the openai SDK; exit 1 on any failure."""
+    import json  # noqa: PLC0415
+
+    from tooling import aws, keys  # noqa: PLC0415
+    from tooling import cloudformation as cf  # noqa: PLC0415
+    from tooling import smoke as checks  # noqa: PLC0415
+
+    if key_from_secret and key_env:
+        raise click.UsageError("choose one of --key-from-secret and --key-env")
+    reports = []
+    for deployment in _live(obj, targets, environment):
+        spec = deployment.spec
+        assert spec is not None
+        outputs = cf.outputs_of(cf.describe(aws.client("cloudformation", spec.region), deployment.stack_name))
+        endpoint = url or outputs.get("EndpointUrl")
+        if not endpoint:
+            raise click.ClickException(f"{deployment.stack_name}: no EndpointUrl output; pass --url")
+        key, source = None, "none (auth.api_keys: false)"
+        if spec.auth.api_keys:
+            if key_env:
+                if not os.environ.get(key_env):
+                    raise click.ClickException(f"${key_env} is empty")
+                key, source = os.environ[key_env], f"${key_env}"
+            else:
+                secret = outputs.get("ApiKeySecretArn")
+                if not secret:
+                    raise click.ClickException(f"{deployment.stack_name}: no ApiKeySecretArn output")
+                key, source = keys.key(secret, spec.region), "Secrets Manager AWSCURRENT"
+        reports.append(
+            checks.run(
+                f"{deployment.environment}/{deployment.name}",
+                endpoint,
+                spec.model.served_model_name,
+                key,
+                key_source=source,
+                images="image" in spec.model.modalities,
+                retries=retries,
+            )
+        )
+    if fmt == "markdown":
+        click.echo(checks.to_markdown(reports), nl=False)
+    else:
+        table = Table(title="Smoke tests", title_justify="left")
+        for column in ("Deployment", "Check", "Result", "Seconds", "First token", "Detail"):
+            table.add_column(column, no_wrap=column != "Detail")
+        for r in reports:
+            for c in r.checks:
+                first = f"{c.first_token_seconds:.3f}" if c.first_token_seconds is not None else ""
+                result = "[green]pass[/]" if c.ok else "[red]FAIL[/]"
+                table.add_row(r.deployment, c.name, result, f"{c.seconds:.3f}", first, escape(c.detail))
+        _print(table)
+    if report:
+        report.write_text(json.dumps([r.to_json() for r in reports], indent=2) + "\n", encoding="utf-8")
+    sys.exit(0 if all(r.ok for r in reports) else 1)
+
+
+@cli.command("rotate-keys")
+@paths_argument
+@click.option("--environment", "-e", help="Every deployment of this environment.")
+@click.option(
+    "--timeout", default=600, show_default=True, type=int, help="Seconds to wait for each rotation."
+)
+@click.pass_obj
+def rotate_keys(obj: _Context, paths: tuple[Path, ...], environment: str | None, timeout: int) -> None:
+    """Rotate API keys now, then prove the new key and the previous one both work."""
+    from tooling import aws, keys  # noqa: PLC0415
+    from tooling import cloudformation as cf  # noqa: PLC0415
+
+    chosen = [f for f in obj.load(paths).valid if f.spec and f.spec.auth.api_keys]
+    if environment:
+        chosen = [f for f in chosen if f.environment == environment]
+    failed = False
+    for deployment in chosen:
+        spec = deployment.spec
+        assert spec is not None
+        outputs = cf.outputs_of(cf.describe(aws.client("cloudformation", spec.region), deployment.stack_name))
+        secret, url = outputs.get("ApiKeySecretArn"), outputs.get("EndpointUrl")
+        if not secret or not url:
+            click.echo(f"{deployment.stack_name}: not deployed (no ApiKeySecretArn/EndpointUrl output)")
+            failed = True
+            continue
+        try:
+            rotation = keys.rotate(secret, spec.region, timeout=timeout)
+            new, old = keys.key(secret, spec.region), keys.key(secret, spec.region, "AWSPREVIOUS")
+            verdict = {"new key": keys.works(url, new), "previous key": keys.works(url, old)}
+        except Exception as exc:
+            click.echo(f"{deployment.stack_name}: rotation failed: {type(exc).__name__}: {exc}")
+            failed = True
+            continue
+        ok = all(verdict.values())
+        failed |= not ok
+        states = ", ".join(f"{k} {'accepted' if v else 'REFUSED'}" for k, v in verdict.items())
+        click.echo(f"{deployment.stack_name}: rotated to version {rotation.current_version[:8]}; {states}")
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.option("--environment", "-e", help="Only this environment's stacks.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.pass_obj
+def drift(obj: _Context, environment: str | None, fmt: str) -> None:
+    """Detect drift on our stacks (changes made outside CloudFormation); exit 1 if detection failed."""
+    from tooling import changesets  # noqa: PLC0415
+    from tooling import cloudformation as cf  # noqa: PLC0415
+    from tooling import drift as detector  # noqa: PLC0415
+
+    regions = sorted({f.spec.region for f in obj.load(()).valid if f.spec})
+    results = []
+    for region in regions:
+        for stack in changesets.managed_stacks(region):
+            if environment and cf.tags_of(stack).get("deployctl:environment") != environment:
+                continue
+            results.append(detector.detect(stack["StackName"], region))
+    if fmt == "markdown":
+        click.echo(detector.to_markdown(results), nl=False)
+    else:
+        table = Table(title="Drift", title_justify="left")
+        for column in ("Stack", "Status", "Resource", "Change", "Properties"):
+            table.add_column(column)
+        for d in results:
+            for logical, kind, status, paths in d.resources or [("", "", "", [])]:
+                table.add_row(d.stack_name, d.status, f"{logical} {kind}".strip(), status, ", ".join(paths))
+        _print(table)
+    sys.exit(1 if any(d.status.startswith("FAILED") for d in results) else 0)
+
+
 @cli.command("schema")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 def schema_(out: Path | None) -> None:

@@ -1,0 +1,210 @@
+"""smoke, rotate-keys, drift and changed: the commands the scheduled and merge workflows call.
+
+smoke runs end to end: a stack in the AWS emulator whose outputs point at a real gateway (in this
+process) in front of the fake upstream, its key in the emulator's Secrets Manager. Rotation and drift
+detection are things moto cannot do (no rotation Lambda, no drift detection), so those AWS calls are
+answered by botocore's Stubber with the responses the API reference documents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from click.testing import CliRunner
+
+from tests.inference_server.gateway_fake_upstream import FakeUpstream
+from tests.inference_server.gateway_support import running, settings_for
+from tooling import drift, keys
+from tooling.cli import cli
+
+pytestmark = pytest.mark.slow
+SPEC = """\
+name: chat
+owner: team@example.com
+region: us-east-1
+model: {id: org/fake, served_name: fake-model, modalities: [text, image]}
+engine: {type: vllm}
+compute: {service: ecs-gpu, instance_type: g5.xlarge}
+"""
+OUTPUTS = {
+    "Parameters": {"Url": {"Type": "String"}, "Secret": {"Type": "String"}},
+    "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+    "Outputs": {"EndpointUrl": {"Value": {"Ref": "Url"}}, "ApiKeySecretArn": {"Value": {"Ref": "Secret"}}},
+}
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream().start()
+    yield fake
+    with contextlib.suppress(RuntimeError):  # a test may have stopped it already
+        fake.stop()
+
+
+@pytest.fixture
+def live(aws_env: str, upstream: FakeUpstream, tmp_path: Path) -> Iterator[tuple[Path, Any]]:
+    """dev/chat deployed: a stack with outputs, a key in Secrets Manager, a gateway that checks it."""
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = sm.create_secret(Name="deployctl/dev/chat/api-key", SecretString="k" * 48)["ARN"]
+    settings = settings_for(upstream.url, api_keys=(), api_key_secret=arn, key_refresh_min_interval=0.05)
+    with running(settings) as gateway:
+        boto3.client("cloudformation", region_name="us-east-1").create_stack(
+            StackName="dev-chat",
+            TemplateBody=json.dumps(OUTPUTS),
+            Parameters=[{"ParameterKey": "Url", "ParameterValue": gateway.url},
+                        {"ParameterKey": "Secret", "ParameterValue": arn}],
+        )  # fmt: skip
+        (tmp_path / "deployments/dev").mkdir(parents=True)
+        (tmp_path / "deployments/dev/chat.yaml").write_text(SPEC, encoding="utf-8")
+        yield tmp_path, gateway
+
+
+def run(root: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--root", str(root), *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_smoke_passes_against_a_healthy_endpoint(live: tuple[Path, Any], tmp_path: Path) -> None:
+    root, _ = live
+    report = tmp_path / "smoke.json"
+    code, out = run(root, "smoke", "dev/chat", "--key-from-secret", "--report", str(report))
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    (entry,) = data
+    assert entry["ok"] is True
+    checks = {c["name"]: c for c in entry["checks"]}
+    assert set(checks) == {"health", "models", "chat", "stream", "unauthorised", "image"}
+    assert checks["stream"]["first_token_seconds"] is not None
+    assert entry["key_source"] == "Secrets Manager AWSCURRENT"
+    assert "k" * 48 not in out + report.read_text()
+
+
+def test_smoke_fails_when_the_endpoint_does(live: tuple[Path, Any], upstream: FakeUpstream) -> None:
+    root, _ = live
+    upstream.stop()  # the engine behind the gateway is gone
+    code, out = run(
+        root, "smoke", "--environment", "dev", "--key-from-secret", "--format", "markdown", "--retries", "0"
+    )
+    assert code == 1
+    assert "| dev/chat | health | ✅" in out
+    assert "| dev/chat | chat | ❌" in out
+
+
+def test_smoke_with_a_key_from_the_environment(
+    live: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = live
+    monkeypatch.setenv("SMOKE_KEY", "wrong-key")
+    code, out = run(root, "smoke", "dev/chat", "--key-env", "SMOKE_KEY", "--retries", "0")
+    assert code == 1
+    assert "AuthenticationError" in out
+
+
+NOW = datetime.datetime(2026, 11, 25, tzinfo=datetime.UTC)
+V1, V2 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+
+
+def test_rotation_waits_for_the_new_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = boto3.client(
+        "secretsmanager", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    monkeypatch.setattr("tooling.aws.client", lambda service, region: client)
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:deployctl/dev/chat/api-key-AbCdEf"
+    with Stubber(client) as stub:
+        stub.add_response("describe_secret", {"VersionIdsToStages": {V1: ["AWSCURRENT"]}}, {"SecretId": arn})
+        stub.add_response("rotate_secret", {"ARN": arn, "VersionId": V2}, {"SecretId": arn})
+        stub.add_response(
+            "describe_secret",
+            {"VersionIdsToStages": {V1: ["AWSCURRENT"], V2: ["AWSPENDING"]}},
+            {"SecretId": arn},
+        )
+        stub.add_response(
+            "describe_secret",
+            {"VersionIdsToStages": {V1: ["AWSPREVIOUS"], V2: ["AWSCURRENT"]}},
+            {"SecretId": arn},
+        )
+        rotation = keys.rotate(arn, "us-east-1", poll=0)
+    assert (rotation.previous_version, rotation.current_version) == (V1, V2)
+
+
+def test_keys_are_proven_against_the_endpoint(upstream: FakeUpstream) -> None:
+    with running(
+        settings_for(upstream.url, api_keys=("sk-new-" + "n" * 40, "sk-old-" + "o" * 40))
+    ) as gateway:
+        assert keys.works(gateway.url, "sk-new-" + "n" * 40)
+        assert keys.works(gateway.url, "sk-old-" + "o" * 40)
+        assert not keys.works(gateway.url, "sk-gone-" + "g" * 40)
+
+
+def test_drift_reports_modified_resources(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = boto3.client(
+        "cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    monkeypatch.setattr("tooling.aws.client", lambda service, region: client)
+    with Stubber(client) as stub:
+        stub.add_response("detect_stack_drift", {"StackDriftDetectionId": "d1"}, {"StackName": "prod-x"})
+        status = {"StackId": "s", "StackDriftDetectionId": "d1", "Timestamp": NOW}
+        stub.add_response(
+            "describe_stack_drift_detection_status",
+            {**status, "DetectionStatus": "DETECTION_IN_PROGRESS"},
+            {"StackDriftDetectionId": "d1"},
+        )
+        stub.add_response(
+            "describe_stack_drift_detection_status",
+            {**status, "DetectionStatus": "DETECTION_COMPLETE", "StackDriftStatus": "DRIFTED"},
+            {"StackDriftDetectionId": "d1"},
+        )
+        stub.add_response(
+            "describe_stack_resource_drifts",
+            {"StackResourceDrifts": [{
+                "StackId": "s", "LogicalResourceId": "LoadBalancerSecurityGroup",
+                "ResourceType": "AWS::EC2::SecurityGroup", "StackResourceDriftStatus": "MODIFIED", "Timestamp": NOW,
+                "PropertyDifferences": [{"PropertyPath": "/SecurityGroupIngress/2", "ExpectedValue": "",
+                                         "ActualValue": "0.0.0.0/0", "DifferenceType": "ADD"}]}]},
+            {"StackName": "prod-x", "StackResourceDriftStatusFilters": ["MODIFIED", "DELETED"]},
+        )  # fmt: skip
+        result = drift.detect("prod-x", "us-east-1", poll=0)
+    assert result.status == "DRIFTED"
+    assert result.resources == [
+        ("LoadBalancerSecurityGroup", "AWS::EC2::SecurityGroup", "MODIFIED", ["/SecurityGroupIngress/2"])
+    ]
+    assert "| prod-x | DRIFTED | LoadBalancerSecurityGroup |" in drift.to_markdown([result])
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=t@x", "-c", "user.name=t", *args], cwd=repo, check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def test_changed_names_deployments_removals_and_images(tmp_path: Path) -> None:
+    root = Path(__file__).parents[2]
+    import shutil  # noqa: PLC0415
+
+    for folder in ("deployments", "templates", "tooling", "inference_server"):
+        shutil.copytree(root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "base")
+    llama = tmp_path / "deployments/prod/llama-3-1-8b.yaml"
+    llama.write_text(llama.read_text().replace("max: 4", "max: 5"), encoding="utf-8")
+    (tmp_path / "deployments/dev/mistral-7b.yaml").unlink()
+    code, out = run(tmp_path, "changed", "--since", "HEAD", "--format", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert [d["stack_name"] for d in data["deployments"]] == ["prod-llama-3-1-8b"]
+    assert [d["stack_name"] for d in data["removed"]] == ["dev-mistral-7b"]
+    assert data["environments"] == ["dev", "prod"]
+    assert data["images"] == {"gateway": False, "vllm": False}
+    app = tmp_path / "inference_server/app.py"
+    app.write_text(app.read_text() + "\n# touched\n", encoding="utf-8")
+    data = json.loads(run(tmp_path, "changed", "--since", "HEAD", "--format", "json")[1])
+    assert data["images"] == {"gateway": True, "vllm": True}

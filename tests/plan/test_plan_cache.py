@@ -1,0 +1,58 @@
+"""The content-hash cache: an unchanged deployment costs a hash and a read, a changed one is rendered."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tooling import snapshot
+from tooling.cache import Cache
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_warm_runs_render_nothing_and_a_change_renders_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "deployments", tmp_path / "deployments")
+    store = Cache(tmp_path / "cache")
+    cold = snapshot.take(tmp_path, lint=False, store=store)
+    assert all(s.valid for s in cold.stacks.values())
+
+    rendered: list[str] = []
+    real = snapshot._render_one
+
+    def counting(job: tuple) -> tuple:
+        rendered.append(job[2])
+        return real(job)
+
+    monkeypatch.setattr(snapshot, "_render_one", counting)
+    monkeypatch.setattr(snapshot, "PARALLEL_THRESHOLD", 10_000)  # in-process, so the counter sees calls
+    warm = snapshot.take(tmp_path, lint=False, store=store)
+    assert rendered == []
+    assert {k: v.text for k, v in warm.stacks.items()} == {k: v.text for k, v in cold.stacks.items()}
+    assert warm.stacks["prod-llama-3-1-8b"].monthly_usd == cold.stacks["prod-llama-3-1-8b"].monthly_usd
+
+    path = tmp_path / "deployments/prod/llama-3-1-8b.yaml"
+    path.write_text(path.read_text().replace("max: 4", "max: 5"), encoding="utf-8")
+    changed = snapshot.take(tmp_path, lint=False, store=store)
+    assert rendered == ["deployments/prod/llama-3-1-8b.yaml"]
+    assert changed.stacks["prod-llama-3-1-8b"].text != cold.stacks["prod-llama-3-1-8b"].text
+
+    # A defaults file is part of every key under it: changing it renders its environment again.
+    defaults = tmp_path / "deployments/prod/_defaults.yaml"
+    defaults.write_text(defaults.read_text() + "\n# touched\n", encoding="utf-8")
+    rendered.clear()
+    snapshot.take(tmp_path, lint=False, store=store)
+    assert sorted(rendered) == ["deployments/prod/llama-3-1-8b.yaml", "deployments/prod/multimodal-api.yaml"]
+
+
+def test_lint_findings_are_cached_with_the_template(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "deployments", tmp_path / "deployments")
+    store = Cache(tmp_path / "cache")
+    first = snapshot.take(tmp_path, lint=True, store=store)
+    again = snapshot.take(tmp_path, lint=True, store=store)
+    assert {k: v.errors for k, v in first.stacks.items()} == {k: v.errors for k, v in again.stacks.items()}
+    assert all(not v.errors for v in again.stacks.values())

@@ -1,0 +1,141 @@
+"""`deployctl plan --against git:REF` on a real repository: the base rendered by its own code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tooling.cli import cli
+from tooling.plan import Plan, StackPlan, mask
+from tooling.plan_output import markdown
+
+ROOT = Path(__file__).parents[2]
+
+
+def git(repo: Path, *args: str) -> str:
+    env_args = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
+    return subprocess.run(
+        ["git", *env_args, *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    for folder in ("deployments", "templates", "tooling"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "base")
+    return tmp_path
+
+
+def plan(repo: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli,
+        ["--root", str(repo), "plan", "--against", "git:HEAD", "--no-cache", *args],
+        catch_exceptions=False,
+    )
+    return result.exit_code, result.output
+
+
+def test_nothing_changed(repo: Path) -> None:
+    code, out = plan(repo, "--detailed-exitcode", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["summary"]["no-change"] == 4
+    assert data["summary"]["deployments"] == 4
+
+
+def test_a_changed_deleted_added_and_broken_file(repo: Path) -> None:
+    llama = repo / "deployments/prod/llama-3-1-8b.yaml"
+    llama.write_text(llama.read_text().replace("g5.xlarge", "g5.2xlarge"), encoding="utf-8")
+    (repo / "deployments/dev/mistral-7b.yaml").unlink()
+    qwen = (repo / "deployments/staging/qwen2-5-vl-7b.yaml").read_text()
+    (repo / "deployments/staging/qwen-copy.yaml").write_text(qwen.replace("qwen2-5-vl-7b", "qwen-copy"))
+    (repo / "deployments/dev/broken.yaml").write_text("name: broken\nregion: nowhere-1\n")
+    code, out = plan(repo, "--detailed-exitcode", "--format", "json")
+    assert code == 1  # an invalid file fails the plan, and is planned as invalid, not skipped
+    data = json.loads(out)
+    actions = {s["stack_name"]: s["action"] for s in data["stacks"]}
+    assert actions == {
+        "prod-llama-3-1-8b": "replace",
+        "dev-mistral-7b": "delete",
+        "staging-qwen-copy": "create",
+        "dev-broken": "invalid",
+        "prod-multimodal-api": "no-change",
+        "staging-qwen2-5-vl-7b": "no-change",
+    }
+    assert [s["stack_name"] for s in data["stacks"]][:2] == ["prod-llama-3-1-8b", "dev-mistral-7b"]
+    llama_plan = next(s for s in data["stacks"] if s["stack_name"] == "prod-llama-3-1-8b")
+    changes = {c["logical_id"]: c for c in llama_plan["changes"]}
+    assert changes["TaskDefinition"]["replacement"] == "true"
+    assert changes["LaunchTemplate"]["replacement"] == "false"
+    assert {
+        "path": "Properties.LaunchTemplateData.InstanceType",
+        "before": "g5.xlarge",
+        "after": "g5.2xlarge",
+    } in (changes["LaunchTemplate"]["properties"])
+    assert llama_plan["cost"]["monthly_after_usd"] > llama_plan["cost"]["monthly_before_usd"]
+    broken = next(s for s in data["stacks"] if s["action"] == "invalid")
+    assert any("region" in e for e in broken["errors"])
+    assert data["summary"]["monthly_delta_usd"] != 0
+
+
+def test_text_and_markdown(repo: Path) -> None:
+    llama = repo / "deployments/prod/llama-3-1-8b.yaml"
+    llama.write_text(llama.read_text().replace("max: 4", "max: 5"), encoding="utf-8")
+    code, out = plan(repo, "--detailed-exitcode")
+    assert code == 2
+    assert "~ prod-llama-3-1-8b update" in out
+    assert "Properties.MaxCapacity: 4 → 5" in out
+    code, out = plan(repo, "--format", "markdown")
+    assert code == 0
+    assert out.startswith("<!-- deployctl-plan -->")
+    assert (
+        "**4 deployments: 0 to create, 1 to update (0 replacing), 0 to delete, 3 unchanged, 0 invalid**"
+        in out
+    )
+    assert "<details" in out and "Monthly estimate" in out
+
+
+def test_the_base_is_rendered_by_its_own_code(repo: Path) -> None:
+    # The base revision's stack builder had a shorter idle timeout; the working tree's has 600 s.
+    builder = repo / "templates/load_balancer.py"
+    builder.write_text(
+        builder.read_text().replace("IDLE_TIMEOUT_SECONDS = 600", "IDLE_TIMEOUT_SECONDS = 400")
+    )
+    git(repo, "commit", "-q", "-am", "older builder")
+    builder.write_text(
+        builder.read_text().replace("IDLE_TIMEOUT_SECONDS = 400", "IDLE_TIMEOUT_SECONDS = 600")
+    )
+    code, out = plan(repo, "--format", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["summary"]["update"] == 4
+    for stack in data["stacks"]:
+        (change,) = stack["changes"]
+        assert change["logical_id"] == "LoadBalancer"
+        props = {p["path"]: (p["before"], p["after"]) for p in change["properties"]}
+        assert ("400", "600") in props.values()
+
+
+def test_markdown_fits_github_with_a_note_when_cut() -> None:
+    stacks = [StackPlan("dev", f"s{i}", f"dev-s{i}", "create") for i in range(300)]
+    text = markdown(Plan("git:x", stacks), limit=4000)
+    assert len(text) <= 4000
+    assert "cut to fit GitHub's comment limit" in text
+
+
+def test_secrets_are_masked_in_plans() -> None:
+    assert mask({"a": ["sk-proj-Xk29dLq8Vn3RbT7wYc5ZpA1fHs4Jm6Ge", "plain"]}) == {"a": ["****", "plain"]}
+
+
+def test_paths_select_stacks(repo: Path) -> None:
+    code, out = plan(repo, str(repo / "deployments/prod"), "--format", "json")
+    assert code == 0
+    assert {s["environment"] for s in json.loads(out)["stacks"]} == {"prod"}

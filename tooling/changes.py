@@ -1,0 +1,46 @@
+"""What a commit range changed, shaped for a workflow's job matrix: deployments, removals, images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tooling import gitbase
+from tooling.cache import Cache
+from tooling.plan import Plan
+
+# The files each image is built from: a change to any of them rebuilds that image.
+IMAGE_INPUTS = {
+    "gateway": ("inference_server/",),
+    "vllm": ("inference_server/", "Dockerfile.vllm"),
+}
+
+
+def changed(root: Path, since: str, store: Cache) -> dict[str, Any]:
+    from tooling.planning import plan_against_git  # noqa: PLC0415
+
+    commit = gitbase.resolve(root, since)
+    plan: Plan = plan_against_git(root, since, store)
+    files = str(gitbase.git(root, "diff", "--name-only", commit, "--")).splitlines()
+    files += str(gitbase.git(root, "ls-files", "--others", "--exclude-standard")).splitlines()
+
+    def entry(stack: Any) -> dict[str, str]:
+        return {
+            "environment": stack.environment,
+            "name": stack.name,
+            "stack_name": stack.stack_name,
+            "file": f"deployments/{stack.environment}/{stack.name}.yaml",
+        }
+
+    deployments = [entry(s) for s in plan.stacks if s.action in ("create", "update", "replace", "invalid")]
+    removed = [entry(s) for s in plan.stacks if s.action == "delete"]
+    return {
+        "since": commit,
+        "deployments": deployments,
+        "removed": removed,
+        "environments": sorted({d["environment"] for d in deployments + removed}),
+        "images": {
+            name: any(f.startswith(p) for f in files for p in prefixes)
+            for name, prefixes in IMAGE_INPUTS.items()
+        },
+    }
