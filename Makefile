@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEPLOYCTL := $(BIN)/deployctl
 PYTEST_WORKERS ?= auto
 
-.PHONY: help install plan validate list render schema docs lint test test-fast bench clean
+.PHONY: help install plan validate list render schema docs lint test test-fast bench local-aws clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,10 +33,9 @@ $(CHECKOV_STAMP): pyproject.toml
 	$(CHECKOV_VENV)/bin/pip install --quiet "$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["checkov"][0])')"
 	touch $@
 
-plan: $(STAMP)  ## validate, list, render and lint every deployment (no AWS account needed)
+plan: $(STAMP)  ## validate, render, lint, diff and price every deployment (no AWS account needed)
 	$(DEPLOYCTL) validate
-	$(DEPLOYCTL) list
-	$(DEPLOYCTL) render --out build
+	$(DEPLOYCTL) plan
 
 validate: $(STAMP)  ## validate deployments/ only
 	$(DEPLOYCTL) validate
@@ -63,8 +62,12 @@ test: lint $(CHECKOV_STAMP)  ## lint, then every test (pytest-xdist, one AWS emu
 test-fast: $(STAMP)  ## the tests without the slow end-to-end ones
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q -m 'not slow'
 
-bench: $(STAMP)  ## benchmarks, printed as a table
+bench: $(STAMP)  ## benchmarks, printed as tables: the gateway's overhead, plan speed on 200 deployments
 	$(BIN)/python -m bench
+
+LOCAL_AWS_PORT ?= 5000
+local-aws: $(STAMP)  ## the AWS emulator on 127.0.0.1:$(LOCAL_AWS_PORT); export the AWS_ENDPOINT_URL it prints
+	$(BIN)/python -m tools.local_aws --port $(LOCAL_AWS_PORT)
 
 clean:  ## remove the virtualenv and build outputs
 	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .ruff_cache

@@ -22,17 +22,24 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 COUNT = 200
 NAIVE_SAMPLE = 6
+DEPLOYCTL = str(Path(sys.executable).parent / "deployctl")
 
+SCALE = "scaling: {{min: 1, max: {max}, target: {{{target}}}}}\n"
 TARGETS = [
-    ("ecs-gpu", "model: {{id: meta-llama/Llama-3.1-8B-Instruct}}\nengine: {{type: vllm}}\n"
-     "compute: {{service: ecs-gpu, instance_type: {gpu}}}\nscaling: {{min: 1, max: {max}, target: {{requests_per_target: 100}}}}\n"),
-    ("ec2", "model: {{id: mistralai/Mistral-7B-Instruct-v0.3}}\nengine: {{type: vllm}}\n"
-     "compute: {{service: ec2, instance_type: {gpu}, spot: true}}\nscaling: {{min: 1, max: {max}, target: {{cpu_percent: 60}}}}\n"),
-    ("sagemaker", "model: {{id: Qwen/Qwen2.5-7B-Instruct}}\nengine: {{type: vllm}}\n"
-     "compute: {{service: sagemaker, instance_type: ml.{gpu}}}\nscaling: {{min: 1, max: {max}, target: {{invocations_per_instance: 50}}}}\n"),
-    ("ecs-fargate", "model: {{id: gpt-4o}}\nengine: {{type: external, base_url: 'https://api.openai.com/v1', provider_key_secret: team/openai}}\n"
-     "compute: {{service: ecs-fargate, cpu: 1024, memory: 2048}}\nscaling: {{min: 1, max: {max}, target: {{cpu_percent: 70}}}}\n"),
-]  # fmt: skip
+    "model: {{id: meta-llama/Llama-3.1-8B-Instruct}}\nengine: {{type: vllm}}\n"
+    "compute: {{service: ecs-gpu, instance_type: {gpu}}}\n"
+    + SCALE.replace("{target}", "requests_per_target: 100"),
+    "model: {{id: mistralai/Mistral-7B-Instruct-v0.3}}\nengine: {{type: vllm}}\n"
+    "compute: {{service: ec2, instance_type: {gpu}, spot: true}}\n"
+    + SCALE.replace("{target}", "cpu_percent: 60"),
+    "model: {{id: Qwen/Qwen2.5-7B-Instruct}}\nengine: {{type: vllm}}\n"
+    "compute: {{service: sagemaker, instance_type: ml.{gpu}}}\n"
+    + SCALE.replace("{target}", "invocations_per_instance: 50"),
+    "model: {{id: gpt-4o}}\n"
+    "engine: {{type: external, base_url: 'https://api.openai.com/v1', provider_key_secret: team/openai}}\n"
+    "compute: {{service: ecs-fargate, cpu: 1024, memory: 2048}}\n"
+    + SCALE.replace("{target}", "cpu_percent: 70"),
+]
 GPUS = ["g5.xlarge", "g5.2xlarge", "g6.xlarge", "g4dn.xlarge"]
 
 
@@ -41,7 +48,7 @@ def make_repo(folder: Path) -> None:
         shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
     for index in range(COUNT):
         env = ("dev", "staging", "prod", "qa")[index % 4]
-        _, body = TARGETS[index % len(TARGETS)]
+        body = TARGETS[index % len(TARGETS)]
         text = (
             f"name: svc-{index:03d}\nowner: team@example.com\nregion: us-east-1\n"
             + body.format(gpu=GPUS[(index // 4) % len(GPUS)], max=2 + index % 5)
@@ -57,8 +64,7 @@ def make_repo(folder: Path) -> None:
 def plan(folder: Path) -> float:
     started = time.perf_counter()
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "deployctl"), "--root", str(folder), "plan", "--against", "git:HEAD",
-         "--format", "json"],
+        [DEPLOYCTL, "--root", str(folder), "plan", "--against", "git:HEAD", "--format", "json"],
         cwd=folder, capture_output=True, text=True, check=False,
         env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
     )  # fmt: skip
@@ -72,7 +78,7 @@ def naive(folder: Path) -> float:
     """cfn-lint's own command once per template, as a hand-rolled pipeline would run it (one core)."""
     out = folder / "naive"
     subprocess.run(
-        [str(Path(sys.executable).parent / "deployctl"), "--root", str(folder), "render", "--no-lint", "--out", str(out)],
+        [DEPLOYCTL, "--root", str(folder), "render", "--no-lint", "--out", str(out)],
         check=True, capture_output=True,
     )  # fmt: skip
     files = sorted(out.rglob("*.json"))[:NAIVE_SAMPLE]

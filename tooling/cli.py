@@ -205,7 +205,8 @@ def plan(
     from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
 
     store = Cache(None if no_cache else obj.root / DEFAULT_DIR)
-    if against == "auto":
+    auto = against == "auto"
+    if auto:
         against = "aws" if _has_aws() else "git:"
     try:
         if against == "aws":
@@ -215,7 +216,13 @@ def plan(
         else:
             raise click.BadParameter("use aws, git:REF or auto", param_hint="--against")
     except gitbase.GitError as exc:
-        raise click.ClickException(f"git: {exc}") from None
+        if not auto:
+            raise click.ClickException(f"git: {exc}") from None
+        # Not a git checkout (a tarball, a fresh copy): everything is new, and the plan says so.
+        from tooling.snapshot import take  # noqa: PLC0415
+
+        result = planning.offline_all(take(obj.root, lint=True, store=store))
+        result.against = f"nothing deployed (no git history: {exc})"
     result = planning.select(result, obj.root, paths)
     if fmt == "json":
         click.echo(plan_output.to_json(result))

@@ -64,6 +64,8 @@ def print_text(plan: Plan, console: Console) -> None:
     for problem in plan.problems:
         console.print(f"[red]{escape(problem)}[/]")
     for stack in plan.stacks:
+        if stack.action == "no-change":
+            continue
         color = COLOR[stack.action]
         cost = _cost_text(stack)
         console.print(
@@ -82,6 +84,9 @@ def print_text(plan: Plan, console: Console) -> None:
                     console.print(f"  {escape(line)}")
         elif stack.action == "create":
             console.print(f"  [dim]{len(stack.changes)} resources[/]")
+    unchanged = [s.stack_name for s in plan.stacks if s.action == "no-change"]
+    if unchanged:
+        console.print(f"\n[dim]= unchanged: {', '.join(unchanged)}[/]")
 
 
 def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:

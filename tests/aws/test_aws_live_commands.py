@@ -167,7 +167,8 @@ def test_drift_reports_modified_resources(monkeypatch: pytest.MonkeyPatch) -> No
             "describe_stack_resource_drifts",
             {"StackResourceDrifts": [{
                 "StackId": "s", "LogicalResourceId": "LoadBalancerSecurityGroup",
-                "ResourceType": "AWS::EC2::SecurityGroup", "StackResourceDriftStatus": "MODIFIED", "Timestamp": NOW,
+                "ResourceType": "AWS::EC2::SecurityGroup", "StackResourceDriftStatus": "MODIFIED",
+                "Timestamp": NOW,
                 "PropertyDifferences": [{"PropertyPath": "/SecurityGroupIngress/2", "ExpectedValue": "",
                                          "ActualValue": "0.0.0.0/0", "DifferenceType": "ADD"}]}]},
             {"StackName": "prod-x", "StackResourceDriftStatusFilters": ["MODIFIED", "DELETED"]},
@@ -187,7 +188,7 @@ def git(repo: Path, *args: str) -> None:
 
 def test_changed_names_deployments_removals_and_images(tmp_path: Path) -> None:
     root = Path(__file__).parents[2]
-    import shutil  # noqa: PLC0415
+    import shutil
 
     for folder in ("deployments", "templates", "tooling", "inference_server"):
         shutil.copytree(root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))

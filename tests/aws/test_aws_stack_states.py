@@ -250,6 +250,6 @@ def test_client_errors_other_than_missing_stacks_are_raised(cfn: Stubber) -> Non
 
 
 def boto3_client() -> Any:
-    from tooling import aws  # noqa: PLC0415
+    from tooling import aws
 
     return aws.client("cloudformation", "us-east-1")

@@ -220,7 +220,15 @@ def test_image_builds(job_id, platform, runner, dockerfile):
     assert options["context"] == "."
     assert options["push"] is True
     assert options["provenance"] is False
-    assert "${{ github.sha }}" in options["tags"]
+    assert options["tags"] == "${{ steps.tags.outputs.list }}"
+    # One build, tagged with the commit SHA, pushed to each environment's account.
+    roles = [
+        s["with"]["role-to-assume"] for s in steps(job) if str(s.get("uses", "")).startswith(AWS_CREDENTIALS)
+    ]
+    assert roles == [f"${{{{ vars.AWS_DEPLOY_ROLE_ARN_{e.upper()} }}}}" for e in ENVIRONMENTS]
+    tagged = [s for s in steps(job) if "$REGISTRY/$REPOSITORY:$TAG" in s.get("run", "")]
+    assert len(tagged) == len(ENVIRONMENTS)
+    assert all(s["env"]["TAG"] == "${{ github.sha }}" for s in tagged)
     assert options["cache-from"]
     assert options["cache-to"]
 
@@ -255,6 +263,13 @@ def test_smoke_after_each_environment_rolls_back_and_fails(environment):
     assert "deployctl deploy" in rollback["run"]
     assert "--image-tag" in rollback["run"]
     assert rollback["run"].rstrip().endswith("exit 1")
+    # The previous tag is read by the deploy job before it deploys.
+    assert rollback["env"]["PREVIOUS_TAG"] == f"${{{{ needs.deploy-{environment}.outputs.previous_tag }}}}"
+    deploy = ALL["deploy"]["jobs"][f"deploy-{environment}"]
+    assert deploy["outputs"]["previous_tag"] == "${{ steps.previous.outputs.tag }}"
+    ids = [s.get("id") for s in steps(deploy)]
+    names = [s.get("name") for s in steps(deploy)]
+    assert ids.index("previous") < names.index("Deploy")
     assert steps(job).index(smoke) < steps(job).index(rollback)
 
 
