@@ -50,11 +50,12 @@ schema: $(STAMP)  ## regenerate deployments/schema.json and the README field ref
 	$(DEPLOYCTL) schema --out deployments/schema.json
 	$(DEPLOYCTL) docs --readme README.md
 
-lint: $(STAMP)  ## ruff, hadolint
+lint: $(STAMP)  ## ruff, hadolint, actionlint and zizmor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	files=$$(git ls-files --cached --others --exclude-standard -- 'Dockerfile*' '*/Dockerfile*'); \
 	  if [ -n "$$files" ]; then $(BIN)/hadolint $$files; fi
+	tools/lint-workflows.sh
 
 test: lint $(CHECKOV_STAMP)  ## lint, then every test (pytest-xdist, one AWS emulator per worker)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
@@ -70,4 +71,4 @@ local-aws: $(STAMP)  ## the AWS emulator on 127.0.0.1:$(LOCAL_AWS_PORT); export 
 	$(BIN)/python -m tools.local_aws --port $(LOCAL_AWS_PORT)
 
 clean:  ## remove the virtualenv and build outputs
-	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build node_modules .deployctl-cache .pytest_cache .ruff_cache

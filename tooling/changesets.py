@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,7 +26,7 @@ class MissingParameter(Exception):
 
 
 def parameters(
-    state: StackState, existing: dict[str, Any] | None, image_tag: str | None
+    state: StackState, existing: dict[str, Any] | None, image_tags: Mapping[str, str] | None
 ) -> list[dict[str, Any]]:
     """Image tags: the one given, else the deployed stack's. Parameters with a default are left out:
     the template's default is the value we mean, on every update too."""
@@ -35,8 +36,8 @@ def parameters(
     for key, spec in sorted(declared.items()):
         if "Default" in spec:
             continue
-        if key.endswith("ImageTag") and image_tag:
-            out.append({"ParameterKey": key, "ParameterValue": image_tag})
+        if image_tags and key in image_tags:
+            out.append({"ParameterKey": key, "ParameterValue": image_tags[key]})
         elif key in deployed:
             out.append({"ParameterKey": key, "UsePreviousValue": True})
         else:
@@ -74,7 +75,22 @@ def stack_tags(state: StackState, digest: str) -> dict[str, str]:
     }
 
 
-def plan(head: Snapshot, *, image_tag: str | None, max_parallel: int = 4) -> Plan:
+def image_tags(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`--image-tag` values: `TAG` for every image, or `gateway=TAG` / `vllm=TAG` for one."""
+    names = {"gateway": "GatewayImageTag", "vllm": "VllmImageTag"}
+    tags: dict[str, str] = {}
+    for value in values:
+        image, sep, tag = value.partition("=")
+        if not sep:
+            tags.update(dict.fromkeys(names.values(), value))
+        elif image in names and tag:
+            tags[names[image]] = tag
+        else:
+            raise ValueError(f"--image-tag {value!r}: use TAG, gateway=TAG or vllm=TAG")
+    return tags
+
+
+def plan(head: Snapshot, *, image_tag: Mapping[str, str] | None, max_parallel: int = 4) -> Plan:
     plans: list[StackPlan] = []
     valid = [s for s in head.stacks.values() if s.valid]
     for state in head.stacks.values():
@@ -97,7 +113,7 @@ def plan(head: Snapshot, *, image_tag: str | None, max_parallel: int = 4) -> Pla
     return Plan("aws", plans, list(head.problems))
 
 
-def _plan_stack(state: StackState, image_tag: str | None) -> StackPlan:
+def _plan_stack(state: StackState, image_tag: Mapping[str, str] | None) -> StackPlan:
     result = StackPlan(state.environment, state.name, state.stack_name, "no-change", warnings=state.warnings,
                        region=state.region)  # fmt: skip
     cfn = aws.client("cloudformation", state.region)

@@ -187,7 +187,9 @@ def _has_aws() -> bool:
     "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 on changes, 1 on errors."
 )
 @click.option("--no-cache", is_flag=True, help="Render and lint everything again.")
-@click.option("--image-tag", envvar="DEPLOYCTL_IMAGE_TAG", help="Image tag for new stacks (aws plans).")
+@click.option(
+    "--image-tag", multiple=True, help="Image tag for new stacks (aws plans): TAG, gateway=TAG or vllm=TAG."
+)
 @click.option("--fail-over-budget", is_flag=True, help="A stack estimated over its budget fails the plan.")
 @click.pass_obj
 def plan(
@@ -197,7 +199,7 @@ def plan(
     fmt: str,
     detailed_exitcode: bool,
     no_cache: bool,
-    image_tag: str | None,
+    image_tag: tuple[str, ...],
     fail_over_budget: bool,
 ) -> None:
     """What applying the working tree would change, stack by stack (make plan runs this)."""
@@ -210,7 +212,7 @@ def plan(
         against = "aws" if _has_aws() else "git:"
     try:
         if against == "aws":
-            result = planning.plan_against_aws(obj.root, store, image_tag=image_tag)
+            result = planning.plan_against_aws(obj.root, store, image_tag=_image_tags(image_tag))
         elif against.startswith("git:"):
             result = planning.plan_against_git(obj.root, against.removeprefix("git:") or None, store)
         else:
@@ -267,6 +269,30 @@ def cost_(obj: _Context, paths: tuple[Path, ...], fmt: str, fail_over_budget: bo
     sys.exit(1 if (fail_over_budget and over) or result.errors else 0)
 
 
+def _image_tags(values: tuple[str, ...]) -> dict[str, str]:
+    from tooling.changesets import image_tags  # noqa: PLC0415
+
+    try:
+        return image_tags(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--image-tag") from None
+
+
+def _recorded_tags(path: Path | None) -> dict[str, dict[str, str]]:
+    import json  # noqa: PLC0415
+
+    if path is None:
+        return {}
+    try:
+        stacks = json.loads(path.read_text(encoding="utf-8"))["stacks"]
+        return {
+            s["stack_name"]: {k: v for k, v in s["parameters"].items() if k.endswith("ImageTag")}
+            for s in stacks
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(f"{path}: not `deployctl status --format json` output ({exc})") from None
+
+
 def _select_states(
     obj: _Context, paths: tuple[Path, ...], environment: str | None, changed_since: str | None
 ):
@@ -302,7 +328,14 @@ def _select_states(
     "--yes", is_flag=True, help="Allow pruning prod stacks (their termination protection is lifted)."
 )
 @click.option(
-    "--image-tag", envvar="DEPLOYCTL_IMAGE_TAG", help="Image tag to deploy (default: keep the deployed)."
+    "--image-tag",
+    multiple=True,
+    help="Image tag to deploy: TAG (every image), gateway=TAG or vllm=TAG. Default: keep the deployed.",
+)
+@click.option(
+    "--image-tags-from",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Per-stack tags from `deployctl status --format json` (a rollback to what ran before).",
 )
 @click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack.")
 @click.pass_obj
@@ -314,7 +347,8 @@ def deploy(
     max_parallel: int,
     prune: bool,
     yes: bool,
-    image_tag: str | None,
+    image_tag: tuple[str, ...],
+    image_tags_from: Path | None,
     timeout: int,
 ) -> None:
     """Deploy through change sets, in parallel; exit 1 when any stack failed."""
@@ -336,7 +370,11 @@ def deploy(
 
     cancel = threading.Event()
     options = engine.Options(
-        image_tag=image_tag, timeout=timeout, max_parallel=max_parallel, on_event=on_event
+        image_tags=_image_tags(image_tag),
+        stack_image_tags=_recorded_tags(image_tags_from),
+        timeout=timeout,
+        max_parallel=max_parallel,
+        on_event=on_event,
     )
     results: list[engine.Result] = []
     try:
@@ -432,9 +470,13 @@ def bootstrap(
 @click.option(
     "--region", "regions", multiple=True, help="Region(s); default: every region the deployments use."
 )
+@click.option("--environment", "-e", help="Only this environment's stacks.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
-def status(obj: _Context, regions: tuple[str, ...]) -> None:
-    """Our stacks: state, image tags and endpoint URLs."""
+def status(obj: _Context, regions: tuple[str, ...], environment: str | None, fmt: str) -> None:
+    """Our stacks: state, image tags and endpoint URLs (JSON: what `deploy --image-tags-from` reads)."""
+    import json  # noqa: PLC0415
+
     from tooling import changesets  # noqa: PLC0415
     from tooling import cloudformation as cf  # noqa: PLC0415
 
@@ -443,9 +485,21 @@ def status(obj: _Context, regions: tuple[str, ...]) -> None:
     table = Table(title="Stacks", title_justify="left")
     for column in ("Stack", "Region", "Status", "Image", "Endpoint", "Updated"):
         table.add_column(column, no_wrap=True)
+    records = []
     for region in regions:
         for stack in sorted(changesets.managed_stacks(region), key=lambda s: s["StackName"]):
+            if environment and cf.tags_of(stack).get("deployctl:environment") != environment:
+                continue
             params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+            records.append(
+                {
+                    "stack_name": stack["StackName"],
+                    "region": region,
+                    "status": stack["StackStatus"],
+                    "parameters": params,
+                    "endpoint": cf.outputs_of(stack).get("EndpointUrl", ""),
+                }
+            )
             image = params.get("VllmImageTag") or params.get("GatewayImageTag", "")
             updated = stack.get("LastUpdatedTime") or stack.get("CreationTime")
             table.add_row(
@@ -456,7 +510,10 @@ def status(obj: _Context, regions: tuple[str, ...]) -> None:
                 cf.outputs_of(stack).get("EndpointUrl", ""),
                 str(updated)[:19] if updated else "",
             )
-    (Console() if Console().is_terminal else Console(width=200)).print(table)
+    if fmt == "json":
+        click.echo(json.dumps({"stacks": records}, indent=2))
+        return
+    _print(table)
 
 
 @cli.command()

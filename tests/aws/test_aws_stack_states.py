@@ -234,9 +234,13 @@ def test_a_missing_image_tag_is_reported_not_raised() -> None:
     s = StackState("dev", "demo", "f", "us-east-1", text)
     with pytest.raises(changesets.MissingParameter, match="pass --image-tag"):
         changesets.parameters(s, None, None)
-    assert changesets.parameters(s, None, "abc") == [
+    tags = changesets.image_tags(["abc"])
+    assert changesets.parameters(s, None, tags) == [
         {"ParameterKey": "GatewayImageTag", "ParameterValue": "abc"}
     ]
+    assert changesets.image_tags(["gateway=g1", "vllm=v1"]) == {"GatewayImageTag": "g1", "VllmImageTag": "v1"}
+    with pytest.raises(ValueError, match="use TAG"):
+        changesets.image_tags(["engine=x"])
     deployed = {"Parameters": [{"ParameterKey": "GatewayImageTag", "ParameterValue": "old"}]}
     assert changesets.parameters(s, deployed, None) == [
         {"ParameterKey": "GatewayImageTag", "UsePreviousValue": True}
@@ -253,3 +257,60 @@ def boto3_client() -> Any:
     from tooling import aws
 
     return aws.client("cloudformation", "us-east-1")
+
+
+def test_a_cancelled_deploy_deletes_the_change_set_it_did_not_execute(cfn: Stubber) -> None:
+    missing(cfn)
+    missing(cfn, "deployctl-bootstrap")
+    cfn.add_response("create_change_set", {"Id": "cs-1", "StackId": STACK_ID}, {
+        "StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": "CREATE", "Parameters": [],
+        "Capabilities": cf.CAPABILITIES, "Tags": ANY, "TemplateBody": ANY})  # fmt: skip
+    cfn.add_response(
+        "describe_change_set",
+        {"Status": "CREATE_COMPLETE", "Changes": [], "StackName": NAME},
+        {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True},
+    )
+    cfn.add_response("delete_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
+    cfn.add_response("describe_stacks", stack("REVIEW_IN_PROGRESS"), {"StackName": NAME})
+    cfn.add_response("delete_stack", {}, {"StackName": NAME})
+    cancel = threading.Event()
+    cancel.set()  # Ctrl-C arrived while the change set was being made
+    result = deploy._guarded(state(), deploy.Options(timeout=60), cancel)
+    assert result.outcome == "interrupted"
+
+
+def test_templates_over_the_inline_limit_go_through_the_artifacts_bucket(aws_env: str) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=cf.artifacts_bucket("123456789012", "us-east-1"))
+    big = json.dumps({"Description": "x" * 60_000, "Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+    argument = cf.template_argument(big, NAME, "us-east-1")
+    (url,) = argument.values()
+    assert list(argument) == ["TemplateURL"]
+    key = url.split(".amazonaws.com/", 1)[1]
+    body = s3.get_object(Bucket=cf.artifacts_bucket("123456789012", "us-east-1"), Key=key)["Body"].read()
+    assert json.loads(body) == json.loads(big)
+    assert list(cf.template_argument(TEMPLATE, NAME, "us-east-1")) == ["TemplateBody"]
+
+
+def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(cfn: Stubber) -> None:
+    text = json.dumps({"Parameters": {"VllmImageTag": {"Type": "String"}}, "Resources": {}})
+    deployed = stack("UPDATE_COMPLETE", Parameters=[{"ParameterKey": "VllmImageTag", "ParameterValue": "v2"}])
+    cfn.add_response("describe_stacks", deployed, {"StackName": NAME})
+    missing(cfn, "deployctl-bootstrap")
+    cfn.add_response("create_change_set", {"Id": "cs-1", "StackId": STACK_ID}, {
+        "StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": "UPDATE",
+        "Parameters": [{"ParameterKey": "VllmImageTag", "ParameterValue": "v1"}],
+        "Capabilities": cf.CAPABILITIES, "Tags": ANY, "TemplateBody": ANY})  # fmt: skip
+    cfn.add_response(
+        "describe_change_set",
+        {"Status": "CREATE_COMPLETE", "Changes": [], "StackName": NAME},
+        {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True},
+    )
+    cfn.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
+    cfn.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": NAME})
+    events(cfn, ("Topic", "UPDATE_COMPLETE", ""))
+    options = deploy.Options(
+        timeout=60, image_tags={"VllmImageTag": "v3"}, stack_image_tags={NAME: {"VllmImageTag": "v1"}}
+    )
+    result = deploy._guarded(StackState("dev", "demo", "f", "us-east-1", text), options, threading.Event())
+    assert result.outcome == "updated"

@@ -42,6 +42,10 @@ def test_checkov_fails_no_check_and_every_exception_has_a_reason(
     )
     for name, item in built.items():
         (tmp_path / f"{name}.json").write_text(item.text, encoding="utf-8")
+    from templates import bootstrap
+    from templates.stack import render
+
+    (tmp_path / "bootstrap.json").write_text(render(bootstrap.build()), encoding="utf-8")
     done = subprocess.run(
         [str(CHECKOV), "-d", str(tmp_path), "--framework", "cloudformation", "--output", "json",
          "--skip-download", "--compact"],
@@ -62,3 +66,11 @@ def test_checkov_fails_no_check_and_every_exception_has_a_reason(
         assert len(check["check_result"].get("suppress_comment", "")) > 20, check["check_id"]
     passed = sum(r["summary"]["passed"] for r in reports)
     assert passed > 100 * len(built) / 2
+
+
+def test_the_bootstrap_stack_lints_clean() -> None:
+    from templates import bootstrap
+    from templates.stack import render
+
+    text = render(bootstrap.build())
+    assert [f"{p.code} {p.field}: {p.message}" for p in lint.lint(text, "us-east-1", Path("b.json"))] == []
