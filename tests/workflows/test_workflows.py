@@ -264,9 +264,8 @@ def test_smoke_after_each_environment_rolls_back_and_fails(environment):
     assert "--image-tag" in rollback["run"]
     assert rollback["run"].rstrip().endswith("exit 1")
     # What each stack ran is recorded by the deploy job before it deploys, and redeployed on failure.
-    assert (
-        rollback["env"]["PREVIOUS_STATE"] == f"${{{{ needs.deploy-{environment}.outputs.previous_state }}}}"
-    )
+    recorded = f"${{{{ needs.deploy-{environment}.outputs.previous_state }}}}"
+    assert rollback["env"]["PREVIOUS_STATE"] == recorded
     assert "--image-tags-from previous.json" in rollback["run"]
     deploy = ALL["deploy"]["jobs"][f"deploy-{environment}"]
     assert deploy["outputs"]["previous_state"] == "${{ steps.previous.outputs.state }}"
