@@ -25,6 +25,7 @@ from troposphere import (
     s3,
 )
 
+from templates import buckets
 from templates.images import GATEWAY_REPOSITORY, VLLM_REPOSITORY
 
 STACK_NAME = "deployctl-bootstrap"
@@ -77,25 +78,7 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
             VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
-            BucketEncryption=s3.BucketEncryption(
-                ServerSideEncryptionConfiguration=[
-                    s3.ServerSideEncryptionRule(
-                        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
-                            SSEAlgorithm="aws:kms"
-                        ),
-                        BucketKeyEnabled=True,
-                    )
-                ]
-            ),
-            PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
-                BlockPublicAcls=True,
-                BlockPublicPolicy=True,
-                IgnorePublicAcls=True,
-                RestrictPublicBuckets=True,
-            ),
-            OwnershipControls=s3.OwnershipControls(
-                Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]
-            ),
+            **buckets.private("aws:kms"),
             LifecycleConfiguration=s3.LifecycleConfiguration(
                 Rules=[
                     s3.LifecycleRule(
@@ -124,16 +107,7 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
             Bucket=Ref(bucket),
             PolicyDocument={
                 "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "TlsOnly",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [GetAtt(bucket, "Arn"), Sub("${Arn}/*", Arn=GetAtt(bucket, "Arn"))],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
-                ],
+                "Statement": [buckets.tls_only(bucket)],
             },
         )
     )

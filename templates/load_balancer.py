@@ -13,6 +13,7 @@ from typing import Any
 from troposphere import GetAtt, Join, Ref, Sub, ec2, s3
 from troposphere import elasticloadbalancingv2 as elb
 
+from templates import buckets
 from templates.context import Stack
 from templates.network import Network
 from tooling import catalog
@@ -211,22 +212,7 @@ def _access_log_bucket(stack: Stack) -> tuple[s3.Bucket, s3.BucketPolicy]:
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
             # ALB access logs support only S3-managed keys (SSE-S3), not KMS.
-            BucketEncryption=s3.BucketEncryption(
-                ServerSideEncryptionConfiguration=[
-                    s3.ServerSideEncryptionRule(
-                        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
-                    )
-                ]
-            ),
-            PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
-                BlockPublicAcls=True,
-                BlockPublicPolicy=True,
-                IgnorePublicAcls=True,
-                RestrictPublicBuckets=True,
-            ),
-            OwnershipControls=s3.OwnershipControls(
-                Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]
-            ),
+            **buckets.private("AES256"),
             LifecycleConfiguration=s3.LifecycleConfiguration(
                 Rules=[s3.LifecycleRule(Id="expire-access-logs", Status="Enabled", ExpirationInDays=days)]
             ),
@@ -258,14 +244,7 @@ def _access_log_bucket(stack: Stack) -> tuple[s3.Bucket, s3.BucketPolicy]:
                         "Action": "s3:PutObject",
                         "Resource": objects,
                     },
-                    {
-                        "Sid": "TlsOnly",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [GetAtt(bucket, "Arn"), Sub("${Arn}/*", Arn=GetAtt(bucket, "Arn"))],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    },
+                    buckets.tls_only(bucket),
                 ],
             },
         )

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import GetAtt, GetAZs, Ref, Select, Sub, ec2, iam, logs
+from troposphere import GetAtt, GetAZs, Ref, Select, Sub, ec2, iam
 
 from templates.context import Stack
+from templates.logs import add_log_group
 
 VPC_CIDR = "10.0.0.0/16"
 PUBLIC_CIDRS = ("10.0.0.0/20", "10.0.16.0/20")
@@ -135,16 +136,7 @@ def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], li
 
 
 def _flow_logs(stack: Stack, vpc: ec2.VPC, key: Any) -> None:
-    group = stack.add(
-        logs.LogGroup(
-            "FlowLogGroup",
-            LogGroupName=f"/deployctl/{stack.environment}/{stack.spec.name}/vpc-flow",
-            RetentionInDays=stack.spec.observability.log_retention_days,
-            KmsKeyId=key,
-            DeletionPolicy=stack.keep_on_delete,
-            UpdateReplacePolicy=stack.keep_on_delete,
-        )
-    )
+    group = add_log_group(stack, key, "FlowLogGroup", "vpc-flow")
     role = stack.add(
         iam.Role(
             "FlowLogRole",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from troposphere import Ref, Sub, budgets, cloudwatch, logs, sns
+from troposphere import Ref, Sub, budgets, cloudwatch, sns
 
 from templates.context import Stack
 from templates.load_balancer import LoadBalancer
@@ -13,19 +13,6 @@ from templates.load_balancer import LoadBalancer
 ERROR_RATE_PERCENT = 5
 # Time to the first response byte at p99. Generations stream, so headers come early even for long answers.
 P99_FIRST_BYTE_SECONDS = 30
-
-
-def add_log_group(stack: Stack, key_arn: Any) -> logs.LogGroup:
-    return stack.add(
-        logs.LogGroup(
-            "LogGroup",
-            LogGroupName=f"/deployctl/{stack.environment}/{stack.spec.name}",
-            RetentionInDays=stack.spec.observability.log_retention_days,
-            KmsKeyId=key_arn,
-            DeletionPolicy=stack.keep_on_delete,
-            UpdateReplacePolicy=stack.keep_on_delete,
-        )
-    )
 
 
 def add_alarm_topic(stack: Stack, key_arn: Any) -> sns.Topic:

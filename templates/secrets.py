@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from troposphere import GetAtt, Ref, awslambda, logs, secretsmanager
+from troposphere import GetAtt, Ref, awslambda, secretsmanager
 
 from templates.context import Stack
 from templates.iam import role, statement
+from templates.logs import add_log_group
 from templates.network import Network
 
 HANDLER_SOURCE = Path(__file__).with_name("rotation_handler.py")
@@ -40,16 +41,7 @@ def add_api_key_secret(stack: Stack, key_arn: Any, network: Network) -> ApiKeySe
             UpdateReplacePolicy="Delete",
         )
     )
-    function_logs = stack.add(
-        logs.LogGroup(
-            "RotationFunctionLogGroup",
-            LogGroupName=f"/deployctl/{stack.environment}/{stack.spec.name}/key-rotation",
-            RetentionInDays=stack.spec.observability.log_retention_days,
-            KmsKeyId=key_arn,
-            DeletionPolicy=stack.keep_on_delete,
-            UpdateReplacePolicy=stack.keep_on_delete,
-        )
-    )
+    function_logs = add_log_group(stack, key_arn, "RotationFunctionLogGroup", "key-rotation")
     function_role = role(
         stack,
         "RotationFunctionRole",

@@ -11,8 +11,9 @@ from templates import tags
 from templates.context import Stack
 from templates.encryption import add_key, key_arn
 from templates.load_balancer import add_load_balancer
+from templates.logs import add_log_group
 from templates.network import add_network
-from templates.observability import add_alarm_topic, add_budget, add_load_balancer_alarms, add_log_group
+from templates.observability import add_alarm_topic, add_budget, add_load_balancer_alarms
 from templates.secrets import add_api_key_secret
 from templates.targets import ec2, ecs_fargate, ecs_gpu, sagemaker
 from templates.targets.shared import Shared
