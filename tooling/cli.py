@@ -378,7 +378,13 @@ def deploy(
     )
     results: list[engine.Result] = []
     try:
-        results = engine.deploy_all([s for s in states if s.valid], options, cancel)
+        valid = [s for s in states if s.valid]
+        if console.is_terminal and valid:
+            # A spinner on a terminal; CI logs get the plain event lines alone.
+            with console.status(f"deploying {len(valid)} stack(s), {max_parallel} at a time…"):
+                results = engine.deploy_all(valid, options, cancel)
+        else:
+            results = engine.deploy_all(valid, options, cancel)
         if prune:
             regions = {s.region for s in head.stacks.values() if s.region}
             envs = {environment} if environment else None

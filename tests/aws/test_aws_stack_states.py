@@ -72,16 +72,39 @@ def events(stubber: Stubber, *items: tuple[str, str, str]) -> None:
     )  # fmt: skip
 
 
+def change_set(
+    stubber: Stubber,
+    kind: str,
+    *,
+    parameters: list | None = None,
+    status: str = "CREATE_COMPLETE",
+    changes: list | None = None,
+    reason: str | None = None,
+) -> None:
+    """CreateChangeSet, then DescribeChangeSet answering `status` (and `reason`) with `changes`."""
+    stubber.add_response(
+        "create_change_set",
+        {"Id": "cs-1", "StackId": STACK_ID},
+        {
+            "StackName": NAME,
+            "ChangeSetName": ANY,
+            "ChangeSetType": kind,
+            "Parameters": parameters or [],
+            "Capabilities": cf.CAPABILITIES,
+            "Tags": ANY,
+            "TemplateBody": ANY,
+        },
+    )
+    described = {"Status": status, "StackName": NAME, "Changes": changes or []}
+    if reason:
+        described["StatusReason"] = reason
+    expected = {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True}
+    stubber.add_response("describe_change_set", described, expected)
+
+
 def create_and_execute(stubber: Stubber, kind: str, final: str = "CREATE_COMPLETE") -> None:
     missing(stubber, "deployctl-bootstrap")  # no bootstrap stack: CloudFormation acts as the caller
-    stubber.add_response("create_change_set", {"Id": "cs-1", "StackId": STACK_ID}, {
-        "StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": kind, "Parameters": [],
-        "Capabilities": cf.CAPABILITIES, "Tags": ANY, "TemplateBody": ANY})  # fmt: skip
-    stubber.add_response(
-        "describe_change_set",
-        {"Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE", "Changes": [], "StackName": NAME},
-        {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True},
-    )
+    change_set(stubber, kind)
     stubber.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     stubber.add_response("describe_stacks", stack(final), {"StackName": NAME})
     events(stubber, ("Topic", "CREATE_COMPLETE", ""))
@@ -135,14 +158,7 @@ def test_in_progress_is_waited_for(cfn: Stubber) -> None:
 def test_a_failed_creation_reports_the_failed_resources(cfn: Stubber) -> None:
     missing(cfn)
     missing(cfn, "deployctl-bootstrap")
-    cfn.add_response("create_change_set", {"Id": "cs-1", "StackId": STACK_ID}, {
-        "StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": "CREATE", "Parameters": [],
-        "Capabilities": cf.CAPABILITIES, "Tags": ANY, "TemplateBody": ANY})  # fmt: skip
-    cfn.add_response(
-        "describe_change_set",
-        {"Status": "CREATE_COMPLETE", "Changes": [], "StackName": NAME},
-        {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True},
-    )
+    change_set(cfn, "CREATE")
     cfn.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     cfn.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": NAME})
     events(cfn, ("Topic", "CREATE_FAILED", "Topic name is taken"), ("Topic", "DELETE_COMPLETE", ""))
@@ -154,16 +170,14 @@ def test_a_failed_creation_reports_the_failed_resources(cfn: Stubber) -> None:
 def test_an_empty_change_set_is_no_change_and_is_deleted(cfn: Stubber) -> None:
     cfn.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": NAME})
     missing(cfn, "deployctl-bootstrap")
-    cfn.add_response("create_change_set", {"Id": "cs-1", "StackId": STACK_ID}, {
-        "StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": "UPDATE", "Parameters": [],
-        "Capabilities": cf.CAPABILITIES, "Tags": ANY, "TemplateBody": ANY})  # fmt: skip
-    cfn.add_response(
-        "describe_change_set",
-        {"Status": "FAILED", "StackName": NAME, "Changes": [],
-         "StatusReason": "The submitted information didn't contain changes. Submit different information to "
-                         "create a change set."},
-        {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True},
-    )  # fmt: skip
+    change_set(
+        cfn,
+        "UPDATE",
+        status="FAILED",
+        # The reason AWS gives for a change set without changes (CloudFormation API reference).
+        reason="The submitted information didn't contain changes. "
+        "Submit different information to create a change set.",
+    )
     cfn.add_response("delete_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     assert run(cfn).outcome == "no-change"
 
@@ -211,16 +225,20 @@ def test_change_set_replacement_details_become_plan_changes() -> None:
 
 def test_the_plan_deletes_its_change_set_and_the_shell_of_a_new_stack(cfn: Stubber) -> None:
     missing(cfn)
-    cfn.add_response("create_change_set", {"Id": "cs-1", "StackId": STACK_ID}, {
-        "StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": "CREATE", "Parameters": [],
-        "Capabilities": cf.CAPABILITIES, "Tags": ANY, "TemplateBody": ANY})  # fmt: skip
-    cfn.add_response(
-        "describe_change_set",
-        {"Status": "CREATE_COMPLETE", "StackName": NAME, "Changes": [
-            {"Type": "Resource", "ResourceChange": {"Action": "Add", "LogicalResourceId": "Topic",
-                                                    "ResourceType": "AWS::SNS::Topic"}}]},
-        {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True},
-    )  # fmt: skip
+    change_set(
+        cfn,
+        "CREATE",
+        changes=[
+            {
+                "Type": "Resource",
+                "ResourceChange": {
+                    "Action": "Add",
+                    "LogicalResourceId": "Topic",
+                    "ResourceType": "AWS::SNS::Topic",
+                },
+            }
+        ],
+    )
     cfn.add_response("delete_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     cfn.add_response("describe_stacks", stack("REVIEW_IN_PROGRESS"), {"StackName": NAME})
     cfn.add_response("delete_stack", {}, {"StackName": NAME})
@@ -262,14 +280,7 @@ def boto3_client() -> Any:
 def test_a_cancelled_deploy_deletes_the_change_set_it_did_not_execute(cfn: Stubber) -> None:
     missing(cfn)
     missing(cfn, "deployctl-bootstrap")
-    cfn.add_response("create_change_set", {"Id": "cs-1", "StackId": STACK_ID}, {
-        "StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": "CREATE", "Parameters": [],
-        "Capabilities": cf.CAPABILITIES, "Tags": ANY, "TemplateBody": ANY})  # fmt: skip
-    cfn.add_response(
-        "describe_change_set",
-        {"Status": "CREATE_COMPLETE", "Changes": [], "StackName": NAME},
-        {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True},
-    )
+    change_set(cfn, "CREATE")
     cfn.add_response("delete_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     cfn.add_response("describe_stacks", stack("REVIEW_IN_PROGRESS"), {"StackName": NAME})
     cfn.add_response("delete_stack", {}, {"StackName": NAME})
@@ -297,15 +308,7 @@ def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(cfn: Stubber) -> No
     deployed = stack("UPDATE_COMPLETE", Parameters=[{"ParameterKey": "VllmImageTag", "ParameterValue": "v2"}])
     cfn.add_response("describe_stacks", deployed, {"StackName": NAME})
     missing(cfn, "deployctl-bootstrap")
-    cfn.add_response("create_change_set", {"Id": "cs-1", "StackId": STACK_ID}, {
-        "StackName": NAME, "ChangeSetName": ANY, "ChangeSetType": "UPDATE",
-        "Parameters": [{"ParameterKey": "VllmImageTag", "ParameterValue": "v1"}],
-        "Capabilities": cf.CAPABILITIES, "Tags": ANY, "TemplateBody": ANY})  # fmt: skip
-    cfn.add_response(
-        "describe_change_set",
-        {"Status": "CREATE_COMPLETE", "Changes": [], "StackName": NAME},
-        {"StackName": NAME, "ChangeSetName": ANY, "IncludePropertyValues": True},
-    )
+    change_set(cfn, "UPDATE", parameters=[{"ParameterKey": "VllmImageTag", "ParameterValue": "v1"}])
     cfn.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     cfn.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": NAME})
     events(cfn, ("Topic", "UPDATE_COMPLETE", ""))
