@@ -78,23 +78,20 @@ def add_gateway_service(
             EphemeralStorage=ecs.EphemeralStorage(SizeInGiB=size.storage_gib),
             ExecutionRoleArn=GetAtt(execution, "Arn"),
             TaskRoleArn=GetAtt(task_role, "Arn"),
-            Volumes=[ecs.Volume(Name="scratch")],
+            # The root filesystem is read-only; Python's tempfile (and anything a library writes) gets /tmp.
+            Volumes=[ecs.Volume(Name="tmp")],
             ContainerDefinitions=[
                 ecs.ContainerDefinition(
                     Name=ecs_parts.CONTAINER,
                     Image=image(stack, GATEWAY_REPOSITORY),
                     Essential=True,
                     PortMappings=[ecs.PortMapping(ContainerPort=GATEWAY_PORT, Protocol="tcp")],
-                    Environment=ecs_parts.environment(
-                        {"GATEWAY_PORT": str(GATEWAY_PORT), "GATEWAY_SCRATCH_DIR": "/scratch", **environment}
-                    ),
+                    Environment=ecs_parts.environment({"GATEWAY_PORT": str(GATEWAY_PORT), **environment}),
                     Secrets=[ecs.Secret(Name=k, ValueFrom=v) for k, v in sorted(secrets.items())],
                     LogConfiguration=ecs_parts.log_configuration(stack, log_group, "gateway"),
                     HealthCheck=ecs_parts.container_health_check(),
                     ReadonlyRootFilesystem=True,
-                    MountPoints=[
-                        ecs.MountPoint(SourceVolume="scratch", ContainerPath="/scratch", ReadOnly=False)
-                    ],
+                    MountPoints=[ecs.MountPoint(SourceVolume="tmp", ContainerPath="/tmp", ReadOnly=False)],
                     StopTimeout=STOP_TIMEOUT,
                 )
             ],
