@@ -91,7 +91,8 @@ def add_gateway_service(
                     LogConfiguration=ecs_parts.log_configuration(stack, log_group, "gateway"),
                     HealthCheck=ecs_parts.container_health_check(),
                     ReadonlyRootFilesystem=True,
-                    MountPoints=[ecs.MountPoint(SourceVolume="tmp", ContainerPath="/tmp", ReadOnly=False)],
+                    # A task-private volume, not a shared host directory: S108 does not apply.
+                    MountPoints=[ecs.MountPoint(SourceVolume="tmp", ContainerPath="/tmp", ReadOnly=False)],  # noqa: S108
                     StopTimeout=STOP_TIMEOUT,
                 )
             ],

@@ -100,16 +100,25 @@ def take(root: Path, *, lint: bool = True, store: Cache | None = None, code: str
         layers = b"".join(_read(p) for p in repository.defaults_files(root, env))
         for path in paths:
             relative = str(path.relative_to(root))
-            keys[path] = digest(code, "lint" if lint else "", env, relative, path.read_bytes(), layers)
+            # Linted or not, a render is the same: the base side of a plan reuses the head's renders.
+            keys[path] = digest(code, env, relative, path.read_bytes(), layers)
     cached = {path: store.get(key) for path, key in keys.items()}
     names = [(path.parent.name, entry["name"]) for path, entry in cached.items() if entry]
-    if all(cached.values()) and len(set(names)) == len(names):
+    complete = all(entry and (entry["linted"] or not lint) for entry in cached.values())
+    if complete and len(set(names)) == len(names):
         stacks = {}
         for entry in cached.values():
-            state = StackState(**entry)
+            state = _from_entry(entry, lint)
             stacks[state.stack_name] = state
         return Snapshot(stacks, [format_text(p) for p in problems], code)
     return _take_cold(root, lint, store, code, keys, cached)
+
+
+def _from_entry(entry: dict[str, Any], lint: bool) -> StackState:
+    state = StackState(**{k: v for k, v in entry.items() if k != "linted"})
+    if not lint:
+        state.errors = []  # cached errors are lint findings (only valid specs are rendered)
+    return state
 
 
 def _take_cold(
@@ -142,29 +151,54 @@ def _take_cold(
             continue
         entry = cached.get(deployment.path)
         if entry:
-            state.text, state.errors = entry["text"], entry["errors"]
+            state.text, state.errors = entry["text"], entry["errors"] if lint else []
             state.monthly_usd, state.over_budget = entry.get("monthly_usd"), entry.get("over_budget")
+            if lint and not entry["linted"]:
+                misses.append((state, deployment, ("lint", state.text, deployment.spec.region, state.file)))
         else:
-            misses.append((state, deployment))
+            job = (
+                "render",
+                deployment.spec.model_dump(mode="json"),
+                deployment.environment,
+                state.file,
+                lint,
+            )
+            misses.append((state, deployment, job))
     if misses:
-        jobs = [(d.spec.model_dump(mode="json"), d.environment, s.file, lint) for s, d in misses]
+        jobs = [job for _, _, job in misses]
         if len(jobs) >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1:
             with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(jobs))) as pool:
-                outputs = list(pool.map(_render_one, jobs, chunksize=max(1, len(jobs) // 16)))
+                outputs = list(pool.map(_work, jobs, chunksize=max(1, len(jobs) // 16)))
         else:
-            outputs = [_render_one(job) for job in jobs]
-        for (state, deployment), (text, lint_errors, monthly, over) in zip(misses, outputs, strict=True):
-            state.text = text
-            state.errors = lint_errors
-            state.monthly_usd, state.over_budget = monthly, over
-            store.put(keys[deployment.path], asdict(state))
+            outputs = [_work(job) for job in jobs]
+        for (state, deployment, job), output in zip(misses, outputs, strict=True):
+            if job[0] == "render":
+                state.text, state.errors, state.monthly_usd, state.over_budget = output
+            else:
+                state.errors = output
+            store.put(keys[deployment.path], {**asdict(state), "linted": lint})
     return Snapshot(stacks, problems, code)
+
+
+def _work(job: tuple) -> Any:
+    """One unit of work for a worker process: render (and maybe lint) a spec, or lint a cached render."""
+    if job[0] == "render":
+        return _render_one(job[1:])
+    _, text, region, file = job
+    return _lint(text, region, file)
+
+
+def _lint(text: str, region: str, file: str) -> list[str]:
+    from tooling import lint  # noqa: PLC0415 - workers import what they use
+
+    rendered = Path("build") / Path(file).parent.name / f"{Path(file).stem}.json"
+    return [f"{format_text(f)} (rendered from {file})" for f in lint.lint(text, region, rendered)]
 
 
 def _render_one(job: tuple[dict[str, Any], str, str, bool]) -> tuple[str, list[str], float, str | None]:
     """Build, render, lint and price one deployment (in a worker process: the spec travels as data)."""
     from templates import build, render  # noqa: PLC0415 - workers import what they use
-    from tooling import cost, lint  # noqa: PLC0415
+    from tooling import cost  # noqa: PLC0415
     from tooling.spec import Deployment  # noqa: PLC0415
 
     data, environment, file, with_lint = job
@@ -172,8 +206,4 @@ def _render_one(job: tuple[dict[str, Any], str, str, bool]) -> tuple[str, list[s
     text = render(build(spec, environment))
     estimate = cost.estimate(spec, environment)
     priced = (estimate.monthly_min_usd, cost.over_budget(estimate, spec))
-    if not with_lint:
-        return text, [], *priced
-    rendered = Path("build") / environment / f"{spec.name}.json"
-    findings = lint.lint(text, spec.region, rendered)
-    return text, [f"{format_text(f)} (rendered from {file})" for f in findings], *priced
+    return text, _lint(text, spec.region, file) if with_lint else [], *priced

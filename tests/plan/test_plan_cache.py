@@ -56,3 +56,23 @@ def test_lint_findings_are_cached_with_the_template(tmp_path: Path) -> None:
     again = snapshot.take(tmp_path, lint=True, store=store)
     assert {k: v.errors for k, v in first.stacks.items()} == {k: v.errors for k, v in again.stacks.items()}
     assert all(not v.errors for v in again.stacks.values())
+
+
+def test_a_render_made_without_lint_is_reused_and_only_linted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "deployments", tmp_path / "deployments")
+    store = Cache(tmp_path / "cache")
+    snapshot.take(tmp_path, lint=False, store=store)  # the base side of a plan renders without lint
+    monkeypatch.setattr(snapshot, "PARALLEL_THRESHOLD", 10_000)
+    monkeypatch.setattr(snapshot, "_render_one", lambda job: pytest.fail("rendered again"))
+    linted: list[str] = []
+    real = snapshot._lint
+    monkeypatch.setattr(
+        snapshot, "_lint", lambda text, region, file: linted.append(file) or real(text, region, file)
+    )
+    head = snapshot.take(tmp_path, lint=True, store=store)
+    assert len(linted) == 4
+    assert all(s.valid for s in head.stacks.values())
+    snapshot.take(tmp_path, lint=True, store=store)
+    assert len(linted) == 4  # and then it is all cached
