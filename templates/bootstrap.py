@@ -26,6 +26,7 @@ from troposphere import (
 )
 
 from templates import buckets
+from templates.context import checkov_skip
 from templates.images import GATEWAY_REPOSITORY, VLLM_REPOSITORY
 
 STACK_NAME = "deployctl-bootstrap"
@@ -89,16 +90,9 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
                     )
                 ]
             ),
-            Metadata={
-                "checkov": {
-                    "skip": [
-                        {
-                            "id": "CKV_AWS_18",
-                            "comment": "holds generated templates only; CloudTrail records access",
-                        }
-                    ]
-                }
-            },
+            Metadata=checkov_skip(
+                {"CKV_AWS_18": "holds generated templates only; CloudTrail records access"}
+            ),
         )
     )
     t.add_resource(
@@ -210,17 +204,12 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
             "PlanRole",
             Condition="HasGitHub",
             RoleName="deployctl-plan",
-            Metadata={
-                "checkov": {
-                    "skip": [
-                        {
-                            "id": "CKV_AWS_108",
-                            "comment": "CloudFormation reads templates over the inline limit with the "
-                            "caller's credentials: s3:GetObject on the artifacts bucket's templates/ only",
-                        }
-                    ]
+            Metadata=checkov_skip(
+                {
+                    "CKV_AWS_108": "CloudFormation reads templates over the inline limit with the caller's "
+                    "credentials: s3:GetObject on the artifacts bucket's templates/ only"
                 }
-            },
+            ),
             AssumeRolePolicyDocument=github_trust(["pull_request", "ref:refs/heads/main"]),
             Policies=[
                 iam.Policy(
@@ -270,18 +259,13 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
                     },
                 )
             ],
-            Metadata={
-                "checkov": {
-                    "skip": [
-                        {
-                            "id": i,
-                            "comment": "CloudFormation creates the deployments' resources of these services "
-                            "with this role; only deploy roles may pass it, and only to our stacks",
-                        }
-                        for i in ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111")
-                    ]
-                }
-            },
+            Metadata=checkov_skip(
+                dict.fromkeys(
+                    ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
+                    "CloudFormation creates the deployments' resources of these services with this role; "
+                    "only deploy roles may pass it, and only to our stacks",
+                )
+            ),
         )
     )
     t.add_resource(
@@ -289,17 +273,12 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
             "DeployRole",
             Condition="HasGitHub",
             RoleName="deployctl-deploy",
-            Metadata={
-                "checkov": {
-                    "skip": [
-                        {
-                            "id": "CKV_AWS_108",
-                            "comment": "reads the deployments' own client API keys (deployctl/* only) to "
-                            "smoke-test endpoints and prove key rotations",
-                        }
-                    ]
+            Metadata=checkov_skip(
+                {
+                    "CKV_AWS_108": "reads the deployments' own client API keys (deployctl/* only) to "
+                    "smoke-test endpoints and prove key rotations"
                 }
-            },
+            ),
             AssumeRolePolicyDocument=github_trust(["environment:*", "ref:refs/heads/main"]),
             Policies=[
                 iam.Policy(

@@ -16,6 +16,11 @@ MANAGED_BY = "deployctl"
 MANAGEMENT_TAG = "deployctl:managed-by"
 
 
+def checkov_skip(skip: dict[str, str]) -> dict[str, Any]:
+    """Resource metadata that makes checkov skip each check id, with the reason written next to it."""
+    return {"checkov": {"skip": [{"id": check, "comment": reason} for check, reason in sorted(skip.items())]}}
+
+
 @dataclass
 class Stack:
     spec: Deployment
@@ -33,10 +38,7 @@ class Stack:
     def add(self, resource: R, *, skip: dict[str, str] | None = None) -> R:
         """Add a resource; `skip` maps checkov check ids to the reason this resource is an exception."""
         if skip:
-            metadata: dict[str, Any] = dict(getattr(resource, "Metadata", {}) or {})
-            checks = [{"id": check, "comment": reason} for check, reason in sorted(skip.items())]
-            metadata["checkov"] = {"skip": checks}
-            resource.Metadata = metadata
+            resource.Metadata = {**(getattr(resource, "Metadata", {}) or {}), **checkov_skip(skip)}
         return self.template.add_resource(resource)
 
     @property
