@@ -12,8 +12,14 @@ from tooling.snapshot import Snapshot, take
 
 def plan_against_git(root: Path, ref: str | None, store: Cache) -> Plan:
     commit = gitbase.resolve(root, ref)
-    head = take(root, lint=True, store=store)
+    head = take(root, lint=False, store=store)
     base = gitbase.snapshot_at(root, commit, store)
+    # Lint only what changed: a template equal to the base's was linted when the base was planned.
+    changed = {
+        name for name, s in head.stacks.items()
+        if s.text is not None and (name not in base.stacks or base.stacks[name].text != s.text)
+    }  # fmt: skip
+    head = take(root, lint=changed, store=store)
     label = ref or "merge base with main"
     return offline(head, base, f"git:{commit[:12]} ({label})" if not ref else f"git:{ref} ({commit[:12]})")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cache as memoize
@@ -89,8 +90,18 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-def take(root: Path, *, lint: bool = True, store: Cache | None = None, code: str | None = None) -> Snapshot:
-    """Every deployment under `root`, as stacks. `code` names the code version (default: this code)."""
+Lint = bool | Collection[str]  # every stack, none, or the stacks named
+
+
+def _wants(lint: Lint, stack_name: str) -> bool:
+    return lint is True or (not isinstance(lint, bool) and stack_name in lint)
+
+
+def take(root: Path, *, lint: Lint = True, store: Cache | None = None, code: str | None = None) -> Snapshot:
+    """Every deployment under `root`, as stacks; linted when `lint` names them (True: all).
+
+    `code` names the code version (default: this code).
+    """
     store = store or Cache(None)
     root = root.resolve()
     code = code or code_version(Path(__file__).resolve().parents[1])
@@ -104,7 +115,10 @@ def take(root: Path, *, lint: bool = True, store: Cache | None = None, code: str
             keys[path] = digest(code, env, relative, path.read_bytes(), layers)
     cached = {path: store.get(key) for path, key in keys.items()}
     names = [(path.parent.name, entry["name"]) for path, entry in cached.items() if entry]
-    complete = all(entry and (entry["linted"] or not lint) for entry in cached.values())
+    complete = all(
+        entry and (entry["linted"] or not _wants(lint, f"{path.parent.name}-{entry['name']}"))
+        for path, entry in cached.items()
+    )
     if complete and len(set(names)) == len(names):
         stacks = {}
         for entry in cached.values():
@@ -114,15 +128,15 @@ def take(root: Path, *, lint: bool = True, store: Cache | None = None, code: str
     return _take_cold(root, lint, store, code, keys, cached)
 
 
-def _from_entry(entry: dict[str, Any], lint: bool) -> StackState:
+def _from_entry(entry: dict[str, Any], lint: Lint) -> StackState:
     state = StackState(**{k: v for k, v in entry.items() if k != "linted"})
-    if not lint:
+    if not _wants(lint, state.stack_name):
         state.errors = []  # cached errors are lint findings (only valid specs are rendered)
     return state
 
 
 def _take_cold(
-    root: Path, lint: bool, store: Cache, code: str, keys: dict[Path, str], cached: dict[Path, Any]
+    root: Path, lint: Lint, store: Cache, code: str, keys: dict[Path, str], cached: dict[Path, Any]
 ) -> Snapshot:
     result = repository.load(root)
     by_file: dict[Path, list[Diagnostic]] = {}
@@ -150,10 +164,11 @@ def _take_cold(
         if deployment.spec is None:
             continue
         entry = cached.get(deployment.path)
+        wanted = _wants(lint, state.stack_name)
         if entry:
-            state.text, state.errors = entry["text"], entry["errors"] if lint else []
+            state.text, state.errors = entry["text"], entry["errors"] if wanted else []
             state.monthly_usd, state.over_budget = entry.get("monthly_usd"), entry.get("over_budget")
-            if lint and not entry["linted"]:
+            if wanted and not entry["linted"]:
                 misses.append((state, deployment, ("lint", state.text, deployment.spec.region, state.file)))
         else:
             job = (
@@ -161,7 +176,7 @@ def _take_cold(
                 deployment.spec.model_dump(mode="json"),
                 deployment.environment,
                 state.file,
-                lint,
+                wanted,
             )
             misses.append((state, deployment, job))
     if misses:
@@ -174,9 +189,10 @@ def _take_cold(
         for (state, deployment, job), output in zip(misses, outputs, strict=True):
             if job[0] == "render":
                 state.text, state.errors, state.monthly_usd, state.over_budget = output
+                linted = job[-1]
             else:
-                state.errors = output
-            store.put(keys[deployment.path], {**asdict(state), "linted": lint})
+                state.errors, linted = output, True
+            store.put(keys[deployment.path], {**asdict(state), "linted": linted})
     return Snapshot(stacks, problems, code)
 
 

@@ -139,3 +139,23 @@ def test_paths_select_stacks(repo: Path) -> None:
     code, out = plan(repo, str(repo / "deployments/prod"), "--format", "json")
     assert code == 0
     assert {s["environment"] for s in json.loads(out)["stacks"]} == {"prod"}
+
+
+def test_only_changed_templates_are_linted(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tooling import planning, snapshot
+    from tooling.cache import Cache
+
+    linted: list[str] = []
+    real = snapshot._lint
+    monkeypatch.setattr(snapshot, "PARALLEL_THRESHOLD", 10_000)  # in-process, so the spy sees the calls
+    monkeypatch.setattr(
+        snapshot, "_lint", lambda text, region, file: linted.append(file) or real(text, region, file)
+    )
+    store = Cache(repo / ".deployctl-cache")
+    assert planning.plan_against_git(repo, "HEAD", store).summary()["no-change"] == 4
+    assert linted == []  # nothing differs from HEAD, so nothing is linted
+    llama = repo / "deployments/prod/llama-3-1-8b.yaml"
+    llama.write_text(llama.read_text().replace("max: 4", "max: 5"), encoding="utf-8")
+    plan = planning.plan_against_git(repo, "HEAD", store)
+    assert linted == ["deployments/prod/llama-3-1-8b.yaml"]
+    assert {s.stack_name: s.action for s in plan.stacks}["prod-llama-3-1-8b"] == "update"
