@@ -129,32 +129,40 @@ def list_(obj: _Context, paths: tuple[Path, ...]) -> None:
 @click.pass_obj
 def render_(obj: _Context, paths: tuple[Path, ...], out: Path, lint: bool) -> None:
     """Render deployments to CloudFormation templates; exit 1 on invalid specs or lint findings."""
-    from tooling import lint as linter  # noqa: PLC0415 - cfn-lint loads only when asked for
-    from tooling import render  # noqa: PLC0415
+    import json  # noqa: PLC0415
 
-    result = obj.load(paths)
-    for diagnostic in result.diagnostics:
-        click.echo(format_text(diagnostic))
+    from templates.stack import INLINE_LIMIT, inline_size  # noqa: PLC0415
+    from tooling import planning, render  # noqa: PLC0415
+    from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
+    from tooling.snapshot import take  # noqa: PLC0415
+
+    # The same cached, parallel machinery as plans: an unchanged deployment costs a hash.
+    head = take(obj.root, lint=lint, store=Cache(obj.root / DEFAULT_DIR))
+    chosen = {s.stack_name for s in planning.select(planning.offline_all(head), obj.root, paths).stacks}
+    for problem in head.problems:
+        click.echo(problem)
     table = Table(title=f"Templates in {out}", title_justify="left")
     for column, justify in (("Stack", "left"), ("Resources", "right"), ("Bytes", "right"), ("Lint", "left")):
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    findings = 0
-    for deployment in result.valid:
-        rendered = render.render_deployment(deployment)
-        path = render.write(rendered, out)
-        problems = linter.lint(rendered.text, deployment.spec.region, path) if lint else []  # type: ignore[union-attr]
-        for problem in problems:
-            click.echo(format_text(problem))
-        findings += len(problems)
-        size = f"{rendered.inline_size:,}" + (
-            " [yellow](> inline limit: via S3)[/]" if rendered.oversize else ""
-        )
+    failed = bool(head.problems)
+    for name in sorted(chosen):
+        state = head.stacks[name]
+        for line in (*state.errors, *state.warnings):
+            click.echo(line)
+        failed |= bool(state.errors)
+        if state.text is None:
+            continue
+        render.write_text(state.text, out / state.environment / f"{state.name}.json")
+        size = inline_size(state.text)
+        shown = f"{size:,}" + (" [yellow](> inline limit: via S3)[/]" if size > INLINE_LIMIT else "")
         status = (
-            "skipped" if not lint else ("[green]clean[/]" if not problems else f"[red]{len(problems)}[/]")
+            "skipped"
+            if not lint
+            else ("[green]clean[/]" if not state.errors else f"[red]{len(state.errors)}[/]")
         )
-        table.add_row(deployment.stack_name, str(rendered.resources), size, status)
+        table.add_row(name, str(len(json.loads(state.text)["Resources"])), shown, status)
     _print(table)
-    sys.exit(1 if result.errors or findings else 0)
+    sys.exit(1 if failed else 0)
 
 
 def _print(table: object) -> None:

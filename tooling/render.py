@@ -37,9 +37,12 @@ def render_deployment(deployment: DeploymentFile) -> Rendered:
 
 
 def write(rendered: Rendered, out: Path) -> Path:
-    path = rendered.path(out)
+    return write_text(rendered.text, rendered.path(out))
+
+
+def write_text(text: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Only rewrite changed files, so timestamps (and make) see what really changed.
-    if not path.is_file() or path.read_text(encoding="utf-8") != rendered.text:
-        path.write_text(rendered.text, encoding="utf-8")
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
     return path
