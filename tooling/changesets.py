@@ -19,6 +19,7 @@ from tooling.plan import ORDER, Plan, StackPlan, stack_action
 from tooling.snapshot import Snapshot, StackState
 
 MANAGEMENT_TAG = "deployctl:managed-by"
+PLAN_TAGS = {"GatewayImageTag": "not-yet-built", "VllmImageTag": "not-yet-built"}
 
 
 class MissingParameter(Exception):
@@ -121,7 +122,11 @@ def _plan_stack(state: StackState, image_tag: Mapping[str, str] | None) -> Stack
     shell = existing is None or existing["StackStatus"] in cf.RECREATE
     name = f"deployctl-plan-{uuid.uuid4().hex[:12]}"
     try:
-        params = parameters(state, None if shell else existing, image_tag)
+        try:
+            params = parameters(state, None if shell else existing, image_tag)
+        except MissingParameter:
+            # A plan of a new stack needs some tag to make its change set; it is never executed.
+            params = parameters(state, None, {**PLAN_TAGS, **(image_tag or {})})
         digest = cf.template_hash(
             state.text or "", parameter_values(state, params, None if shell else existing)
         )

@@ -317,3 +317,15 @@ def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(cfn: Stubber) -> No
     )
     result = deploy._guarded(StackState("dev", "demo", "f", "us-east-1", text), options, threading.Event())
     assert result.outcome == "updated"
+
+
+def test_a_plan_of_a_new_stack_needs_no_image_tag(cfn: Stubber) -> None:
+    text = json.dumps({"Parameters": {"GatewayImageTag": {"Type": "String"}}, "Resources": {}})
+    missing(cfn)
+    change_set(
+        cfn, "CREATE", parameters=[{"ParameterKey": "GatewayImageTag", "ParameterValue": "not-yet-built"}]
+    )
+    cfn.add_response("delete_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
+    missing(cfn)
+    result = changesets._plan_stack(StackState("dev", "demo", "f", "us-east-1", text), image_tag=None)
+    assert result.action == "create"
