@@ -1,6 +1,6 @@
 """Turning one merged YAML source into a `Deployment`, or into diagnostics that point at the YAML.
 
-Pydantic checks each field and each section; the cross-section `spec.RULES` then run on every section
+Pydantic checks each field and each section; the cross-section `rules.RULES` then run on every section
 that is valid on its own, so a file with five mistakes in five places reports five errors at once.
 """
 
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from tooling import spec
+from tooling import rules, spec
 from tooling.diagnostics import Diagnostic, Location, Severity
 from tooling.secret_scan import find_secret
 from tooling.source import FieldPath, Source
@@ -75,8 +75,8 @@ def validate(source: Source, environment: str, file: Path) -> Validated:
             report(path, message, _code(error), hint, key=on_key)
 
     sections = _sections(source.data, failed_sections) if deployment is None else dict(deployment)
-    for rule in spec.RULES:
-        for finding in rule(spec.Sections(environment, sections)):
+    for rule in rules.RULES:
+        for finding in rule(rules.Sections(environment, sections)):
             path = _split(finding.field)
             severity = Severity.WARNING if finding.warning else Severity.ERROR
             report(path, finding.message, finding.code, finding.hint, severity=severity)

@@ -1,0 +1,297 @@
+"""Rules across the sections of a spec: what no single section can check on its own.
+
+Each rule is a function that yields `Finding`s for one concern, registered with `@rule`, in the manner
+of cfn-lint's rules. They run on every section that validated by itself (`Sections`), so a file with
+errors in several sections still hears about every cross-section problem it has.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tooling import catalog, cron
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule's verdict on one field. `field` is dotted, from the top of the spec."""
+
+    code: str
+    field: str
+    message: str
+    hint: str = ""
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Sections:
+    """The sections of a spec that validated on their own; None where a section is invalid or absent."""
+
+    environment: str
+    values: dict[str, Any]
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+Rule = Callable[[Sections], Iterator[Finding]]
+RULES: list[Rule] = []
+
+
+def rule(fn: Rule) -> Rule:
+    RULES.append(fn)
+    return fn
+
+
+_HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_S3_PREFIX = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?/")
+_SERVICES_FOR_ENGINE = {"vllm": ("ecs-gpu", "ec2", "sagemaker"), "external": ("ecs-fargate",)}
+
+
+@rule
+def engine_runs_on_service(s: Sections) -> Iterator[Finding]:
+    engine, compute = s.get("engine"), s.get("compute")
+    if engine and compute and compute.service not in _SERVICES_FOR_ENGINE[engine.type]:
+        allowed = " or ".join(_SERVICES_FOR_ENGINE[engine.type])
+        yield Finding(
+            "SPEC201",
+            "compute.service",
+            f"engine '{engine.type}' does not run on '{compute.service}'",
+            f"use {allowed}",
+        )
+
+
+@rule
+def model_id_fits_engine(s: Sections) -> Iterator[Finding]:
+    model, engine = s.get("model"), s.get("engine")
+    if not (model and engine):
+        return
+    if engine.type == "vllm":
+        if not (_HF_ID.fullmatch(model.id) or _S3_PREFIX.fullmatch(model.id)):
+            yield Finding(
+                "SPEC202",
+                "model.id",
+                f"'{model.id}' is neither a Hugging Face id nor an s3:// prefix",
+                "org/name, or s3://bucket/prefix/ ending in /",
+            )
+        if model.revision and model.id.startswith("s3://"):
+            yield Finding(
+                "SPEC203", "model.revision", "revision applies to Hugging Face ids, not s3:// weights"
+            )
+    else:
+        if model.id.startswith("s3://") or any(c.isspace() for c in model.id):
+            yield Finding(
+                "SPEC202", "model.id", "an external engine takes the provider's model name", "e.g. gpt-4o"
+            )
+        for name in ("revision", "max_model_len"):
+            if getattr(model, name) is not None:
+                yield Finding("SPEC203", f"model.{name}", f"{name} applies to vllm engines only")
+
+
+@rule
+def tensor_parallel_fits_gpus(s: Sections) -> Iterator[Finding]:
+    engine, compute = s.get("engine"), s.get("compute")
+    if not (engine and compute and engine.type == "vllm" and hasattr(compute, "gpu")):
+        return
+    for flag in ("tensor_parallel_size", "tensor-parallel-size"):
+        size = engine.args.get(flag)
+        if size is None:
+            continue
+        gpus = compute.gpu.gpus
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            yield Finding("SPEC204", f"engine.args.{flag}", "tensor_parallel_size is a whole number of GPUs")
+        elif size > gpus or gpus % size:
+            yield Finding(
+                "SPEC204",
+                f"engine.args.{flag}",
+                f"{compute.instance_type} has {gpus} GPU(s); tensor_parallel_size {size} does not fit",
+                f"a divisor of {gpus}",
+            )
+
+
+@rule
+def certificate_in_region(s: Sections) -> Iterator[Finding]:
+    network, region = s.get("network"), s.get("region")
+    if network and region and network.certificate_arn:
+        cert_region = network.certificate_arn.split(":")[3]
+        if cert_region != region:
+            yield Finding(
+                "SPEC205",
+                "network.certificate_arn",
+                f"the certificate is in {cert_region}, the deployment in {region}",
+                "an ALB uses an ACM certificate from its own region",
+            )
+
+
+@rule
+def public_endpoint_is_protected(s: Sections) -> Iterator[Finding]:
+    network, auth = s.get("network"), s.get("auth")
+    if not (network and network.public):
+        return
+    prod = s.environment == "prod"
+    if not network.certificate_arn:
+        yield Finding(
+            "SPEC206",
+            "network.public",
+            "a public endpoint without certificate_arn serves keys and prompts over plain HTTP",
+            "set network.certificate_arn" + ("" if prod else " (an error in prod)"),
+            warning=not prod,
+        )
+    if auth and not auth.api_keys:
+        yield Finding(
+            "SPEC207",
+            "auth.api_keys",
+            "a public endpoint without API keys lets anyone spend your GPUs",
+            "set auth.api_keys: true" + ("" if prod else " (an error in prod)"),
+            warning=not prod,
+        )
+
+
+@rule
+def private_subnets_reach_out(s: Sections) -> Iterator[Finding]:
+    network, engine, model = s.get("network"), s.get("engine"), s.get("model")
+    if not (network and network.vpc == "new" and network.nat_gateways == 0):
+        return
+    if engine and engine.type == "external":
+        yield Finding(
+            "SPEC208",
+            "network.nat_gateways",
+            "without a NAT gateway the gateway cannot reach the external provider",
+            "nat_gateways: 1",
+        )
+    elif model and not model.id.startswith("s3://"):
+        yield Finding(
+            "SPEC208",
+            "network.nat_gateways",
+            "without a NAT gateway the weights cannot be downloaded from Hugging Face",
+            "nat_gateways: 1, or weights from s3:// with vpc_endpoints: true",
+        )
+    if not network.vpc_endpoints:
+        yield Finding(
+            "SPEC208",
+            "network.nat_gateways",
+            "without a NAT gateway or VPC endpoints, tasks cannot pull images or write logs",
+            "nat_gateways: 1 or vpc_endpoints: true",
+        )
+
+
+_TARGETS_FOR_SERVICE = {
+    "ecs-fargate": {"cpu_percent", "memory_percent", "requests_per_target"},
+    "ecs-gpu": {"cpu_percent", "memory_percent", "requests_per_target"},
+    "ec2": {"cpu_percent", "requests_per_target"},
+    "sagemaker": {"invocations_per_instance"},
+}
+
+
+@rule
+def scaling_fits_service(s: Sections) -> Iterator[Finding]:
+    scaling, compute = s.get("scaling"), s.get("compute")
+    if not (scaling and compute):
+        return
+    allowed = _TARGETS_FOR_SERVICE[compute.service]
+    if scaling.target:
+        for name in sorted(scaling.target.model_fields_set):
+            if getattr(scaling.target, name) is not None and name not in allowed:
+                yield Finding(
+                    "SPEC209",
+                    f"scaling.target.{name}",
+                    f"{compute.service} cannot scale on {name}",
+                    f"{compute.service} scales on {', '.join(sorted(allowed))}",
+                )
+    if compute.service == "sagemaker":
+        if scaling.min < 1:
+            yield Finding(
+                "SPEC210", "scaling.min", "a SageMaker endpoint keeps at least 1 instance", "min: 1"
+            )
+        for index, schedule in enumerate(scaling.schedules):
+            if schedule.min < 1:
+                yield Finding(
+                    "SPEC210",
+                    f"scaling.schedules[{index}].min",
+                    "a SageMaker endpoint keeps at least 1 instance",
+                    "min: 1",
+                )
+    elif scaling.min == 0 and not any(sched.min > 0 for sched in scaling.schedules):
+        yield Finding(
+            "SPEC211",
+            "scaling.min",
+            "min 0 with no schedule that raises it: nothing will ever start a task",
+            "min: 1, or a schedule with min >= 1",
+            warning=True,
+        )
+
+
+@rule
+def ec2_schedules_convert(s: Sections) -> Iterator[Finding]:
+    """EC2 Auto Scaling takes five-field Unix cron: no year, and none of L, W or #."""
+    scaling, compute = s.get("scaling"), s.get("compute")
+    if not (scaling and compute and compute.service == "ec2"):
+        return
+    for index, schedule in enumerate(scaling.schedules):
+        fields = cron.normalise(schedule.cron).split(" ")
+        if fields[5] != "*" or any(mark in f for f in (fields[2], fields[4]) for mark in ("L", "W", "#")):
+            yield Finding(
+                "SPEC213",
+                f"scaling.schedules[{index}].cron",
+                "an ec2 autoscaling group takes no year, L, W or # in its schedule",
+                "use * for the year and plain days",
+            )
+
+
+@rule
+def internal_endpoint_has_sources(s: Sections) -> Iterator[Finding]:
+    network = s.get("network")
+    if network and network.vpc != "new" and not network.public and not network.allowed_cidrs:
+        yield Finding(
+            "SPEC214",
+            "network.allowed_cidrs",
+            "an internal endpoint in an existing VPC needs the CIDRs allowed to reach it",
+            "e.g. allowed_cidrs: [10.0.0.0/8]",
+        )
+
+
+@rule
+def gpu_image_exists_for_architecture(s: Sections) -> Iterator[Finding]:
+    compute = s.get("compute")
+    if compute and compute.service in ("ecs-gpu", "ec2") and compute.gpu.architecture == "arm64":
+        yield Finding(
+            "SPEC215",
+            "compute.instance_type",
+            f"{compute.instance_type} is arm64: there is no ECS GPU-optimised AMI nor vLLM image for it",
+            "an x86_64 GPU type such as g4dn.xlarge or g6.xlarge",
+        )
+
+
+@rule
+def instance_offered_in_region(s: Sections) -> Iterator[Finding]:
+    compute, region = s.get("compute"), s.get("region")
+    if not (compute and region and hasattr(compute, "instance_type")):
+        return
+    offered = catalog.offered_instance_types(region, sagemaker=compute.service == "sagemaker")
+    if offered is not None and compute.instance_type not in offered:
+        family = compute.instance_type.rsplit(".", 1)[0] + "."
+        alternatives = sorted(t for t in offered if t.startswith(family))
+        yield Finding(
+            "SPEC216",
+            "compute.instance_type",
+            f"{compute.instance_type} is not offered in {region}",
+            f"{family[:-1]} sizes there: {', '.join(alternatives)}"
+            if alternatives
+            else "choose another region or type",
+        )
+
+
+@rule
+def nat_ignored_with_existing_vpc(s: Sections) -> Iterator[Finding]:
+    network = s.get("network")
+    if network and network.vpc != "new" and "nat_gateways" in network.model_fields_set:
+        yield Finding(
+            "SPEC217",
+            "network.nat_gateways",
+            "ignored: an existing VPC brings its own NAT gateways",
+            "remove it (a _defaults.yaml value may be what sets it)",
+            warning=True,
+        )
