@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-import requests
 from moto.server import ThreadedMotoServer
 
 from templates.gpu_hosts import GPU_AMI_PARAMETER
@@ -40,7 +40,7 @@ def emulator() -> Iterator[str]:
 @pytest.fixture
 def aws_env(emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh, empty emulated account, reached the one way the product knows: AWS_ENDPOINT_URL."""
-    requests.post(f"{emulator}/moto-api/reset", timeout=10)
+    urllib.request.urlopen(urllib.request.Request(f"{emulator}/moto-api/reset", method="POST"), timeout=10)
     for name, value in {
         "AWS_ENDPOINT_URL": emulator,
         "AWS_ACCESS_KEY_ID": "testing",
