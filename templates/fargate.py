@@ -10,8 +10,8 @@ from troposphere import GetAtt, ecs
 from templates import ecs as ecs_parts
 from templates.autoscaling import add_application_scaling
 from templates.context import Stack
-from templates.iam import log_writer, role, statement
-from templates.images import GATEWAY_REPOSITORY, image, repository_arn
+from templates.iam import log_writer, pull_statements, role
+from templates.images import GATEWAY_REPOSITORY, image
 from templates.load_balancer import GATEWAY_PORT, LoadBalancer
 from templates.network import Network
 
@@ -25,17 +25,6 @@ class GatewaySize:
     memory: int
     architecture: str
     storage_gib: int
-
-
-def pull_statements(repository: str) -> list[dict[str, Any]]:
-    return [
-        # GetAuthorizationToken is account-wide by AWS's design; the pulls are scoped to our repository.
-        statement(["ecr:GetAuthorizationToken"], "*"),
-        statement(
-            ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            repository_arn(repository),
-        ),
-    ]
 
 
 def add_gateway_service(
@@ -124,20 +113,3 @@ def add_gateway_service(
             schedules=schedules,
         )
     return service
-
-
-def secret_reader(secret_arn: Any, key_arn: Any | None = None) -> list[dict[str, Any]]:
-    """Read every version of a secret: the gateway accepts AWSCURRENT, AWSPREVIOUS and AWSPENDING."""
-    statements = [
-        statement(
-            [
-                "secretsmanager:DescribeSecret",
-                "secretsmanager:GetSecretValue",
-                "secretsmanager:ListSecretVersionIds",
-            ],
-            secret_arn,
-        )
-    ]
-    if key_arn is not None:
-        statements.append(statement(["kms:Decrypt"], key_arn))
-    return statements

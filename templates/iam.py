@@ -7,6 +7,7 @@ from typing import Any
 from troposphere import GetAtt, Sub, iam
 
 from templates.context import Stack
+from templates.images import repository_arn
 
 
 def statement(actions: list[str], resources: Any, **extra: Any) -> dict[str, Any]:
@@ -69,3 +70,31 @@ def secret_arn_by_name(name: str) -> Sub:
     return Sub(
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + name + "-??????"
     )
+
+
+def pull_statements(repository: str) -> list[dict[str, Any]]:
+    return [
+        # GetAuthorizationToken is account-wide by AWS's design; the pulls are scoped to our repository.
+        statement(["ecr:GetAuthorizationToken"], "*"),
+        statement(
+            ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            repository_arn(repository),
+        ),
+    ]
+
+
+def secret_reader(secret_arn: Any, key_arn: Any | None = None) -> list[dict[str, Any]]:
+    """Read every version of a secret: the gateway accepts AWSCURRENT, AWSPREVIOUS and AWSPENDING."""
+    statements = [
+        statement(
+            [
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:ListSecretVersionIds",
+            ],
+            secret_arn,
+        )
+    ]
+    if key_arn is not None:
+        statements.append(statement(["kms:Decrypt"], key_arn))
+    return statements

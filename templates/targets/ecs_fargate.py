@@ -6,8 +6,8 @@ from troposphere import Ref
 
 from templates import ecs as ecs_parts
 from templates.context import Stack
-from templates.fargate import GatewaySize, add_gateway_service, secret_reader
-from templates.iam import secret_arn_by_name, statement
+from templates.fargate import GatewaySize, add_gateway_service
+from templates.iam import secret_arn_by_name, secret_reader, statement
 from templates.targets.shared import Shared
 
 

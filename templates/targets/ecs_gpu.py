@@ -8,9 +8,8 @@ from templates import ecs as ecs_parts
 from templates.autoscaling import add_application_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
-from templates.fargate import pull_statements, secret_reader
 from templates.gpu_hosts import add_gpu_group, scaling_ceiling
-from templates.iam import log_writer, role, secret_arn_by_name, statement
+from templates.iam import log_writer, pull_statements, role, secret_arn_by_name, secret_reader, statement
 from templates.images import VLLM_REPOSITORY, image
 from templates.load_balancer import GATEWAY_PORT
 from templates.targets.shared import Shared

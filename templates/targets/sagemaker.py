@@ -12,8 +12,8 @@ from templates import ecs as ecs_parts
 from templates.autoscaling import add_application_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
-from templates.fargate import GatewaySize, add_gateway_service, pull_statements, secret_reader
-from templates.iam import role, secret_arn_by_name, statement
+from templates.fargate import GatewaySize, add_gateway_service
+from templates.iam import pull_statements, role, secret_arn_by_name, secret_reader, statement
 from templates.images import VLLM_REPOSITORY, image
 from templates.targets.shared import Shared
 from templates.weights import weight_readers
