@@ -163,13 +163,7 @@ def _plan_stack(state: StackState, image_tag: Mapping[str, str] | None) -> Stack
         if name:
             cf.delete_change_set(cfn, state.stack_name, name)
         if existing is None:
-            _delete_shell(cfn, state.stack_name)
-
-
-def _delete_shell(cfn: Any, name: str) -> None:
-    stack = cf.describe(cfn, name)
-    if stack is not None and stack["StackStatus"] == "REVIEW_IN_PROGRESS":
-        cfn.delete_stack(StackName=name)
+            cf.delete_shell(cfn, state.stack_name)
 
 
 def translate(change: dict[str, Any]) -> ResourceChange:

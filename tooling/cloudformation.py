@@ -204,6 +204,13 @@ def delete_change_set(cfn: Any, name: str, change_set: str) -> None:
         cfn.delete_change_set(StackName=name, ChangeSetName=change_set)
 
 
+def delete_shell(cfn: Any, name: str) -> None:
+    """Delete the empty REVIEW_IN_PROGRESS stack a CREATE change set leaves when it is not executed."""
+    stack = describe(cfn, name)
+    if stack is not None and stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+        cfn.delete_stack(StackName=name)
+
+
 def delete_stack(cfn: Any, name: str, *, timeout: float, cancel: threading.Event | None = None) -> None:
     cfn.update_termination_protection(StackName=name, EnableTerminationProtection=False)
     cfn.delete_stack(StackName=name)

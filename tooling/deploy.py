@@ -141,9 +141,7 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
         if not executing:
             cf.delete_change_set(cfn, name, change_set)
             if kind == "CREATE":
-                shell = cf.describe(cfn, name)
-                if shell is not None and shell["StackStatus"] == "REVIEW_IN_PROGRESS":
-                    cfn.delete_stack(StackName=name)
+                cf.delete_shell(cfn, name)
     status = (final or {}).get("StackStatus", "GONE")
     if status not in cf.SUCCESS:
         reasons = events.failures or [f"{status}: {(final or {}).get('StackStatusReason', '')}"]
