@@ -27,7 +27,7 @@ from troposphere import (
 
 from templates import buckets
 from templates.context import checkov_skip
-from templates.images import GATEWAY_REPOSITORY, VLLM_REPOSITORY
+from templates.images import GATEWAY_REPOSITORY, VLLM_REPOSITORY, repository_arn
 
 STACK_NAME = "deployctl-bootstrap"
 EXECUTION_ROLE = "deployctl-cloudformation-execution"
@@ -158,8 +158,11 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
         for env in environments
     ]
 
-    def github_trust(subjects: list[str]) -> dict:
-        return {
+    def github_role(
+        logical: str, name: str, subjects: list[str], statements: list[dict], skip: dict[str, str]
+    ) -> iam.Role:
+        """A role GitHub Actions of the named repository assume through OIDC, only for `subjects`."""
+        trust = {
             "Version": "2012-10-17",
             "Statement": [
                 {
@@ -177,6 +180,20 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
                 }
             ],
         }
+        policy = iam.Policy(
+            PolicyName=name.removeprefix("deployctl-"),
+            PolicyDocument={"Version": "2012-10-17", "Statement": statements},
+        )
+        return t.add_resource(
+            iam.Role(
+                logical,
+                Condition="HasGitHub",
+                RoleName=name,
+                Metadata=checkov_skip(skip),
+                AssumeRolePolicyDocument=trust,
+                Policies=[policy],
+            )
+        )
 
     change_sets = [
         "cloudformation:CreateChangeSet",
@@ -199,34 +216,21 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
         "Action": ["s3:PutObject", "s3:GetObject"],
         "Resource": Sub("${Arn}/templates/*", Arn=GetAtt(bucket, "Arn")),
     }
-    t.add_resource(
-        iam.Role(
-            "PlanRole",
-            Condition="HasGitHub",
-            RoleName="deployctl-plan",
-            Metadata=checkov_skip(
-                {
-                    "CKV_AWS_108": "CloudFormation reads templates over the inline limit with the caller's "
-                    "credentials: s3:GetObject on the artifacts bucket's templates/ only"
-                }
-            ),
-            AssumeRolePolicyDocument=github_trust(["pull_request", "ref:refs/heads/main"]),
-            Policies=[
-                iam.Policy(
-                    PolicyName="plan",
-                    PolicyDocument={
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            # A plan makes change sets (and the empty shells of new stacks) and deletes them;
-                            # it can execute nothing.
-                            {"Effect": "Allow", "Action": change_sets, "Resource": stacks},
-                            {"Effect": "Allow", "Action": reads, "Resource": "*"},
-                            upload,
-                        ],
-                    },
-                )
-            ],
-        )
+    github_role(
+        "PlanRole",
+        "deployctl-plan",
+        ["pull_request", "ref:refs/heads/main"],
+        [
+            # A plan makes change sets (and the empty shells of new stacks) and deletes them;
+            # it can execute nothing.
+            {"Effect": "Allow", "Action": change_sets, "Resource": stacks},
+            {"Effect": "Allow", "Action": reads, "Resource": "*"},
+            upload,
+        ],
+        {
+            "CKV_AWS_108": "CloudFormation reads templates over the inline limit with the caller's "
+            "credentials: s3:GetObject on the artifacts bucket's templates/ only"
+        },
     )
     execution = t.add_resource(
         iam.Role(
@@ -268,89 +272,68 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
             ),
         )
     )
-    t.add_resource(
-        iam.Role(
-            "DeployRole",
-            Condition="HasGitHub",
-            RoleName="deployctl-deploy",
-            Metadata=checkov_skip(
-                {
-                    "CKV_AWS_108": "reads the deployments' own client API keys (deployctl/* only) to "
-                    "smoke-test endpoints and prove key rotations"
-                }
-            ),
-            AssumeRolePolicyDocument=github_trust(["environment:*", "ref:refs/heads/main"]),
-            Policies=[
-                iam.Policy(
-                    PolicyName="deploy",
-                    PolicyDocument={
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Action": [
-                                    *change_sets,
-                                    "cloudformation:ExecuteChangeSet",
-                                    "cloudformation:ContinueUpdateRollback",
-                                    "cloudformation:UpdateTerminationProtection",
-                                    "cloudformation:DetectStackDrift",
-                                    "cloudformation:DescribeStackResourceDrifts",
-                                ],
-                                "Resource": stacks,
-                            },
-                            {
-                                "Effect": "Allow",
-                                "Action": [
-                                    *reads,
-                                    "cloudformation:DescribeStackDriftDetectionStatus",
-                                    "ecr:GetAuthorizationToken",
-                                ],
-                                "Resource": "*",
-                            },
-                            {
-                                "Effect": "Allow",
-                                "Action": "iam:PassRole",
-                                "Resource": GetAtt(execution, "Arn"),
-                                "Condition": {
-                                    "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
-                                },
-                            },
-                            {
-                                "Effect": "Allow",
-                                "Action": [
-                                    "ecr:BatchCheckLayerAvailability",
-                                    "ecr:CompleteLayerUpload",
-                                    "ecr:InitiateLayerUpload",
-                                    "ecr:PutImage",
-                                    "ecr:UploadLayerPart",
-                                    "ecr:BatchGetImage",
-                                    "ecr:GetDownloadUrlForLayer",
-                                ],
-                                "Resource": [
-                                    Sub(
-                                        "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/"
-                                        + r
-                                    )
-                                    for r in (GATEWAY_REPOSITORY, VLLM_REPOSITORY)
-                                ],
-                            },
-                            {
-                                "Effect": "Allow",
-                                "Action": [
-                                    "secretsmanager:RotateSecret",
-                                    "secretsmanager:DescribeSecret",
-                                    "secretsmanager:GetSecretValue",
-                                ],
-                                "Resource": Sub(
-                                    "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:deployctl/*"
-                                ),
-                            },
-                            upload,
-                        ],
-                    },
-                )
-            ],
-        )
+    github_role(
+        "DeployRole",
+        "deployctl-deploy",
+        ["environment:*", "ref:refs/heads/main"],
+        [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    *change_sets,
+                    "cloudformation:ExecuteChangeSet",
+                    "cloudformation:ContinueUpdateRollback",
+                    "cloudformation:UpdateTerminationProtection",
+                    "cloudformation:DetectStackDrift",
+                    "cloudformation:DescribeStackResourceDrifts",
+                ],
+                "Resource": stacks,
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    *reads,
+                    "cloudformation:DescribeStackDriftDetectionStatus",
+                    "ecr:GetAuthorizationToken",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": GetAtt(execution, "Arn"),
+                "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:CompleteLayerUpload",
+                    "ecr:InitiateLayerUpload",
+                    "ecr:PutImage",
+                    "ecr:UploadLayerPart",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                ],
+                "Resource": [repository_arn(r) for r in (GATEWAY_REPOSITORY, VLLM_REPOSITORY)],
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:RotateSecret",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                ],
+                "Resource": Sub(
+                    "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:deployctl/*"
+                ),
+            },
+            upload,
+        ],
+        {
+            "CKV_AWS_108": "reads the deployments' own client API keys (deployctl/* only) to "
+            "smoke-test endpoints and prove key rotations"
+        },
     )
     t.add_output(Output("ArtifactsBucketName", Value=Ref(bucket)))
     t.add_output(Output("ExecutionRoleArn", Value=GetAtt(execution, "Arn")))
