@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -95,3 +97,16 @@ def running(settings: Settings, log_path: Path | None = None) -> Iterator[Runnin
         running_gateway.stop()
         if fd is not None:
             os.close(fd)
+
+
+def wait_for_url(process: subprocess.Popen[bytes], stderr_path: Path, *, attempts: int) -> str:
+    """The URL a gateway subprocess announces (it binds port 0); checked every 10 ms, `attempts` times."""
+    pattern = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+    pause = threading.Event()
+    for _ in range(attempts):
+        found = pattern.search(stderr_path.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        assert process.poll() is None, stderr_path.read_text()
+        pause.wait(0.01)
+    raise AssertionError("the gateway did not start: " + stderr_path.read_text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from gateway_fake_upstream import FakeUpstream
-from gateway_support import KEY
+from gateway_support import KEY, wait_for_url
 
 from inference_server.config import Settings, load, to_environ
 
@@ -93,25 +92,12 @@ def gateway_process(
             stderr=stderr,
         )
     try:
-        url = _wait_for_url(process, stderr_path)
+        url = wait_for_url(process, stderr_path, attempts=1500)
         yield process, url
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
-
-
-def _wait_for_url(process: subprocess.Popen[bytes], stderr_path: Path) -> str:
-    # uvicorn announces the port it bound (we asked for port 0); the file grows as it starts.
-    pattern = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
-    waiter = threading.Event()
-    for _ in range(1500):
-        found = pattern.search(stderr_path.read_text(errors="replace"))
-        if found:
-            return found.group(1)
-        assert process.poll() is None, stderr_path.read_text()
-        waiter.wait(0.01)
-    raise AssertionError("the gateway did not start: " + stderr_path.read_text())
 
 
 @pytest.mark.slow

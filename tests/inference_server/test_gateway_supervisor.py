@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from gateway_fake_upstream import closed_port
+from gateway_support import wait_for_url
 
 from inference_server.supervisor import engine_command
 
@@ -93,23 +93,12 @@ def box(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Box]:
             stderr=stderr,
         )
     try:
-        yield Box(process, _wait_for_url(process, stderr_path), argv_file, die_file, stderr_path)
+        url = wait_for_url(process, stderr_path, attempts=2000)
+        yield Box(process, url, argv_file, die_file, stderr_path)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
-
-
-def _wait_for_url(process: subprocess.Popen[bytes], stderr_path: Path) -> str:
-    pattern = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
-    pause = threading.Event()
-    for _ in range(2000):
-        found = pattern.search(stderr_path.read_text(errors="replace"))
-        if found:
-            return found.group(1)
-        assert process.poll() is None, stderr_path.read_text()
-        pause.wait(0.01)
-    raise AssertionError("the gateway did not start: " + stderr_path.read_text())
 
 
 def _wait_ready(url: str, path: str) -> int:
