@@ -277,6 +277,87 @@ def cost_(obj: _Context, paths: tuple[Path, ...], fmt: str, fail_over_budget: bo
     sys.exit(1 if (fail_over_budget and over) or result.errors else 0)
 
 
+@cli.group("prices")
+def prices_() -> None:
+    """The price table the estimates read (tooling/data/prices.yaml)."""
+
+
+@prices_.command("refresh")
+@click.option(
+    "--from-recorded",
+    "recorded",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Replay recorded Price List responses from this folder instead of calling AWS.",
+)
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="Only these regions (repeatable). Default: every commercial region (or every recorded one).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("tooling/data/prices.yaml"),
+    show_default=True,
+    help="Where the table is written.",
+)
+@click.option("--as-of", "as_of", help="The table's as_of date (YYYY-MM-DD). Default: today (UTC).")
+@click.option(
+    "--changed-exit-code",
+    is_flag=True,
+    help="Exit 2 when a price, source or offer moved (the workflow's PR).",
+)
+def prices_refresh(
+    recorded: Path | None, regions: tuple[str, ...], out: Path, as_of: str | None, changed_exit_code: bool
+) -> None:
+    """Read every price from the AWS Price List Query API and write the table.
+
+    Needs credentials allowed pricing:GetProducts (none with --from-recorded). A query that does not
+    match exactly one non-zero price stops the refresh and nothing is written.
+    """
+    import datetime as dt  # noqa: PLC0415
+
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from tooling.cost import pricelist  # noqa: PLC0415
+
+    sections = None
+    if recorded:
+        client = pricelist.RecordedPricing(recorded)
+        sections = client.sections()
+        chosen = list(regions) or client.regions()
+        provenance = client.provenance()
+        date = client.as_of()
+    else:
+        client = pricelist.aws_client()
+        chosen = list(regions) or pricelist.commercial_regions()
+        provenance = "read live from the AWS Price List Query API"
+        date = dt.datetime.now(dt.UTC).date()
+    try:
+        if as_of:
+            date = dt.date.fromisoformat(as_of)
+        table = pricelist.refresh(client, chosen, sections)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+    except pricelist.RefreshError as exc:
+        click.echo(f"prices refresh failed, nothing written: {exc}", err=True)
+        sys.exit(1)
+    except (BotoCoreError, ClientError) as exc:
+        click.echo(f"prices refresh failed, nothing written: the Price List API said: {exc}", err=True)
+        sys.exit(1)
+    old = out.read_text(encoding="utf-8") if out.exists() else None
+    text = pricelist.render(table, as_of=date, provenance=provenance)
+    moved = pricelist.prices_moved(old, text)
+    pricelist.write(out, text)
+    priced = sum(len(r.ec2) + len(r.sagemaker) + len(r.services) for r in table.values())
+    click.echo(
+        f"{out}: {priced} prices in {len(table)} regions, as of {date}; "
+        + ("moved" if moved else "unchanged")
+    )
+    sys.exit(2 if changed_exit_code and moved else 0)
+
+
 def _image_tags(values: tuple[str, ...]) -> dict[str, str]:
     from tooling.changesets import image_tags  # noqa: PLC0415
 

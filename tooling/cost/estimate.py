@@ -1,7 +1,9 @@
 """Monthly cost estimates for deployments, from the price table in `tooling/data/prices.yaml`.
 
-Pure and deterministic: no network, no clock, no AWS Pricing API. A month is 730 hours (AWS's own
-convention, 8760 / 12). Every figure is us-east-1 on-demand times the region's factor.
+Pure and deterministic: no network, no clock, no AWS Pricing API (the table is what
+`deployctl prices refresh` read from it). A month is 730 hours (AWS's own convention, 8760 / 12).
+Every price is the deployment region's own; a service price the table lacks for that region is taken
+from us-east-1 and the estimate says so.
 
 Three figures per deployment, each broken down by component:
 
@@ -9,41 +11,46 @@ Three figures per deployment, each broken down by component:
 - **maximum**: the most the spec can ask for (`scaling.max`, or a schedule's larger `max`) all month;
 - **scheduled**: the capacity the schedules keep in force hour by hour (see `capacity_hours`).
 
-Only what a stack creates is priced: compute, EBS root volumes, the ALB, NAT gateways, interface VPC
-endpoints, CloudWatch Logs, the API key secret, the KMS key and the ECR images it runs. Every figure that
-rests on an assumption (traffic, log volume, image size, Spot discount) says so in `Estimate.assumptions`.
+Only what a stack creates is priced: compute, EBS root volumes, the ALB (hours and LCUs), public IPv4
+addresses (NAT gateways' Elastic IPs, an internet-facing ALB's nodes), NAT gateways (hours and the
+data they process, launch traffic included), data transfer out, interface VPC endpoints, CloudWatch
+Logs, Container Insights metrics, alarms, the API key secret, the KMS key and the ECR images it runs.
+Every figure that rests on an assumption (traffic, log volume, image and weight sizes, launches, Spot
+discount) says so, with its number, in `Estimate.assumptions`.
 
 Public API (the CLI, validation and plan call these):
 
     estimate(spec, environment) -> Estimate
     estimate_all(deployments) -> list[Estimate]          # repository.Deployments or DeploymentFiles
     capacity_hours(scaling) -> dict[int, float]          # monthly hours at each scheduled capacity
-    to_text(estimates) -> rich renderable; to_markdown(estimates) -> str; to_json(estimates) -> dict
+    launches_per_month(scaling, units, basis) -> float   # instance or task starts a month
+    to_text(estimates, today) -> rich renderable; to_markdown(estimates, today) -> str; to_json(estimates)
     totals(estimates) -> dict                            # per environment and overall
     delta(before, after, basis="min") -> float; format_delta(before_usd, after_usd) -> str
-    format_usd(amount, cents=False) -> str
+    format_usd(amount, cents=False) -> str; prices_note(today) -> str
     over_budget(estimate, spec=None) -> str | None
     Estimate.monthly(basis) -> float; Estimate.to_dict() -> dict   # one deployment of the JSON
-    prices(), instance_price(type), region_factor(region), fargate_task_hour(compute), week_firings(cron)
+    prices(), instance_price(type, region), fargate_task_hour(compute, region), week_firings(cron)
 
 This module imports neither `tooling.repository` nor `tooling.validation`, so validation may import it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any, Literal, Protocol
 
-import yaml
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from tooling import cron
+from tooling.cost import table as price_table
+from tooling.cost.table import MissingPrice, prices
 from tooling.spec import Deployment, FargateCompute, Scaling
 
 # The order components are listed in everywhere; every estimate carries all of them (0.0 when the
@@ -53,9 +60,14 @@ COMPONENTS = (
     "gateway",
     "ebs",
     "load_balancer",
+    "public_ipv4",
     "nat_gateway",
+    "nat_data",
+    "data_transfer_out",
     "vpc_endpoints",
     "logs",
+    "container_insights",
+    "alarms",
     "secrets",
     "kms",
     "ecr",
@@ -64,27 +76,70 @@ COMPONENT_LABELS = {
     "compute": "Compute",
     "gateway": "Gateway (Fargate)",
     "ebs": "EBS gp3 volumes",
-    "load_balancer": "Load balancer",
-    "nat_gateway": "NAT gateways",
+    "load_balancer": "Load balancer (hours, LCUs)",
+    "public_ipv4": "Public IPv4 addresses",
+    "nat_gateway": "NAT gateways (hours)",
+    "nat_data": "NAT data (launches, egress)",
+    "data_transfer_out": "Data transfer out",
     "vpc_endpoints": "VPC endpoints",
     "logs": "CloudWatch Logs",
+    "container_insights": "Container Insights",
+    "alarms": "CloudWatch alarms",
     "secrets": "Secrets Manager",
     "kms": "KMS key",
     "ecr": "ECR images",
 }
 NOT_PRICED = (
-    "not priced: data transfer out, VPC endpoint and NAT data beyond the stated volumes, API requests "
-    "(Secrets Manager, KMS, SageMaker), CloudWatch alarms, metrics and Container Insights, SNS, "
-    "the ALB access-log bucket, AWS Budgets, taxes and discounts (Savings Plans, Reserved)"
+    "not priced: API requests (Secrets Manager, KMS, SageMaker, ECR), the gateway's own EMF metrics, "
+    "SNS, the ALB access-log bucket, AWS Budgets, cross-AZ traffic, the account-wide free tiers "
+    "(100 GB a month of data transfer out), taxes and discounts (Savings Plans, Reserved)"
 )
-# Interface endpoints per service, mirroring templates/network.py and templates/stack.py; the S3 gateway
-# endpoint is free.
+
+# ---- assumptions: each one is named, with its number, in the estimate's assumptions.
+# Interface endpoints per service, mirroring templates/network.py and templates/stack.py; the S3
+# gateway endpoint is free and (since the shared stacks make it always present in VPCs we create)
+# carries ECR image layers and s3:// weights, so those never cross the NAT gateway.
 COMMON_ENDPOINTS = 4
 EXTRA_ENDPOINTS = {"sagemaker": 1, "ecs-gpu": 3}
 NEW_VPC_AZS = 2
+# An ALB has at least one node, so one public IPv4 address, per enabled AZ; it may add nodes under load.
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html
+ALB_MIN_NODES = 2
 # The SageMaker target's gateway (templates/targets/sagemaker.py): 1 vCPU, 2 GiB, arm64, 21 GiB storage;
 # 2 tasks in prod (1 elsewhere), at most max(4, scaling.max), and not on the spec's schedules.
 SAGEMAKER_GATEWAY = FargateCompute(service="ecs-fargate", cpu=1024, memory=2048, architecture="arm64")
+# Spot is not one price: it moves by type, AZ and hour. Priced as this share of on-demand (60 % off), a
+# typical long-run figure for g4dn/g5/g6 in us-east-1; not a quote.
+SPOT_FACTOR = 0.40
+# Traffic through the load balancer per instance or task in force: prompts in and answers out.
+TRAFFIC_GB_PER_UNIT_HOUR = 0.1
+OUT_SHARE = 0.5  # the share of that traffic that is answers going out
+# LCUs: a floor for health checks and idle connections, plus processed bytes (1 LCU = 1 GB an hour for
+# instance and IP targets), taken as a sum of the two although AWS bills the largest dimension.
+# https://aws.amazon.com/elasticloadbalancing/pricing/
+ALB_BASE_LCUS = 0.5
+# Every instance start downloads the weights from Hugging Face through NAT (bf16: 2 bytes a parameter,
+# read from the model id's size, e.g. "8B"); ECR API calls through NAT when there are no interface
+# endpoints. Starts: releases and replacements relaunch each instance this often a month, plus every
+# scheduled raise of the floor, plus (at maximum scale) a daily scale-out from the floor to max.
+BYTES_PER_PARAMETER = 2
+DEFAULT_WEIGHTS_GB = 20.0
+ECR_API_GB_PER_LAUNCH = 0.01
+RELAUNCHES_PER_UNIT_MONTH = 2
+# CloudWatch Logs: each instance or task writes this many GB a month, plus a base for the deployment.
+LOGS_GB_PER_UNIT_MONTH = 2.0
+LOGS_BASE_GB_MONTH = 0.5
+# Container Insights (ECS, containerInsights enabled): custom metrics of the cluster and its service in
+# ECS/ContainerInsights, and performance log events per task.
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-metrics-ECS.html
+INSIGHTS_METRICS = 25
+INSIGHTS_LOG_GB_PER_UNIT_MONTH = 0.1
+# Alarms, as templates/observability.py and templates/autoscaling.py create them: the 5xx rate alarm
+# reads 3 metrics, latency and unhealthy hosts 1 each, no healthy capacity 1 (GPU targets that never
+# scale to zero); each target-tracking policy makes 2 alarms (scale out and in). Billed per metric.
+LB_ALARM_METRICS = 5
+# Compressed image sizes stored in ECR, one version each.
+IMAGE_GB = {"gateway": 0.2, "vllm": 10.0}
 
 Basis = Literal["min", "max", "scheduled"]
 
@@ -92,45 +147,44 @@ Basis = Literal["min", "max", "scheduled"]
 # ---------------------------------------------------------------- the price table
 
 
-@cache
-def prices() -> dict[str, Any]:
-    """The price table, read once from the package data."""
-    text = resources.files("tooling").joinpath("data/prices.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
 def hours_per_month() -> float:
     return float(prices()["hours_per_month"])
 
 
-def region_factor(region: str) -> tuple[float, bool]:
-    """(factor, known): unknown regions take the table's default, which the estimate flags."""
-    table = prices()
-    factors = table["region_factors"]
-    if region in factors:
-        return float(factors[region]), True
-    return float(table["default_region_factor"]), False
+def _service(region: str, key: str, used: dict[str, price_table.Price] | None = None) -> float:
+    price = price_table.lookup(region, "services", key)
+    if used is not None:
+        used[key] = price
+    return price.usd
 
 
-def instance_price(instance_type: str) -> float:
-    """On-demand USD per hour in us-east-1 for an EC2 or SageMaker (ml.*) GPU instance type."""
-    table = prices()
-    section = "sagemaker_usd_per_hour" if instance_type.startswith("ml.") else "ec2_usd_per_hour"
-    return float(table[section][instance_type])
+def instance_price(instance_type: str, region: str = "us-east-1") -> float:
+    """On-demand USD per hour in `region` for an EC2 or SageMaker (ml.*) GPU instance type."""
+    section = "sagemaker" if instance_type.startswith("ml.") else "ec2"
+    return price_table.lookup(region, section, instance_type).usd
 
 
-def fargate_task_hour(compute: FargateCompute) -> float:
-    """USD per task-hour in us-east-1: vCPU and memory by architecture, storage above the free 20 GB."""
-    fargate = prices()["fargate"]
-    rates = fargate[compute.architecture]
+def fargate_task_hour(
+    compute: FargateCompute, region: str = "us-east-1", used: dict[str, price_table.Price] | None = None
+) -> float:
+    """USD per task-hour: vCPU and memory by architecture, storage above the free 20 GB."""
+    arch = compute.architecture
     # AWS bills Fargate memory and storage per GB; the spec's MiB and GiB are taken as GB / 1024 and GB.
     vcpus, memory_gb = compute.cpu / 1024, compute.memory / 1024
-    extra_storage = max(0, compute.ephemeral_storage_gib - fargate["ephemeral_free_gb"])
-    return (
-        vcpus * rates["vcpu_hour"]
-        + memory_gb * rates["gb_hour"]
-        + extra_storage * fargate["ephemeral_gb_hour"]
+    extra_storage = max(0, compute.ephemeral_storage_gib - 20)
+    cost = vcpus * _service(region, f"fargate_{arch}_vcpu_hour", used) + memory_gb * _service(
+        region, f"fargate_{arch}_gb_hour", used
     )
+    if extra_storage:
+        cost += extra_storage * _service(region, "fargate_ephemeral_gb_hour", used)
+    return cost
+
+
+def prices_note(today: dt.date | None = None) -> str:
+    """Where the prices come from and how old they are: what `deployctl cost` and the plan print."""
+    table = prices()
+    age = price_table.age_text(today) if today else f"prices as of {table['as_of']}"
+    return f"{age}: {table['source']}"
 
 
 # ---------------------------------------------------------------- schedules
@@ -238,7 +292,8 @@ def capacity_hours(scaling: Scaling) -> dict[int, float]:
 @dataclass(frozen=True)
 class Estimate:
     """A deployment's monthly cost in USD. `components` is at minimum scale; all three dicts have every
-    key of COMPONENTS, rounded to cents, and each monthly_* figure is the sum of its dict."""
+    key of COMPONENTS, rounded to cents, and each monthly_* figure is the sum of its dict. `unpriced`
+    names what the table has no price for (counted as 0, and said so)."""
 
     environment: str
     name: str
@@ -257,6 +312,7 @@ class Estimate:
     units_scheduled: float  # time-weighted average over the month
     budget_usd: float | None = None
     assumptions: list[str] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
 
     def monthly(self, basis: Basis = "min") -> float:
         return {
@@ -283,6 +339,7 @@ class Estimate:
             "budget_usd": self.budget_usd,
             "over_budget": over_budget(self),
             "assumptions": list(self.assumptions),
+            "unpriced": list(self.unpriced),
         }
 
 
@@ -293,54 +350,138 @@ def _unit(spec: Deployment) -> str:
     return compute.instance_type + (" spot" if getattr(compute, "spot", False) else "")
 
 
-def _components(spec: Deployment, units: float, gateway_tasks: int) -> dict[str, float]:
-    """Monthly USD per component in us-east-1, before the region factor, for `units` instances or tasks
-    in force all month (an average, for the scheduled figure)."""
-    table = prices()
-    hours = hours_per_month()
+_PARAMETERS = re.compile(r"(?<![0-9.])(\d+(?:\.\d+)?)[Bb](?![a-zA-Z])")
+
+
+def weights_gb(spec: Deployment) -> float | None:
+    """GB of weights each start downloads through NAT: None when they come from S3 (the S3 gateway
+    endpoint) or there are none (external engine)."""
+    if spec.engine.type != "vllm" or spec.model.id.startswith("s3://"):
+        return None
+    sizes = [float(m) for m in _PARAMETERS.findall(spec.model.id.rsplit("/", 1)[-1])]
+    return max(sizes) * BYTES_PER_PARAMETER if sizes else DEFAULT_WEIGHTS_GB
+
+
+def scheduled_launches_per_month(scaling: Scaling) -> float:
+    """Starts a month the schedules cause: each firing that raises the floor starts the difference."""
+    events = sorted(
+        (minute, index, schedule.min)
+        for index, schedule in enumerate(scaling.schedules)
+        for minute in (week_firings(schedule.cron) or [])
+    )
+    if not events:
+        return 0.0
+    current, raised = events[-1][2], 0
+    for _, _, floor in events:
+        raised += max(0, floor - current)
+        current = floor
+    return raised * hours_per_month() / (MINUTES_PER_WEEK / 60)
+
+
+def launches_per_month(scaling: Scaling, units: float, basis: Basis) -> float:
+    """Instance or task starts a month: relaunches of the units in force, scheduled raises, and at
+    maximum scale a daily scale-out from the floor to `units`."""
+    starts = RELAUNCHES_PER_UNIT_MONTH * units + scheduled_launches_per_month(scaling)
+    if basis == "max":
+        starts += max(0.0, units - scaling.min) * hours_per_month() / 24
+    return starts
+
+
+@dataclass
+class _Priced:
+    costs: dict[str, float]
+    used: dict[str, price_table.Price]
+    unpriced: list[str]
+
+
+def _alarm_metrics(spec: Deployment) -> int:
+    scaling = spec.scaling
+    scales_to_zero = scaling.min == 0 or any(s.min == 0 for s in scaling.schedules)
+    gpu_alarm = spec.compute.service in ("ecs-gpu", "ec2") and not scales_to_zero
+    targets = [v for _, v in scaling.target] if scaling.target else []
+    return LB_ALARM_METRICS + int(gpu_alarm) + 2 * sum(v is not None for v in targets)
+
+
+def _public_ipv4(spec: Deployment) -> int:
+    network = spec.network
+    addresses = network.nat_gateways if network.vpc == "new" else 0
+    if network.public:
+        azs = NEW_VPC_AZS if network.vpc == "new" else len(set(network.public_subnets))
+        addresses += max(ALB_MIN_NODES, azs)
+    return addresses
+
+
+def _components(spec: Deployment, units: float, gateway_tasks: int, basis: Basis) -> _Priced:
+    """Monthly USD per component in the deployment's region, for `units` instances or tasks in force
+    all month (an average, for the scheduled figure)."""
+    region, hours = spec.region, hours_per_month()
     compute, network = spec.compute, spec.network
     costs = dict.fromkeys(COMPONENTS, 0.0)
+    used: dict[str, price_table.Price] = {}
+    unpriced: list[str] = []
+
+    def svc(key: str) -> float:
+        return _service(region, key, used)
 
     if isinstance(compute, FargateCompute):
-        costs["compute"] = fargate_task_hour(compute) * hours * units
+        costs["compute"] = fargate_task_hour(compute, region, used) * hours * units
     else:
-        rate = instance_price(compute.instance_type)
-        if getattr(compute, "spot", False):
-            rate *= table["spot_factor"]
-        costs["compute"] = rate * hours * units
+        try:
+            rate = instance_price(compute.instance_type, region)
+            if getattr(compute, "spot", False):
+                rate *= SPOT_FACTOR
+            costs["compute"] = rate * hours * units
+        except MissingPrice:
+            unpriced.append(f"{compute.instance_type} in {region}")
     if compute.service == "sagemaker":
-        costs["gateway"] = fargate_task_hour(SAGEMAKER_GATEWAY) * hours * gateway_tasks
+        costs["gateway"] = fargate_task_hour(SAGEMAKER_GATEWAY, region, used) * hours * gateway_tasks
     if compute.service in ("ecs-gpu", "ec2"):
         # Root volumes are deleted with their instance, so they cost only while instances run.
-        costs["ebs"] = compute.volume_gib * table["ebs"]["gp3_gb_month"] * units
+        costs["ebs"] = compute.volume_gib * svc("ebs_gp3_gb_month") * units
 
-    alb = table["alb"]
-    costs["load_balancer"] = (alb["hour"] + alb["assumed_lcus"] * alb["lcu_hour"]) * hours
+    serving = units + gateway_tasks
+    traffic_gb = TRAFFIC_GB_PER_UNIT_HOUR * hours * serving
+    lcus = ALB_BASE_LCUS + TRAFFIC_GB_PER_UNIT_HOUR * serving
+    costs["load_balancer"] = (svc("alb_hour") + lcus * svc("alb_lcu_hour")) * hours
+    costs["public_ipv4"] = _public_ipv4(spec) * svc("public_ipv4_hour") * hours
 
-    nat = table["nat_gateway"]
+    out_gb = traffic_gb * OUT_SHARE if network.public else 0.0
+    nat_gb = 0.0
     if network.vpc == "new" and network.nat_gateways:
-        traffic = nat["assumed_gb_per_month"]["gateway" if spec.engine.type == "external" else "gpu"]
-        costs["nat_gateway"] = nat["hour"] * hours * network.nat_gateways + nat["gb_processed"] * traffic
+        costs["nat_gateway"] = svc("nat_gateway_hour") * hours * network.nat_gateways
+        if spec.engine.type == "external":
+            # Every prompt goes out to the provider and every answer comes back through NAT.
+            nat_gb += traffic_gb
+            out_gb += traffic_gb * (1 - OUT_SHARE)
+        weights = weights_gb(spec) or 0.0
+        per_launch = weights + (0.0 if network.vpc_endpoints else ECR_API_GB_PER_LAUNCH)
+        if spec.engine.type == "vllm":
+            nat_gb += launches_per_month(spec.scaling, units, basis) * per_launch
+        costs["nat_data"] = nat_gb * svc("nat_gateway_gb")
+    costs["data_transfer_out"] = out_gb * svc("data_transfer_out_gb")
 
+    logs_gb = LOGS_BASE_GB_MONTH + LOGS_GB_PER_UNIT_MONTH * serving
+    insights = spec.observability.container_insights and compute.service in ("ecs-gpu", "ecs-fargate")
+    if insights:
+        logs_gb += INSIGHTS_LOG_GB_PER_UNIT_MONTH * units
+        costs["container_insights"] = INSIGHTS_METRICS * svc("metric_month")
     if network.vpc_endpoints:
         endpoints = COMMON_ENDPOINTS + EXTRA_ENDPOINTS.get(compute.service, 0)
         # One network interface per AZ: two for a new VPC, one per listed private subnet otherwise.
         azs = NEW_VPC_AZS if network.vpc == "new" else len(set(network.private_subnets))
-        costs["vpc_endpoints"] = table["vpc_endpoint"]["hour_per_az"] * hours * endpoints * azs
-
-    logs = table["cloudwatch_logs"]
-    ingested = logs["assumed_base_gb_month"] + logs["assumed_gb_per_unit_month"] * (units + gateway_tasks)
+        # Logs reach CloudWatch through the logs endpoint, which bills the GB it processes.
+        costs["vpc_endpoints"] = svc("vpc_endpoint_hour") * hours * endpoints * azs
+        costs["vpc_endpoints"] += logs_gb * svc("vpc_endpoint_gb")
     # At steady state the group holds retention_days worth of ingestion: days / (730 h / 24) months.
-    stored = ingested * spec.observability.log_retention_days * 24 / hours
-    costs["logs"] = ingested * logs["ingestion_gb"] + stored * logs["storage_gb_month"]
+    stored = logs_gb * spec.observability.log_retention_days * 24 / hours
+    costs["logs"] = logs_gb * svc("logs_ingestion_gb") + stored * svc("logs_storage_gb_month")
+    costs["alarms"] = _alarm_metrics(spec) * svc("alarm_metric_month")
 
     if spec.auth.api_keys:
-        costs["secrets"] = table["secrets_manager"]["secret_month"]
-    costs["kms"] = table["kms"]["key_month"]
-    costs["ecr"] = (
-        sum(table["ecr"]["assumed_image_gb"][image] for image in _images(spec)) * table["ecr"]["gb_month"]
-    )
-    return costs
+        costs["secrets"] = svc("secret_month")
+    costs["kms"] = svc("kms_key_month")
+    costs["ecr"] = sum(IMAGE_GB[image] for image in _images(spec)) * svc("ecr_gb_month")
+    return _Priced(costs, used, unpriced)
 
 
 def _images(spec: Deployment) -> list[str]:
@@ -350,48 +491,104 @@ def _images(spec: Deployment) -> list[str]:
     return images
 
 
-def _rounded(costs: dict[str, float], factor: float) -> dict[str, float]:
-    return {name: round(costs[name] * factor, 2) for name in COMPONENTS}
+def _rounded(costs: dict[str, float]) -> dict[str, float]:
+    return {name: round(costs[name], 2) for name in COMPONENTS}
 
 
-def _assumptions(spec: Deployment, environment: str) -> list[str]:
+def _assumptions(
+    spec: Deployment, environment: str, priced: list[_Priced], units: dict[str, float]
+) -> list[str]:
     table = prices()
     compute, network = spec.compute, spec.network
+    region = spec.region
     notes = [
-        f"prices: {table['source']}, as of {table['as_of']}; {table['hours_per_month']} hours a month",
+        f"prices: {table['source']}, as of {table['as_of']}, {region}; "
+        f"{table['hours_per_month']} hours a month"
     ]
-    factor, known = region_factor(spec.region)
-    if spec.region != "us-east-1":
+    used: dict[str, price_table.Price] = {}
+    for p in priced:
+        used.update(p.used)
+    fallback = sorted(k for k, p in used.items() if p.fallback)
+    if fallback:
         notes.append(
-            f"{spec.region}: us-east-1 prices x {factor:g}"
-            + ("" if known else " (region not in the table: default factor, approximate)")
+            f"{region}: no service prices in the table, us-east-1 prices used for {', '.join(fallback)}"
         )
     instance_type = getattr(compute, "instance_type", None)
-    if instance_type and not _exact(instance_type):
-        notes.append(f"{instance_type}: approximate list price (see tooling/data/prices.yaml)")
+    if instance_type:
+        section = "sagemaker" if instance_type.startswith("ml.") else "ec2"
+        try:
+            price = price_table.lookup(region, section, instance_type)
+            if not price.verified:
+                notes.append(
+                    f"{instance_type}: unverified price {price.usd:g}/h (see tooling/data/prices.yaml)"
+                )
+        except MissingPrice:
+            notes.append(f"UNPRICED: {instance_type} has no {region} price in the table (counted as $0)")
+    unverified = sorted(k for k, p in used.items() if not p.verified)
+    if unverified:
+        notes.append(
+            f"{len(unverified)} of the {len(used)} service prices used are marked unverified in "
+            "tooling/data/prices.yaml (no AWS Price List record behind them)"
+        )
     if getattr(compute, "spot", False):
-        notes.append(f"Spot priced at {table['spot_factor']:.0%} of on-demand (typical, not a quote)")
+        notes.append(f"Spot priced at {SPOT_FACTOR:.0%} of on-demand (typical, not a quote)")
     if compute.service == "sagemaker":
         tasks = 2 if environment == "prod" else 1
         notes.append(
             f"SageMaker gateway: {tasks} Fargate task(s) of 1 vCPU / 2 GiB arm64, "
             f"max(4, scaling.max) at maximum scale"
         )
-    alb = table["alb"]
-    notes.append(f"load balancer: {alb['assumed_lcus']} LCU on average")
+    notes.append(
+        f"traffic: {TRAFFIC_GB_PER_UNIT_HOUR:g} GB an hour through the load balancer per instance or task, "
+        f"{OUT_SHARE:.0%} of it answers; LCUs = {ALB_BASE_LCUS:g} + that GB an hour (1 LCU = 1 GB/h)"
+    )
+    addresses = _public_ipv4(spec)
+    parts = []
     if network.vpc == "new" and network.nat_gateways:
-        traffic = table["nat_gateway"]["assumed_gb_per_month"][
-            "gateway" if spec.engine.type == "external" else "gpu"
-        ]
-        notes.append(f"NAT: {traffic} GB a month processed")
+        parts.append(f"{network.nat_gateways} NAT gateway Elastic IP(s)")
+    if network.public:
+        parts.append(
+            f"{addresses - (network.nat_gateways if network.vpc == 'new' else 0)} for the "
+            f"internet-facing ALB (one per AZ node, at least {ALB_MIN_NODES}; more if it scales out)"
+        )
+    notes.append(
+        f"public IPv4: {addresses} address(es), billed by the hour"
+        + (f": {'; '.join(parts)}" if parts else "")
+    )
+    if network.vpc == "new" and network.nat_gateways:
+        if spec.engine.type == "vllm":
+            weights = weights_gb(spec)
+            what = (
+                "weights from s3:// via the S3 gateway endpoint (no NAT)"
+                if weights is None
+                else f"{weights:g} GB of weights from Hugging Face per start"
+            )
+            ecr = "" if network.vpc_endpoints else f" + {ECR_API_GB_PER_LAUNCH:g} GB of ECR API calls"
+            starts = {b: launches_per_month(spec.scaling, u, b) for b, u in units.items()}
+            notes.append(
+                f"launch traffic through NAT: {what}{ecr} (image layers come from S3 through the gateway "
+                f"endpoint); starts a month: {starts['min']:.1f} at minimum, {starts['scheduled']:.1f} "
+                f"scheduled, {starts['max']:.1f} at maximum ({RELAUNCHES_PER_UNIT_MONTH} relaunches per "
+                "instance, each scheduled raise of the floor, and at maximum a daily scale-out from min)"
+            )
+        else:
+            notes.append("NAT data: every prompt and answer to the provider crosses the NAT gateway")
     elif network.vpc != "new":
         notes.append("existing VPC: its NAT gateways are not this stack's and are not priced")
-    logs = table["cloudwatch_logs"]
+    if not network.public:
+        notes.append("internal load balancer: answers stay in the region, no data transfer out")
+    insights = spec.observability.container_insights and compute.service in ("ecs-gpu", "ecs-fargate")
+    if insights:
+        notes.append(
+            f"Container Insights: {INSIGHTS_METRICS} custom metrics and "
+            f"{INSIGHTS_LOG_GB_PER_UNIT_MONTH:g} GB of performance logs a month per task"
+        )
+    notes.append(f"alarms: {_alarm_metrics(spec)} alarm metrics (load balancer alarms and target tracking)")
     notes.append(
-        f"logs: {logs['assumed_gb_per_unit_month']:g} GB a month per instance or task plus "
-        f"{logs['assumed_base_gb_month']:g} GB, kept {spec.observability.log_retention_days} days"
+        f"logs: {LOGS_GB_PER_UNIT_MONTH:g} GB a month per instance or task plus "
+        f"{LOGS_BASE_GB_MONTH:g} GB, kept {spec.observability.log_retention_days} days"
     )
-    images = ", ".join(f"{i} {table['ecr']['assumed_image_gb'][i]:g} GB" for i in _images(spec))
+    images = ", ".join(f"{i} {IMAGE_GB[i]:g} GB" for i in _images(spec))
     notes.append(
         f"ECR: {images}, charged in full to each deployment that runs it (repositories are per account "
         "and region, and environments may be separate accounts)"
@@ -409,19 +606,8 @@ def _assumptions(spec: Deployment, environment: str) -> list[str]:
     return notes
 
 
-def _exact(instance_type: str) -> bool:
-    """Whether the table does not mark an instance price approximate."""
-    table = prices()
-    if instance_type in table["exact_instance_types"]:
-        return True
-    section = "sagemaker" if instance_type.startswith("ml.") else "ec2"
-    family = instance_type.removeprefix("ml.").split(".")[0]
-    return family not in table["approximate_instance_families"][section]
-
-
 def estimate(spec: Deployment, environment: str) -> Estimate:
     """The monthly estimate of one deployment in `environment`."""
-    factor, _ = region_factor(spec.region)
     scaling = spec.scaling
     units_min = scaling.min
     # The most the spec can ask for: schedules may raise max above scaling.max (templates do the same).
@@ -434,27 +620,31 @@ def estimate(spec: Deployment, environment: str) -> Estimate:
         gateway_min = 2 if environment == "prod" else 1
         gateway_max = max(4, scaling.max)
 
-    at_min = _rounded(_components(spec, units_min, gateway_min), factor)
-    at_max = _rounded(_components(spec, units_max, gateway_max), factor)
-    scheduled = _rounded(_components(spec, units_scheduled, gateway_min), factor)
+    at_min = _components(spec, units_min, gateway_min, "min")
+    at_max = _components(spec, units_max, gateway_max, "max")
+    scheduled = _components(spec, units_scheduled, gateway_min, "scheduled")
+    units = {"min": units_min, "max": units_max, "scheduled": units_scheduled}
+    costs_min, costs_max, costs_scheduled = (_rounded(p.costs) for p in (at_min, at_max, scheduled))
+    unpriced = sorted(set(at_min.unpriced + at_max.unpriced))
     return Estimate(
         environment=environment,
         name=spec.name,
         stack_name=spec.stack_name(environment),
         region=spec.region,
         service=spec.compute.service,
-        unit=_unit(spec),
-        monthly_min_usd=round(sum(at_min.values()), 2),
-        monthly_max_usd=round(sum(at_max.values()), 2),
-        monthly_scheduled_usd=round(sum(scheduled.values()), 2),
-        components=at_min,
-        components_max=at_max,
-        components_scheduled=scheduled,
+        unit=_unit(spec) + (" (unpriced)" if unpriced else ""),
+        monthly_min_usd=round(sum(costs_min.values()), 2),
+        monthly_max_usd=round(sum(costs_max.values()), 2),
+        monthly_scheduled_usd=round(sum(costs_scheduled.values()), 2),
+        components=costs_min,
+        components_max=costs_max,
+        components_scheduled=costs_scheduled,
         units_min=units_min,
         units_max=units_max,
         units_scheduled=round(units_scheduled, 4),
         budget_usd=spec.budget.monthly_usd if spec.budget else None,
-        assumptions=_assumptions(spec, environment),
+        assumptions=_assumptions(spec, environment, [at_min, at_max, scheduled], units),
+        unpriced=unpriced,
     )
 
 
@@ -541,12 +731,12 @@ def to_json(estimates: list[Estimate]) -> dict[str, Any]:
     """The stable JSON shape (version 1):
 
     {"version": 1, "currency": "USD", "hours_per_month": 730,
-     "price_table": {"source": str, "as_of": str},
+     "price_table": {"source": str, "as_of": str (YYYY-MM-DD), "provenance": str},
      "deployments": [Estimate.to_dict(): environment, name, stack_name, region, service, unit,
                      monthly_min_usd, monthly_max_usd, monthly_scheduled_usd,
                      components (at minimum scale), components_max, components_scheduled
                      ({component: USD} with every key of COMPONENTS), units {min, max, scheduled},
-                     budget_usd, over_budget (message or null), assumptions [str]],
+                     budget_usd, over_budget (message or null), assumptions [str], unpriced [str]],
      "totals": {"environments": {env: {monthly_min_usd, monthly_max_usd, monthly_scheduled_usd}},
                 "overall": {the same three}}}
     """
@@ -555,7 +745,11 @@ def to_json(estimates: list[Estimate]) -> dict[str, Any]:
         "version": 1,
         "currency": "USD",
         "hours_per_month": table["hours_per_month"],
-        "price_table": {"source": table["source"], "as_of": table["as_of"]},
+        "price_table": {
+            "source": table["source"],
+            "as_of": table["as_of"],
+            "provenance": table["provenance"],
+        },
         "deployments": [e.to_dict() for e in estimates],
         "totals": totals(estimates),
     }
@@ -610,9 +804,10 @@ def _figures(figures: dict[str, float]) -> list[str]:
 SUMMARY_COLUMNS = ("Environment", "Deployment", "Runs on", "Minimum", "Scheduled", "Maximum", "Budget")
 
 
-def to_markdown(estimates: list[Estimate]) -> str:
-    """A pull-request comment: the summary table, the breakdown at minimum scale, the assumptions."""
-    lines = ["### Monthly cost estimate", ""]
+def to_markdown(estimates: list[Estimate], today: dt.date | None = None) -> str:
+    """A pull-request comment: the summary table, the breakdown at minimum scale, the assumptions.
+    With `today`, it says how old the prices are."""
+    lines = ["### Monthly cost estimate", "", f"_{prices_note(today)}_", ""]
     if not estimates:
         return "\n".join([*lines, "No valid deployments to estimate.", ""])
     lines += [
@@ -635,9 +830,15 @@ def to_markdown(estimates: list[Estimate]) -> str:
     return "\n".join(lines)
 
 
-def to_text(estimates: list[Estimate]) -> Group:
-    """A rich renderable for the terminal: the summary, the breakdown at minimum scale, the assumptions."""
-    summary = Table(title="Monthly cost estimate (USD)", title_justify="left")
+def to_text(estimates: list[Estimate], today: dt.date | None = None) -> Group:
+    """A rich renderable for the terminal: the summary, the breakdown at minimum scale, the assumptions.
+    With `today`, it says how old the prices are."""
+    summary = Table(
+        title="Monthly cost estimate (USD)",
+        title_justify="left",
+        caption=prices_note(today),
+        caption_justify="left",
+    )
     for index, column in enumerate(SUMMARY_COLUMNS):
         summary.add_column(column, justify="right" if index >= 3 else "left", no_wrap=True)
     for is_total, cells in _summary_rows(estimates):

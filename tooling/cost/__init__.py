@@ -1,0 +1,48 @@
+"""Cost: the price table AWS's Price List fills (`pricelist`, `table`) and the estimates read from it
+(`estimate`). `from tooling import cost` gives the estimate's public API, as before the split."""
+
+from tooling.cost.estimate import (
+    COMPONENT_LABELS,
+    COMPONENTS,
+    Basis,
+    Estimate,
+    capacity_hours,
+    delta,
+    estimate,
+    estimate_all,
+    fargate_task_hour,
+    format_delta,
+    format_usd,
+    hours_per_month,
+    instance_price,
+    over_budget,
+    prices,
+    to_json,
+    to_markdown,
+    to_text,
+    totals,
+    week_firings,
+)
+
+__all__ = [
+    "COMPONENTS",
+    "COMPONENT_LABELS",
+    "Basis",
+    "Estimate",
+    "capacity_hours",
+    "delta",
+    "estimate",
+    "estimate_all",
+    "fargate_task_hour",
+    "format_delta",
+    "format_usd",
+    "hours_per_month",
+    "instance_price",
+    "over_budget",
+    "prices",
+    "to_json",
+    "to_markdown",
+    "to_text",
+    "totals",
+    "week_firings",
+]
