@@ -257,6 +257,7 @@ def plan(
 @click.pass_obj
 def cost_(obj: _Context, paths: tuple[Path, ...], fmt: str, fail_over_budget: bool) -> None:
     """Monthly cost per deployment (minimum, scheduled, maximum scale) and totals per environment."""
+    import datetime as dt  # noqa: PLC0415
     import json  # noqa: PLC0415
 
     from tooling import cost  # noqa: PLC0415
@@ -265,12 +266,15 @@ def cost_(obj: _Context, paths: tuple[Path, ...], fmt: str, fail_over_budget: bo
     for diagnostic in result.errors:
         click.echo(format_text(diagnostic), err=True)
     estimates = cost.estimate_all(result)
+    today = dt.datetime.now(dt.UTC).date()
     if fmt == "json":
-        click.echo(json.dumps(cost.to_json(estimates), indent=2))
+        data = cost.to_json(estimates)
+        data["price_table"]["age_days"] = cost.price_age_days(today)
+        click.echo(json.dumps(data, indent=2))
     elif fmt == "markdown":
-        click.echo(cost.to_markdown(estimates), nl=False)
+        click.echo(cost.to_markdown(estimates, today), nl=False)
     else:
-        _print(cost.to_text(estimates))
+        _print(cost.to_text(estimates, today))
     over = [(e, m) for e in estimates if (m := cost.over_budget(e))]
     for estimate, message in over:
         click.echo(f"{estimate.stack_name}: {message}", err=True)

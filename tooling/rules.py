@@ -295,3 +295,49 @@ def nat_ignored_with_existing_vpc(s: Sections) -> Iterator[Finding]:
             "remove it (a _defaults.yaml value may be what sets it)",
             warning=True,
         )
+
+
+# ---- the price table (tooling/cost/table.py, written by `deployctl prices refresh`)
+
+
+@rule
+def instance_priced_in_region(s: Sections) -> Iterator[Finding]:
+    """A type cfn-lint lists for the region but the AWS Price List does not price on demand there is not
+    sold on demand (p5e, for one, only through Capacity Blocks); where the table read the region only
+    in part, a type without a price is left out of the estimate, and the author hears so."""
+    from tooling.cost import table  # noqa: PLC0415 - the price table loads only for instance types
+
+    compute, region = s.get("compute"), s.get("region")
+    if not (compute and region and hasattr(compute, "instance_type")):
+        return
+    sagemaker = compute.service == "sagemaker"
+    listed = catalog.offered_instance_types(region, sagemaker=sagemaker)
+    if listed is not None and compute.instance_type not in listed:
+        return  # SPEC216 says it
+    section = "sagemaker" if sagemaker else "ec2"
+    priced = table.offered(region, section)
+    if priced is not None:
+        if compute.instance_type not in priced:
+            family = compute.instance_type.rsplit(".", 1)[0] + "."
+            alternatives = sorted(t for t in priced if t.startswith(family))
+            yield Finding(
+                "SPEC240",
+                "compute.instance_type",
+                f"{compute.instance_type} has no on-demand price in {region} in the AWS Price List: "
+                "it is not sold on demand there",
+                f"{family[:-1]} sizes priced there: {', '.join(alternatives)}"
+                if alternatives
+                else "choose another region or type",
+            )
+        return
+    try:
+        table.lookup(region, section, compute.instance_type)
+    except table.MissingPrice:
+        yield Finding(
+            "SPEC241",
+            "compute.instance_type",
+            f"{compute.instance_type} has no {region} price in tooling/data/prices.yaml: "
+            "the estimate leaves its compute out",
+            "run `deployctl prices refresh` (the weekly prices workflow does)",
+            warning=True,
+        )

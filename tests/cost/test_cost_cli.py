@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tooling.cli import cli
+from tooling.cost import table
 
 ROOT = Path(__file__).parents[2]
 OVER = """\
@@ -39,11 +40,17 @@ def test_cost_json_for_the_examples() -> None:
     assert set(data["totals"]["environments"]) == {"dev", "staging", "prod"}
 
 
-def test_cost_text_and_markdown() -> None:
+def test_cost_text_and_markdown_say_how_old_the_prices_are() -> None:
+    as_of = table.as_of().isoformat()
     code, out = run(ROOT, "cost")
     assert code == 0 and "prod-llama-3-1-8b" in out
+    assert f"prices as of {as_of} (" in out and "old)" in out or "(today)" in out
     code, out = run(ROOT, "cost", "--format", "markdown")
     assert code == 0 and out.lstrip().startswith(("|", "#", "**"))
+    assert f"_prices as of {as_of} (" in out
+    code, out = run(ROOT, "cost", "--format", "json")
+    data = json.loads(out)["price_table"]
+    assert data["as_of"] == as_of and data["age_days"] >= 0
 
 
 def test_over_budget_warns_and_fails_when_asked(tmp_path: Path) -> None:

@@ -64,10 +64,10 @@ def test_sagemaker_instances_and_gateway_tasks() -> None:
     # Gateway task: 1 vCPU x 0.03238 + 2 GB x 0.00356 + (21 - 20) GB x 0.000111 = 0.039611 $/h
     task_month = (0.03238 + 2 * 0.00356 + 0.000111) * 730  # 28.91603
     prod, staging = cost.estimate(spec, "prod"), cost.estimate(spec, "staging")
-    assert prod.components["compute"] == near(1.307 * 730)  # 954.11
+    assert prod.components["compute"] == near(1.408 * 730)  # 1027.84
     assert prod.components["gateway"] == near(2 * task_month)  # 57.83
     assert staging.components["gateway"] == near(task_month)  # 28.92
-    assert prod.components_max["compute"] == near(3 * 1.307 * 730)
+    assert prod.components_max["compute"] == near(3 * 1.408 * 730)
     assert prod.components_max["gateway"] == near(4 * task_month)  # max(4, scaling.max = 3)
     assert prod.components["ebs"] == 0
 
@@ -93,27 +93,91 @@ def test_fargate_x86_with_extra_ephemeral_storage() -> None:
     assert cost.estimate(spec, "dev").components["compute"] == near(0.0527 * 730 * 3)
 
 
-def test_load_balancer_hours_and_one_lcu() -> None:
-    e = cost.estimate(make_spec(), "dev")
-    assert e.components["load_balancer"] == near((0.0225 + 1 * 0.008) * 730)  # 22.265
+def test_load_balancer_hours_and_lcus_that_grow_with_traffic() -> None:
+    spec = make_spec(scaling={"min": 1, "max": 5, "target": {"cpu_percent": 60}})
+    e = cost.estimate(spec, "dev")
+    # LCUs: 0.5 + 0.1 GB an hour per instance: 0.6 at 1 instance, 1.0 at 5.
+    assert e.components["load_balancer"] == near((0.0225 + 0.6 * 0.008) * 730)  # 19.929
+    assert e.components_max["load_balancer"] == near((0.0225 + 1.0 * 0.008) * 730)  # 22.265
 
 
 @pytest.mark.parametrize(
-    ("engine", "compute", "nat", "expected"),
+    ("network", "addresses"),
     [
-        # hours x count + GB processed: 2 x 0.045 x 730 + 0.045 x 100 GB = 65.70 + 4.50
-        ({"type": "vllm"}, None, 2, 2 * 0.045 * 730 + 0.045 * 100),
-        ({"type": "vllm"}, None, 1, 0.045 * 730 + 0.045 * 100),
-        # the gateway alone sends 20 GB: 65.70 + 0.90
-        (EXTERNAL, {"service": "ecs-fargate"}, 2, 2 * 0.045 * 730 + 0.045 * 20),
-        ({"type": "vllm"}, None, 0, 0.0),
+        ({"nat_gateways": 2, "public": True, "certificate_arn": None}, 4),  # 2 EIPs + 2 ALB nodes
+        ({"nat_gateways": 1, "public": False}, 1),  # 1 EIP, an internal ALB has none
+        ({"nat_gateways": 0, "public": True, "vpc_endpoints": True}, 2),
+        (
+            {
+                "vpc": "vpc-0123abcd",
+                "public": True,
+                "public_subnets": ["subnet-0000aaaa", "subnet-1111bbbb", "subnet-2222cccc"],
+                "private_subnets": ["subnet-3333aaaa", "subnet-4444bbbb"],
+            },
+            3,  # one per AZ node, no NAT of ours
+        ),
     ],
 )
-def test_nat_gateways(engine: dict, compute: dict | None, nat: int, expected: float) -> None:
-    sections = {"engine": engine, "network": {"nat_gateways": nat}}
-    if compute:
-        sections["compute"] = compute
-    assert cost.estimate(make_spec(**sections), "dev").components["nat_gateway"] == near(expected)
+def test_public_ipv4_addresses(network: dict, addresses: int) -> None:
+    spec = make_spec(model={"id": "s3://weights-bucket/org/model/"}, network=network)
+    e = cost.estimate(spec, "dev")
+    assert e.components["public_ipv4"] == near(addresses * 0.005 * 730)
+    assert any(f"public IPv4: {addresses} address(es)" in n for n in e.assumptions)
+
+
+@pytest.mark.parametrize("nat", [0, 1, 2])
+def test_nat_gateway_hours(nat: int) -> None:
+    spec = make_spec(
+        model={"id": "s3://weights-bucket/org/model/"}, network={"nat_gateways": nat, "vpc_endpoints": True}
+    )
+    assert cost.estimate(spec, "dev").components["nat_gateway"] == near(nat * 0.045 * 730)
+
+
+def test_launch_traffic_pulls_the_weights_through_nat_from_min_to_max() -> None:
+    spec = make_spec(
+        model={"id": "meta-llama/Llama-3.1-8B-Instruct"},
+        scaling={
+            "min": 1,
+            "max": 4,
+            "target": {"cpu_percent": 60},
+            # Weekdays at 08:00 the floor goes to 3, at 18:00 back to 1: +2 starts five times a week.
+            "schedules": [
+                {"name": "day", "cron": "0 8 ? * MON-FRI *", "min": 3, "max": 4},
+                {"name": "night", "cron": "0 18 ? * MON-FRI *", "min": 1, "max": 4},
+            ],
+        },
+    )
+    e = cost.estimate(spec, "prod")
+    per_start = 8 * 2 + 0.01  # bf16 weights of an 8B model + ECR API calls without interface endpoints
+    raises = 2 * 5 * 730 / 168  # 43.45 scheduled starts a month
+    assert e.components["nat_data"] == near((2 * 1 + raises) * per_start * 0.045)
+    # At maximum: 4 instances relaunched twice, the raises, and a daily scale-out from 1 to 4.
+    assert e.components_max["nat_data"] == near((2 * 4 + raises + 3 * 730 / 24) * per_start * 0.045)
+    assert any("16 GB of weights from Hugging Face per start" in n for n in e.assumptions)
+
+
+def test_weights_from_s3_and_external_engines_pull_nothing_at_launch() -> None:
+    s3 = make_spec(model={"id": "s3://weights-bucket/org/model/"}, network={"vpc_endpoints": True})
+    assert cost.estimate(s3, "dev").components["nat_data"] == 0
+    external = make_spec(engine=EXTERNAL, compute={"service": "ecs-fargate"}, scaling={"min": 2, "max": 2})
+    # The gateway's prompts and answers cross NAT: 0.1 GB an hour per task x 730 x 2 tasks = 146 GB.
+    assert cost.estimate(external, "dev").components["nat_data"] == near(146 * 0.045)
+
+
+def test_data_transfer_out_only_from_an_internet_facing_load_balancer() -> None:
+    public = cost.estimate(make_spec(network={"public": True}, scaling={"min": 2, "max": 2}), "dev")
+    # answers: 0.1 GB an hour x 50 % x 730 h x 2 instances = 73 GB x 0.09
+    assert public.components["data_transfer_out"] == near(73 * 0.09)
+    assert cost.estimate(make_spec(network={"public": False}), "dev").components["data_transfer_out"] == 0
+
+
+def test_container_insights_and_alarms() -> None:
+    with_insights = cost.estimate(make_spec(observability={"container_insights": True}), "dev")
+    without = cost.estimate(make_spec(observability={"container_insights": False}), "dev")
+    assert with_insights.components["container_insights"] == near(25 * 0.30)
+    assert without.components["container_insights"] == 0
+    # 5 load balancer alarm metrics + no-healthy-capacity (GPU, never zero); no target tracking (min = max)
+    assert without.components["alarms"] == near(6 * 0.10)
 
 
 def test_an_existing_vpc_has_no_nat_of_ours() -> None:
@@ -148,11 +212,17 @@ def test_an_existing_vpc_has_no_nat_of_ours() -> None:
 )
 def test_vpc_endpoints(compute: dict | None, network: dict, expected: float) -> None:
     sections = {"network": network} | ({"compute": compute} if compute else {})
-    assert cost.estimate(make_spec(**sections), "dev").components["vpc_endpoints"] == near(expected)
+    sections["observability"] = {"container_insights": False}
+    e = cost.estimate(make_spec(**sections), "dev")
+    # Hours, plus the logs' GB processed by the logs endpoint (0.01 a GB).
+    logs_gb = 0.5 + 2.0 * (1 + (1 if sections.get("compute", {}).get("service") == "sagemaker" else 0))
+    assert e.components["vpc_endpoints"] == near(expected + (logs_gb * 0.01 if expected else 0))
 
 
 def test_logs_ingestion_and_steady_state_storage() -> None:
-    spec = make_spec(observability={"log_retention_days": 90}, scaling={"min": 2, "max": 2})
+    spec = make_spec(
+        observability={"log_retention_days": 90, "container_insights": False}, scaling={"min": 2, "max": 2}
+    )
     # 0.5 GB base + 2 GB x 2 instances = 4.5 GB a month: ingestion 4.5 x 0.50 = 2.25;
     # stored 4.5 GB x 90 days / (730 / 24 days a month) = 13.315 GB x 0.03 = 0.39945. Total 2.64945.
     ingested = 0.5 + 2.0 * 2
@@ -190,13 +260,23 @@ def test_ecr_storage_of_the_images_a_deployment_runs(engine: dict, compute: dict
     assert e.components["ecr"] == near(gb * 0.10)
 
 
-def test_region_factor_scales_every_component() -> None:
-    home = cost.estimate(make_spec(), "dev")
-    away = cost.estimate(make_spec(region="eu-west-1"), "dev")
-    assert away.components["compute"] == near(1.006 * 730 * 1.12)  # 822.5056
-    assert away.components["kms"] == near(1.12)
-    assert away.monthly_min_usd == pytest.approx(home.monthly_min_usd * 1.12, abs=0.06)
-    assert any("eu-west-1: us-east-1 prices x 1.12" in n for n in away.assumptions)
+def test_prices_are_the_regions_own() -> None:
+    away = cost.estimate(make_spec(region="eu-west-1", observability={"container_insights": False}), "dev")
+    assert away.components["compute"] == near(1.123 * 730)  # g5.xlarge in eu-west-1, not 1.006 x a factor
+    # No eu-west-1 service prices in the table: us-east-1's, and the estimate says so.
+    assert away.components["kms"] == near(1.00)
+    assert any(
+        "eu-west-1: no service prices in the table, us-east-1 prices used" in n for n in away.assumptions
+    )
+
+
+def test_a_type_without_a_price_is_unpriced_and_said_so() -> None:
+    spec = make_spec(region="ap-south-1", compute={"service": "ecs-gpu", "instance_type": "g6e.xlarge"})
+    e = cost.estimate(spec, "dev")
+    assert e.components["compute"] == 0
+    assert e.unpriced == ["g6e.xlarge in ap-south-1"]
+    assert e.unit.endswith("(unpriced)")
+    assert any(n.startswith("UNPRICED: g6e.xlarge") for n in e.assumptions)
 
 
 def test_totals_are_the_sum_of_their_components() -> None:
@@ -218,18 +298,47 @@ def test_the_repository_examples() -> None:
         "prod-multimodal-api",
         "staging-qwen2-5-vl-7b",
     ]
+    # The hand computations of the report, to the cent, at minimum scale (us-east-1 table prices).
     dev = by_stack["dev-mistral-7b"]
-    # g6.xlarge Spot, 100 GiB, new VPC with 1 NAT, 7-day logs, api keys, vLLM image; at minimum scale:
-    # 235.0016 compute + 8.00 EBS + 22.265 ALB + (32.85 + 4.50) NAT
-    # + (2.5 GB x 0.50 + 2.5 x 7 x 24 / 730 x 0.03 = 1.26726) logs + 0.40 + 1.00 + 1.00
-    logs = 2.5 * 0.50 + 2.5 * 7 * 24 / 730 * 0.03
-    hand = 0.8048 * 0.4 * 730 + 100 * 0.08 + 0.0305 * 730 + 0.045 * 730 + 0.045 * 100 + logs + 2.40
-    assert dev.monthly_min_usd == pytest.approx(hand, abs=0.03)
-    # Schedules: on 65 h of the 168 h week; compute, EBS and per-instance logs scale with it.
-    on = 65 / 168
-    logs_on = (0.5 + 2 * on) * 0.50 + (0.5 + 2 * on) * 7 * 24 / 730 * 0.03
-    hand_scheduled = 0.8048 * 0.4 * 730 * on + 8 * on + 0.0305 * 730 + 0.045 * 730 + 4.5 + logs_on + 2.40
-    assert dev.monthly_scheduled_usd == pytest.approx(hand_scheduled, abs=0.03)
+    starts = 2 * 1 + 5 * 730 / 168  # 2 relaunches + the five weekday mornings that raise 0 -> 1
+    assert dev.components == {
+        "compute": 235.00,  # 0.8048 x 0.40 Spot x 730
+        "gateway": 0.0,
+        "ebs": 8.00,  # 100 GiB x 0.08
+        "load_balancer": 19.93,  # (0.0225 + (0.5 + 0.1) LCU x 0.008) x 730
+        "public_ipv4": 3.65,  # 1 NAT Elastic IP x 0.005 x 730; internal ALB
+        "nat_gateway": 32.85,  # 0.045 x 730
+        "nat_data": cost.cents(starts * 14.01 * 0.045),  # 23.73 starts x (14 GB + 0.01) -> 14.96
+        "data_transfer_out": 0.0,
+        "vpc_endpoints": 0.0,
+        "logs": 1.27,  # 2.5 GB x 0.50 + 2.5 x 7 x 24 / 730 GB x 0.03
+        "container_insights": 0.0,
+        "alarms": 0.70,  # 5 load balancer + 2 target tracking alarm metrics x 0.10
+        "secrets": 0.40,
+        "kms": 1.00,
+        "ecr": 1.00,  # 10 GB x 0.10
+    }
+    assert dev.components["nat_data"] == 14.96
+    assert dev.monthly_min_usd == 318.76
+    llama = by_stack["prod-llama-3-1-8b"]
+    assert llama.components == {
+        "compute": 734.38,  # 1.006 x 730
+        "gateway": 0.0,
+        "ebs": 12.00,  # 150 GiB x 0.08
+        "load_balancer": 19.93,
+        "public_ipv4": 14.60,  # (2 NAT Elastic IPs + 2 internet-facing ALB nodes) x 0.005 x 730
+        "nat_gateway": 65.70,  # 2 x 0.045 x 730
+        "nat_data": 1.44,  # 2 starts x (16 GB + 0.01) x 0.045 = 1.4409
+        "data_transfer_out": 3.29,  # 0.1 GB/h x 50 % x 730 = 36.5 GB x 0.09 = 3.285
+        "vpc_endpoints": 0.0,
+        "logs": 1.53,  # 2.6 GB x 0.50 + 2.6 x 90 x 24 / 730 GB x 0.03
+        "container_insights": 7.50,  # 25 metrics x 0.30
+        "alarms": 0.80,  # 5 + 1 no-healthy-capacity + 2 target tracking
+        "secrets": 0.40,
+        "kms": 1.00,
+        "ecr": 1.00,
+    }
+    assert llama.monthly_min_usd == 863.57
     assert dev.monthly_scheduled_usd < dev.monthly_min_usd < dev.monthly_max_usd
     for e in estimates:
         if e is not dev:  # no schedules: the floor holds all month

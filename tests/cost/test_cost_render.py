@@ -21,7 +21,8 @@ def test_json_shape(estimates: list[cost.Estimate]) -> None:
     data = json.loads(json.dumps(cost.to_json(estimates)))  # JSON-serialisable as is
     assert set(data) == {"version", "currency", "hours_per_month", "price_table", "deployments", "totals"}
     assert (data["version"], data["currency"], data["hours_per_month"]) == (1, "USD", 730)
-    assert set(data["price_table"]) == {"source", "as_of"}
+    assert set(data["price_table"]) == {"source", "as_of", "provenance"}
+    assert set(data["deployments"][0]) >= {"unpriced", "assumptions"}
     first = data["deployments"][0]
     for key in ("environment", "name", "monthly_min_usd", "monthly_max_usd", "monthly_scheduled_usd"):
         assert key in first

@@ -41,18 +41,39 @@ def test_counted_resources_match_the_template(label: str, environment: str) -> N
     table = cost.prices()
 
     nats = len(resources(spec, environment, "AWS::EC2::NatGateway"))
-    traffic_gb = (20 if spec.engine.type == "external" else 100) if nats else 0
-    assert e.components["nat_gateway"] == pytest.approx(
-        nats * 0.045 * HOUR_MONTH + 0.045 * traffic_gb, abs=0.005
+    assert e.components["nat_gateway"] == pytest.approx(nats * 0.045 * HOUR_MONTH, abs=0.005)
+    # Public IPv4: the NAT gateways' Elastic IPs and, when internet-facing, one per ALB node (AZ).
+    eips = len(resources(spec, environment, "AWS::EC2::EIP"))
+    (lb,) = resources(spec, environment, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    alb_addresses = len(lb["Subnets"]) if lb["Scheme"] == "internet-facing" else 0
+    assert e.components["public_ipv4"] == pytest.approx(
+        (eips + alb_addresses) * 0.005 * HOUR_MONTH, abs=0.005
     )
     interface = [
         p
         for p in resources(spec, environment, "AWS::EC2::VPCEndpoint")
         if p["VpcEndpointType"] == "Interface"
     ]
-    assert e.components["vpc_endpoints"] == pytest.approx(len(interface) * 2 * 0.01 * HOUR_MONTH, abs=0.005)
+    hours = len(interface) * 2 * 0.01 * HOUR_MONTH
+    assert e.components["vpc_endpoints"] == pytest.approx(
+        hours, abs=0.1 if interface else 0.005
+    )  # + logs GB processed
+    # Alarms: one alarm metric per metric an alarm reads, two alarms per target-tracking policy.
+    alarm_metrics = sum(
+        len([m for m in a.get("Metrics", []) if "MetricStat" in m]) or 1
+        for a in resources(spec, environment, "AWS::CloudWatch::Alarm")
+    )
+    policies = [
+        *resources(spec, environment, "AWS::ApplicationAutoScaling::ScalingPolicy"),
+        *resources(spec, environment, "AWS::AutoScaling::ScalingPolicy"),
+    ]
+    tracking = sum(p.get("PolicyType") == "TargetTrackingScaling" for p in policies)
+    scaling_of_spec = tracking - (1 if spec.compute.service == "sagemaker" else 0)  # the gateway's own
+    assert e.components["alarms"] == pytest.approx((alarm_metrics + 2 * scaling_of_spec) * 0.10, abs=0.005)
     secrets = len(resources(spec, environment, "AWS::SecretsManager::Secret"))
-    assert e.components["secrets"] == pytest.approx(secrets * table["secrets_manager"]["secret_month"])
+    assert e.components["secrets"] == pytest.approx(
+        secrets * table["regions"]["us-east-1"]["services"]["secret_month"]["usd"]
+    )
     assert len(resources(spec, environment, "AWS::KMS::Key")) == 1
     assert len(resources(spec, environment, "AWS::ElasticLoadBalancingV2::LoadBalancer")) == 1
 

@@ -83,6 +83,8 @@ def test_every_rule_has_a_corpus_case() -> None:
         "REPO002": "test_spec_repository.py::test_missing_path",
         "REPO003": "test_spec_repository.py::test_misplaced_files",
         "REPO004": "test_spec_repository.py::test_misplaced_files",
+        # Needs a price table that read a region in full; the committed one reads none in part only.
+        "SPEC240": "tests/cost/test_cost_offers.py::test_a_type_the_price_list_does_not_sell_is_an_error",
     }
     assert sorted(codes - covered - set(elsewhere)) == []
     assert codes >= set(elsewhere)

@@ -38,6 +38,7 @@ This module imports neither `tooling.repository` nor `tooling.validation`, so va
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -178,6 +179,10 @@ def fargate_task_hour(
     if extra_storage:
         cost += extra_storage * _service(region, "fargate_ephemeral_gb_hour", used)
     return cost
+
+
+def price_age_days(today: dt.date) -> int:
+    return price_table.age_days(today)
 
 
 def prices_note(today: dt.date | None = None) -> str:
@@ -491,8 +496,14 @@ def _images(spec: Deployment) -> list[str]:
     return images
 
 
+def cents(amount: float) -> float:
+    """Rounded to the cent, halves up as by hand (36.5 GB x $0.09 = $3.285 -> $3.29), not as binary
+    floating point happens to hold them (3.2849999...)."""
+    return math.floor(amount * 100 + 0.5 + 1e-7) / 100
+
+
 def _rounded(costs: dict[str, float]) -> dict[str, float]:
-    return {name: round(costs[name], 2) for name in COMPONENTS}
+    return {name: cents(costs[name]) for name in COMPONENTS}
 
 
 def _assumptions(
