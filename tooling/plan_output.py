@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from tooling.cost import format_delta, format_usd
+from tooling.cost import format_delta, format_usd, prices_note
 from tooling.diff import ResourceChange
 from tooling.plan import Plan, StackPlan, mask
 
@@ -134,13 +135,15 @@ def _section(stack: StackPlan) -> str:
     return "\n".join(lines)
 
 
-def _total_cost(plan: Plan) -> str:
+def _total_cost(plan: Plan, today: dt.date | None = None) -> str:
     if not any(s.priced for s in plan.stacks):
         return ""
     before, after = plan.monthly_totals()
+    # How old the prices are, from the table's as_of: a stale table is a reason to doubt the figure.
+    age = f" ({prices_note(today or dt.datetime.now(dt.UTC).date())})"
     if any(s.base_unpriced for s in plan.stacks):
-        return f"Monthly estimate {format_usd(after)} in all (the base revision was not priced)"
-    return f"Monthly estimate {format_delta(before, after)} in all"
+        return f"Monthly estimate {format_usd(after)} in all (the base revision was not priced){age}"
+    return f"Monthly estimate {format_delta(before, after)} in all{age}"
 
 
 def to_json(plan: Plan) -> str:

@@ -125,3 +125,18 @@ def test_over_budget() -> None:
 
 def test_examples_are_within_budget_at_minimum_scale(estimates: list[cost.Estimate]) -> None:
     assert [cost.over_budget(e) for e in estimates] == [None] * len(estimates)
+
+
+def test_the_plan_says_how_old_the_prices_are() -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from tooling import plan_output
+    from tooling.cost import table
+
+    stack = SimpleNamespace(priced=True, base_unpriced=False)
+    plan = SimpleNamespace(stacks=[stack], monthly_totals=lambda: (100.0, 250.0))
+    later = table.as_of() + dt.timedelta(days=12)
+    line = plan_output._total_cost(plan, later)
+    assert line.startswith("Monthly estimate +$150 → $250 in all (prices as of ")
+    assert "(12 days old)" in line and "AWS Price List" in line
