@@ -267,9 +267,9 @@ def build(karpenter: Path, vantage_file: Path, out: Path) -> None:
         "provenance": (
             "replayed from recorded Price List responses (tests/cost/recorded) built on 2026-12-02 by "
             "tools/record_public_prices.py from public AWS-derived data (EC2 us-east-1: Karpenter's "
-            "Price List snapshot of 2026-07-20; EC2 other regions: instances.vantage.sh of 2026-01-21; SageMaker and "
-            "services: us-east-1 only, figures cited from the Price List or marked unverified; see each "
-            "price's evidence and the manifest's legend). No SKUs were recorded; usage types are given "
+            "Price List snapshot of 2026-07-20; EC2 other regions: instances.vantage.sh of 2026-01-21; "
+            "SageMaker and services: us-east-1 only, figures cited from the Price List or marked "
+            "unverified; see each price's evidence and the manifest's legend). No SKUs were recorded; usage types are given "
             "without their region prefix."
         ),
         "evidence": EVIDENCE,

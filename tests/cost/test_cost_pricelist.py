@@ -238,7 +238,7 @@ def test_a_service_price_must_match_exactly_once(pricing: Any, skip: str | None,
 
 def test_a_region_where_nothing_matches_blames_the_filters(pricing: Any) -> None:
     client, stubber = pricing
-    for name in sorted(catalog.EC2_GPU_INSTANCES):
+    for _ in catalog.EC2_GPU_INSTANCES:
         stubber.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []})
     with pytest.raises(pricelist.RefreshError, match="no GPU type matched although cfn-lint lists"):
         pricelist.refresh(client, ["eu-west-1"], {"eu-west-1": {"ec2": True}})

@@ -4,8 +4,8 @@
 from tooling.cost.estimate import (
     COMPONENT_LABELS,
     COMPONENTS,
-    Basis,
     SAGEMAKER_GATEWAY,
+    Basis,
     Estimate,
     capacity_hours,
     cents,
@@ -31,8 +31,8 @@ from tooling.cost.estimate import (
 __all__ = [
     "COMPONENTS",
     "COMPONENT_LABELS",
-    "Basis",
     "SAGEMAKER_GATEWAY",
+    "Basis",
     "Estimate",
     "capacity_hours",
     "cents",
