@@ -269,8 +269,8 @@ def build(karpenter: Path, vantage_file: Path, out: Path) -> None:
             "tools/record_public_prices.py from public AWS-derived data (EC2 us-east-1: Karpenter's "
             "Price List snapshot of 2026-07-20; EC2 other regions: instances.vantage.sh of 2026-01-21; "
             "SageMaker and services: us-east-1 only, figures cited from the Price List or marked "
-            "unverified; see each price's evidence and the manifest's legend). No SKUs were recorded; usage types are given "
-            "without their region prefix."
+            "unverified; see each price's evidence and the manifest's legend). No SKUs were recorded; "
+            "usage types are given without their region prefix."
         ),
         "evidence": EVIDENCE,
         "coverage": {region: coverage[region] for region in sorted(coverage)},
