@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 LINT = ROOT / "tools" / "lint-workflows.sh"
-NAMES = ("pr", "deploy", "rotate-keys", "smoke", "drift")
+NAMES = ("pr", "deploy", "rotate-keys", "smoke", "drift", "prices")
 ENVIRONMENTS = ("dev", "staging", "prod")
 MARKER = "<!-- deployctl-plan -->"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials"
@@ -109,6 +109,9 @@ def test_each_job_has_least_privilege(name, job_id):
     assert (permissions.get("id-token") == "write") == assumes_role(job)
     writes = {scope for scope, level in permissions.items() if level == "write"}
     allowed = {"id-token"} | ({"pull-requests"} if (name, job_id) == ("pr", "comment") else set())
+    if (name, job_id) == ("prices", "pull-request"):
+        # Pushes the prices branch and opens its pull request; it holds no AWS role.
+        allowed = {"contents", "pull-requests"}
     assert writes <= allowed
 
 
@@ -118,7 +121,7 @@ def test_only_the_comment_job_may_write_to_pull_requests():
         for name, job_id in ALL_JOBS
         if ALL[name]["jobs"][job_id]["permissions"].get("pull-requests") == "write"
     ]
-    assert writers == [("pr", "comment")]
+    assert writers == [("pr", "comment"), ("prices", "pull-request")]
 
 
 @pytest.mark.parametrize(("name", "job_id"), ALL_JOBS)
@@ -172,7 +175,9 @@ def test_roles_come_from_oidc_variables(name, job_id):
             inputs = step["with"]
             assert set(inputs) >= {"role-to-assume", "aws-region"}
             assert "vars" in inputs["role-to-assume"]
-            assert "vars.AWS_REGION" in inputs["aws-region"]
+            # The Price List Query API is served from us-east-1, whatever the deployments' region.
+            region = "us-east-1" if name == "prices" else "vars.AWS_REGION"
+            assert region in inputs["aws-region"]
 
 
 def test_deploy_job_graph():
@@ -379,3 +384,28 @@ def test_actionlint_fails_on_a_bad_workflow(tmp_path):
     )
     assert result.returncode != 0
     assert str(bad) in result.stdout
+
+
+def test_prices_refresh_weekly_with_a_read_only_role_and_a_pull_request():
+    workflow = ALL["prices"]
+    assert set(triggers(workflow)) == {"schedule", "workflow_dispatch"}
+    assert crons(workflow) and all(WEEKLY.match(c) for c in crons(workflow))
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"refresh", "pull-request"}
+    refresh, pull = jobs["refresh"], jobs["pull-request"]
+    # No role variable: the job, and so the whole run, is skipped rather than failed.
+    assert refresh["if"] == "vars.AWS_PRICING_ROLE_ARN != ''"
+    assert refresh["permissions"] == {"contents": "read", "id-token": "write"}
+    (assume,) = [s for s in steps(refresh) if str(s.get("uses", "")).startswith(f"{AWS_CREDENTIALS}@")]
+    assert assume["with"]["role-to-assume"] == "${{ vars.AWS_PRICING_ROLE_ARN }}"
+    script = "\n".join(s.get("run", "") for s in steps(refresh))
+    assert "deployctl prices refresh --changed-exit-code" in script
+    assert refresh["outputs"]["moved"] == "${{ steps.refresh.outputs.moved }}"
+    # The job that writes to the repository holds no AWS credentials, and runs only when prices moved.
+    assert not assumes_role(pull)
+    assert needs(pull) == {"refresh"}
+    assert pull["if"] == "needs.refresh.outputs.moved == 'true'"
+    assert pull["permissions"] == {"contents": "write", "pull-requests": "write"}
+    script = "\n".join(s.get("run", "") for s in steps(pull))
+    assert "gh pr create" in script and "gh pr edit" in script
+    assert "tooling/data/prices.yaml" in script
