@@ -1,4 +1,4 @@
-"""Tests of tooling/cost.py: the price table, the schedule model, each component's arithmetic, renderings."""
+"""Tests of tooling/cost/: the price table and its refresh, the schedule model, each component, renderings."""
 
 from __future__ import annotations
 
