@@ -317,3 +317,14 @@ def test_a_failed_refresh_writes_nothing(tmp_path: Path) -> None:
     assert code == 1
     assert "prices refresh failed, nothing written: AmazonVPC PublicIPv4:InUseAddress" in text
     assert not out.exists()
+
+
+def test_the_live_client_is_the_pricing_api_in_us_east_1_with_adaptive_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = pricelist.aws_client()
+    assert client.meta.service_model.service_name == "pricing"
+    assert client.meta.region_name == "us-east-1"
+    assert client.meta.config.retries["mode"] == "adaptive"

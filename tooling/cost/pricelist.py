@@ -422,6 +422,8 @@ def _field(product: dict, name: str) -> str | None:
 
 
 def aws_client() -> PricingClient:
-    import boto3  # noqa: PLC0415 - only a live refresh needs it
+    """The Price List Query API client: adaptive retries (tooling/aws.py), since a full refresh makes
+    some three thousand GetProducts calls and the API throttles."""
+    from tooling import aws  # noqa: PLC0415 - only a live refresh needs it
 
-    return boto3.client("pricing", region_name=PRICING_REGION)
+    return aws.client("pricing", PRICING_REGION)
