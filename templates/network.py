@@ -83,9 +83,7 @@ def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], li
     nat_count = stack.spec.network.nat_gateways
     public_cidrs, private_cidrs = subnet_cidrs(stack.spec.network.vpc_cidr)
     vpc = stack.add(
-        ec2.VPC(
-            "Vpc", CidrBlock=stack.spec.network.vpc_cidr, EnableDnsHostnames=True, EnableDnsSupport=True
-        ),
+        ec2.VPC("Vpc", CidrBlock=stack.spec.network.vpc_cidr, EnableDnsHostnames=True, EnableDnsSupport=True),
     )
     gateway = stack.add(ec2.InternetGateway("InternetGateway"))
     attachment = stack.add(

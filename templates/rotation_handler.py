@@ -7,6 +7,8 @@ timeout): there is no reserved concurrency to prevent that, and Secrets Manager 
 rotation of a secret while one is pending.
 """
 
+import contextlib
+
 import boto3
 
 MIN_LENGTH = 32
@@ -30,12 +32,11 @@ def handler(event, context, client=None):
             sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
         except sm.exceptions.ResourceNotFoundException:
             key = sm.get_random_password(PasswordLength=48, ExcludePunctuation=True)["RandomPassword"]
-            try:
+            # An overlapping invocation of this step may have written the version first: it stands.
+            with contextlib.suppress(sm.exceptions.ResourceExistsException):
                 sm.put_secret_value(
                     SecretId=arn, ClientRequestToken=token, SecretString=key, VersionStages=["AWSPENDING"]
                 )
-            except sm.exceptions.ResourceExistsException:
-                pass  # an overlapping invocation of this step wrote the version first: it stands
     elif step == "setSecret":
         pass
     elif step == "testSecret":

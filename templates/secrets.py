@@ -82,8 +82,8 @@ def add_api_key_secret(stack: Stack, key_arn: Any) -> ApiKeySecret:
             "CKV_AWS_115": "reserved concurrency fails on accounts with a low quota; rotations of a secret "
             "never overlap (Secrets Manager refuses a rotation while one is pending)",
             "CKV_AWS_116": "Secrets Manager invokes rotation synchronously and retries; no DLQ would fill",
-            "CKV_AWS_117": "the function only calls the Secrets Manager API; a VPC would add a NAT or endpoint "
-            "dependency and slow deletes, and protect nothing",
+            "CKV_AWS_117": "the function only calls the Secrets Manager API; a VPC would add a NAT or "
+            "endpoint dependency and slow deletes, and protect nothing",
             "CKV_AWS_173": "the function has no environment variables to encrypt",
             "CKV_AWS_272": "inline code from this repository, reviewed in pull requests; no signing profile",
         },

@@ -373,8 +373,7 @@ def sagemaker_answers_within_its_limit(s: Sections) -> Iterator[Finding]:
             "compute.service",
             f"SageMaker ends a non-streamed request after {SAGEMAKER_INVOKE_SECONDS} s: a generation "
             "that takes longer fails with 504",
-            "clients that may generate long answers should stream (stream: true); "
-            "ecs-gpu has no such limit",
+            "clients that may generate long answers should stream (stream: true); ecs-gpu has no such limit",
             warning=True,
         )
 

@@ -113,7 +113,7 @@ _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 _SECRET_ARN = re.compile(r"arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:(.+)")
 # Secrets Manager appends "-" and six random characters to the name in every secret's ARN.
 _FULL_ARN_SUFFIX = re.compile(r".+-[A-Za-z0-9]{6}")
-_SECRET_ACCEPTED = "the NAME of an existing Secrets Manager secret (e.g. multimodal/openai-api-key), or its full ARN"
+SECRET_FORMS = "the NAME of an existing Secrets Manager secret (e.g. multimodal/openai-api-key), or its ARN"  # noqa: S105 - what is accepted, no secret
 
 
 def _secret(value: str) -> tuple[str, str] | None:
@@ -125,9 +125,9 @@ def _secret(value: str) -> tuple[str, str] | None:
     match = _SECRET_ARN.fullmatch(value)
     if not match:
         if value.startswith("arn:"):
-            return f"'{value}' is not a Secrets Manager secret ARN", _SECRET_ACCEPTED
+            return f"'{value}' is not a Secrets Manager secret ARN", SECRET_FORMS
         if not _SECRET_NAME.fullmatch(value):
-            return f"'{value}' is not a valid secret name", _SECRET_ACCEPTED
+            return f"'{value}' is not a valid secret name", SECRET_FORMS
         return None
     name = match.group(1)
     if ":" in name:
@@ -136,7 +136,7 @@ def _secret(value: str) -> tuple[str, str] | None:
             "the secret's full ARN alone: the whole secret value is the key",
         )
     if not _SECRET_NAME.fullmatch(name):
-        return f"'{name}' is not a valid secret name", _SECRET_ACCEPTED
+        return f"'{name}' is not a valid secret name", SECRET_FORMS
     if not _FULL_ARN_SUFFIX.fullmatch(name):
         return (
             "a partial ARN (without the six random characters Secrets Manager appends) cannot be resolved",
@@ -145,7 +145,9 @@ def _secret(value: str) -> tuple[str, str] | None:
     return None
 
 
-SecretName = _text("secret_name", _secret, {"description": _SECRET_ACCEPTED})
+SecretName = _text("secret_name", _secret, {"description": SECRET_FORMS})
+
+
 def _domain(value: str) -> tuple[str, str] | None:
     accepted = "a DNS name such as api.example.com: lowercase labels of letters, digits and '-'"
     labels = value.split(".")
@@ -153,8 +155,10 @@ def _domain(value: str) -> tuple[str, str] | None:
         return f"'{value}' has capital letters", accepted.replace("a DNS name such as", "e.g.")
     if value.startswith("*"):
         return "the endpoint is one name, not a wildcard", "the name clients call, e.g. api.example.com"
-    if len(value) > 253 or len(labels) < 2 or not all(
-        re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels
+    if (
+        len(value) > 253
+        or len(labels) < 2
+        or not all(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels)
     ):
         return f"'{value}' is not a DNS name", accepted
     return None

@@ -33,7 +33,9 @@ def build(stack: Stack, shared: Shared) -> None:
         # The provider key reaches the container through ECS, read by the execution role at start;
         # the gateway's own role never sees it and it is never in the template.
         secrets={"GATEWAY_PROVIDER_KEY": secret_value_from(provider_secret)},
-        execution_statements=[statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(provider_secret))],
+        execution_statements=[
+            statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(provider_secret))
+        ],
         task_statements=secret_reader(shared.api_key.arn, shared.key_arn) if shared.api_key else [],
         minimum=spec.scaling.min,
         maximum=spec.scaling.max,

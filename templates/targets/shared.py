@@ -22,7 +22,7 @@ class Shared:
     api_key: ApiKeySecret | None
 
     def gateway_environment(self) -> dict[str, Any]:
-        """What every gateway container gets, whichever target runs it (CONTRACTS.md: gateway <-> templates)."""
+        """What every gateway container gets, whichever target runs it (CONTRACTS.md, gateway side)."""
         # auth.api_keys: false is a deliberate choice (validation warns, and refuses it for public prod).
         auth = (
             {"GATEWAY_API_KEY_SECRET": self.api_key.arn}

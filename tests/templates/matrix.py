@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/openai-AbC123"
 CERT = "arn:aws:acm:{region}:123456789012:certificate/4f2b8c1e-7d3a-4e9b-a1c6-0d5e8f7a9b21"
 BASE = "owner: team@example.com\nregion: {region}\n"
 
@@ -102,8 +103,7 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
         "fargate-own-range": (
             "eu-west-1",
             # A secret given by its full ARN passes through to ECS and IAM as it is.
-            EXTERNAL.replace("team/openai", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/openai-AbC123")
-            + "compute: {service: ecs-fargate}\n"
+            EXTERNAL.replace("team/openai", SECRET_ARN) + "compute: {service: ecs-fargate}\n"
             "network: {vpc_cidr: 172.20.4.0/22, vpc_endpoints: true}\n",
         ),
     },
