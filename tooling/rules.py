@@ -310,16 +310,16 @@ def https_has_its_name(s: Sections) -> Iterator[Finding]:
             "network.certificate_arn",
             "HTTPS needs network.domain_name: clients verify the certificate against the name they "
             "call, and the load balancer's own DNS name is not on your certificate",
-            "domain_name: the name the certificate covers, e.g. llm.example.com "
-            "(with hosted_zone_id the stack creates its DNS record)",
+            "set domain_name to the name the certificate covers, e.g. llm.example.com; "
+            "with hosted_zone_id the stack also creates its DNS record",
         )
     if network.domain_name and not network.certificate_arn:
         yield Finding(
             "SPEC218",
             "network.domain_name",
             "domain_name names the HTTPS endpoint, and there is no certificate_arn",
-            "add the ACM certificate for this name, or remove domain_name (the endpoint is then "
-            "http:// at the load balancer's name)",
+            "add the ACM certificate for this name, or remove domain_name: without a certificate "
+            "the endpoint is http:// at the load balancer's own name",
         )
 
 
@@ -335,7 +335,7 @@ def endpoints_in_a_vpc_we_do_not_own(s: Sections) -> Iterator[Finding]:
                 "SPEC219",
                 "network.endpoint_private_dns",
                 "ignored: a VPC this stack creates always gives its endpoints private DNS",
-                "remove it (it applies to an existing VPC)",
+                "remove it: it applies to an existing VPC",
                 warning=True,
             )
         return
@@ -346,7 +346,7 @@ def endpoints_in_a_vpc_we_do_not_own(s: Sections) -> Iterator[Finding]:
             "no interface endpoints are created in a VPC this stack does not own: private DNS for a "
             "service the VPC (or another deployment) already has an endpoint for fails the stack",
             "if this VPC has no endpoints for ECR, Logs and Secrets Manager, set "
-            "endpoint_private_dns: true; otherwise remove vpc_endpoints (the VPC's own endpoints serve)",
+            "endpoint_private_dns: true; otherwise remove vpc_endpoints: the VPC's own endpoints serve",
             warning=True,
         )
     elif network.endpoint_private_dns and not network.vpc_endpoints:
