@@ -116,7 +116,10 @@ def add_load_balancer(
     attributes = {
         "idle_timeout.timeout_seconds": str(IDLE_TIMEOUT_SECONDS),
         "routing.http.drop_invalid_header_fields.enabled": "true",
-        "deletion_protection.enabled": "true" if stack.prod else "false",
+        # Off, also in prod: a protected ALB cannot be deleted by CloudFormation, so a failed first
+        # create could not roll back (ROLLBACK_FAILED, and every redeploy after it fails) and a prune
+        # --yes would fail on it. Prod stacks get termination protection instead (tooling/deploy.py).
+        "deletion_protection.enabled": "false",
         "access_logs.s3.enabled": "true",
         "access_logs.s3.bucket": Ref(logs_bucket),
         "access_logs.s3.prefix": "alb",
@@ -133,9 +136,10 @@ def add_load_balancer(
                 elb.LoadBalancerAttributes(Key=k, Value=v) for k, v in sorted(attributes.items())
             ],
         ),
-        skip=None
-        if stack.prod
-        else {"CKV_AWS_150": f"deletion protection is for prod; {stack.environment} endpoints come and go"},
+        skip={
+            "CKV_AWS_150": "a protected load balancer blocks the rollback of a failed create and a prune; "
+            "prod stacks have CloudFormation termination protection instead"
+        },
     )
     target_group = stack.add(
         elb.TargetGroup(

@@ -171,6 +171,7 @@ HostedZoneId = _pattern(
 # The new VPC's four subnets are sixteenths of its range (templates/network.py): at /22 each is a /26,
 # room for the load balancer (AWS wants /27 and 8 free addresses), VPC endpoints and tasks.
 VPC_PREFIXES = (16, 22)
+DEFAULT_VPC_CIDR = "10.0.0.0/16"
 _PRIVATE_RANGES = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
@@ -514,7 +515,7 @@ class Network(Section):
         "Without it, point the name at the load balancer yourself (the LoadBalancerDnsName output).",
     )
     vpc_cidr: VpcCidr = Field(
-        default="10.0.0.0/16",
+        default=DEFAULT_VPC_CIDR,
         description="New VPC: its private range, /16 to /22; choose one that does not overlap the "
         "networks that will reach an internal endpoint (peering, Transit Gateway).",
     )
@@ -549,7 +550,7 @@ class Network(Section):
                         field=name,
                     )
             return self
-        if "vpc_cidr" in self.model_fields_set:
+        if self.vpc_cidr != DEFAULT_VPC_CIDR:
             raise fail(
                 "vpc_cidr",
                 "vpc_cidr applies to a VPC this stack creates; an existing VPC keeps its own range",

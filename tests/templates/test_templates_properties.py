@@ -12,6 +12,7 @@ from templates.context import MANAGEMENT_TAG
 from templates.load_balancer import IDLE_TIMEOUT_SECONDS, TLS_POLICY
 from templates.targets.sagemaker import UPSTREAM_READ_TIMEOUT_SECONDS
 from tests.templates.conftest import Built, stack_names
+from tooling import certificates
 
 # Actions AWS only authorises on "*" (or that we condition instead), each for a reason in the code.
 STAR_ALLOWED = {
@@ -81,9 +82,8 @@ def test_load_balancer(built: dict[str, Built], stack: str) -> None:
     assert int(attrs["idle_timeout.timeout_seconds"]) == IDLE_TIMEOUT_SECONDS
     assert attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert attrs["access_logs.s3.enabled"] == "true"
-    assert attrs["deletion_protection.enabled"] == (
-        "true" if item.deployment.environment == "prod" else "false"
-    )
+    # Termination protection guards prod stacks; a protected ALB would block a failed create's rollback.
+    assert attrs["deletion_protection.enabled"] == "false"
     listeners = [r["Properties"] for r in item.of_type("AWS::ElasticLoadBalancingV2::Listener").values()]
     if net.certificate_arn:
         https = next(p for p in listeners if p["Protocol"] == "HTTPS")
@@ -551,8 +551,11 @@ def test_the_endpoint_url_is_the_name_on_the_certificate(built: dict[str, Built]
     records = item.of_type("AWS::Route53::RecordSet")
     if net.certificate_arn:
         assert url == f"https://{net.domain_name}"
+        # What plan and deploy ask ACM about (tooling/certificates.py) is read from this very template.
+        assert certificates.expected(item.template) == (net.certificate_arn, net.domain_name)
     else:
         assert url == {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::GetAtt": ["LoadBalancer", "DNSName"]}}]}
+        assert certificates.expected(item.template) is None
     if net.hosted_zone_id:
         (record,) = records.values()
         props = record["Properties"]
