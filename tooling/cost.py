@@ -322,7 +322,8 @@ def _components(spec: Deployment, units: float, gateway_tasks: int) -> dict[str,
         traffic = nat["assumed_gb_per_month"]["gateway" if spec.engine.type == "external" else "gpu"]
         costs["nat_gateway"] = nat["hour"] * hours * network.nat_gateways + nat["gb_processed"] * traffic
 
-    if network.vpc_endpoints:
+    # Interface endpoints exist in a VPC we own, or in another one only with endpoint_private_dns.
+    if network.vpc_endpoints and (network.vpc == "new" or network.endpoint_private_dns):
         endpoints = COMMON_ENDPOINTS + EXTRA_ENDPOINTS.get(compute.service, 0)
         # One network interface per AZ: two for a new VPC, one per listed private subnet otherwise.
         azs = NEW_VPC_AZS if network.vpc == "new" else len(set(network.private_subnets))

@@ -140,8 +140,20 @@ def test_an_existing_vpc_has_no_nat_of_ours() -> None:
                 "private_subnets": ["subnet-0000aaaa", "subnet-1111bbbb", "subnet-2222cccc"],
                 "allowed_cidrs": ["10.0.0.0/8"],
                 "vpc_endpoints": True,
+                "endpoint_private_dns": True,
             },
             4 * 3 * 0.01 * 730,
+        ),
+        # ...and none without endpoint_private_dns: a VPC we do not own gets no interface endpoints
+        (
+            {"service": "ec2", "instance_type": "g5.xlarge"},
+            {
+                "vpc": "vpc-0123abcd",
+                "private_subnets": ["subnet-0000aaaa", "subnet-1111bbbb"],
+                "allowed_cidrs": ["10.0.0.0/8"],
+                "vpc_endpoints": True,
+            },
+            0.0,
         ),
         (None, {"vpc_endpoints": False}, 0.0),
     ],
