@@ -28,8 +28,13 @@ TARGETS: dict[str, Callable[[Stack, Shared], None]] = {
     "sagemaker": sagemaker.build,
     "ec2": ec2.build,
 }
-# Interface endpoints a target needs beyond the common ones when the VPC has no NAT way out.
-EXTRA_ENDPOINTS = {"sagemaker": ("sagemaker.runtime",), "ecs-gpu": ("ecs", "ecs-agent", "ecs-telemetry")}
+# Interface endpoints a target needs beyond the common ones when the VPC has no NAT way out. The
+# SageMaker gateway invokes through the runtime API and checks readiness with DescribeEndpoint, which is
+# the SageMaker API's (sagemaker.api), not the runtime's.
+EXTRA_ENDPOINTS = {
+    "sagemaker": ("sagemaker.api", "sagemaker.runtime"),
+    "ecs-gpu": ("ecs", "ecs-agent", "ecs-telemetry"),
+}
 
 
 def build(spec: Deployment, environment: str) -> Template:

@@ -80,7 +80,7 @@ NOT_PRICED = (
 # Interface endpoints per service, mirroring templates/network.py and templates/stack.py; the S3 gateway
 # endpoint is free.
 COMMON_ENDPOINTS = 4
-EXTRA_ENDPOINTS = {"sagemaker": 1, "ecs-gpu": 3}
+EXTRA_ENDPOINTS = {"sagemaker": 2, "ecs-gpu": 3}
 NEW_VPC_AZS = 2
 # The SageMaker target's gateway (templates/targets/sagemaker.py): 1 vCPU, 2 GiB, arm64, 21 GiB storage;
 # 2 tasks in prod (1 elsewhere), at most max(4, scaling.max), and not on the spec's schedules.

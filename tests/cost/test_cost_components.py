@@ -130,8 +130,8 @@ def test_an_existing_vpc_has_no_nat_of_ours() -> None:
     [
         # ecs-gpu: 4 common + ecs, ecs-agent, ecs-telemetry = 7 endpoints x 2 AZs x 0.01 x 730 = 102.20
         (None, {"vpc_endpoints": True}, 7 * 2 * 0.01 * 730),
-        # sagemaker: 4 + sagemaker.runtime = 5 x 2 x 7.30 = 73.00
-        ({"service": "sagemaker", "instance_type": "ml.g5.xlarge"}, {"vpc_endpoints": True}, 5 * 2 * 7.30),
+        # sagemaker: 4 + sagemaker.api + sagemaker.runtime = 6 x 2 x 7.30 = 87.60
+        ({"service": "sagemaker", "instance_type": "ml.g5.xlarge"}, {"vpc_endpoints": True}, 6 * 2 * 7.30),
         # ec2: the 4 common ones, in the 3 listed subnets of an existing VPC = 87.60
         (
             {"service": "ec2", "instance_type": "g5.xlarge"},

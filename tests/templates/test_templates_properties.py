@@ -573,3 +573,11 @@ def test_the_endpoint_url_is_the_name_on_the_certificate(built: dict[str, Built]
         assert item.one("AWS::ElasticLoadBalancingV2::LoadBalancer").get("IpAddressType", "ipv4") == "ipv4"
     else:
         assert records == {}
+
+
+def test_a_sagemaker_gateway_without_nat_reaches_both_sagemaker_apis(built: dict[str, Built]) -> None:
+    item = built["staging-sagemaker-small"]
+    services = {json.dumps(e["ServiceName"]) for e in endpoints(item).values()}
+    # DescribeEndpoint (readiness) is the SageMaker API's; InvokeEndpoint the runtime's.
+    for service in ("sagemaker.api", "sagemaker.runtime"):
+        assert json.dumps({"Fn::Sub": "com.amazonaws.${AWS::Region}." + service}) in services
