@@ -138,7 +138,7 @@ def public_endpoint_is_protected(s: Sections) -> Iterator[Finding]:
             "SPEC206",
             "network.public",
             "a public endpoint without certificate_arn serves keys and prompts over plain HTTP",
-            "set network.certificate_arn" + ("" if prod else " (an error in prod)"),
+            "set network.certificate_arn and network.domain_name" + ("" if prod else " (an error in prod)"),
             warning=not prod,
         )
     if auth and not auth.api_keys:

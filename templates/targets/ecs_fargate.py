@@ -8,6 +8,7 @@ from templates import ecs as ecs_parts
 from templates.context import Stack
 from templates.fargate import GatewaySize, add_gateway_service
 from templates.iam import secret_arn_by_name, secret_reader, secret_value_from, statement
+from templates.load_balancer import IDLE_TIMEOUT_SECONDS
 from templates.targets.shared import Shared
 
 
@@ -27,6 +28,9 @@ def build(stack: Stack, shared: Shared) -> None:
             "GATEWAY_UPSTREAM_URL": engine.base_url,
             "GATEWAY_SERVED_MODEL": spec.model.served_model_name,
             "GATEWAY_UPSTREAM_MODEL": spec.model.id,
+            # A provider may think for minutes before its first token: wait as long as the ALB would
+            # keep the client's connection open, and no longer.
+            "GATEWAY_UPSTREAM_TIMEOUT": str(IDLE_TIMEOUT_SECONDS),
             "AWS_REGION": Ref("AWS::Region"),
             **shared.gateway_environment(),
         },

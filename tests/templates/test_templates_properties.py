@@ -286,6 +286,7 @@ def test_fargate_gateway(built: dict[str, Built]) -> None:
     assert env["GATEWAY_UPSTREAM"] == "external"
     assert env["GATEWAY_UPSTREAM_URL"] == "https://api.openai.com/v1"
     assert (env["GATEWAY_SERVED_MODEL"], env["GATEWAY_UPSTREAM_MODEL"]) == ("vision", "gpt-4o")
+    assert env["GATEWAY_UPSTREAM_TIMEOUT"] == str(IDLE_TIMEOUT_SECONDS)
     assert env["GATEWAY_API_KEY_SECRET"] == {"Ref": "ApiKeySecret"}
     assert "GatewayImageTag" in item.template["Parameters"]
     service = item.one("AWS::ECS::Service")
