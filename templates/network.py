@@ -24,6 +24,7 @@ from templates.logs import add_log_group
 SUBNET_BITS = 4
 PUBLIC_SLOTS = (0, 1)
 PRIVATE_SLOTS = (8, 9)
+PRIVATE_DNS_ASKED = "network.endpoint_private_dns: true"
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 
 
@@ -246,6 +247,12 @@ def _endpoints(stack: Stack, network: Network, extra: tuple[str, ...]) -> None:
             ],
         )
     )
+    # In a VPC we do not own, each endpoint says who asked for its private DNS: the spec, not a default.
+    asked = (
+        {"Metadata": {"deployctl": {"private_dns": PRIVATE_DNS_ASKED}}}
+        if isinstance(network.vpc, str)
+        else {}
+    )
     for service in (*INTERFACE_ENDPOINTS, *extra):
         logical = "".join(part.capitalize() for part in service.replace("-", ".").split(".")) + "Endpoint"
         stack.add(
@@ -257,5 +264,6 @@ def _endpoints(stack: Stack, network: Network, extra: tuple[str, ...]) -> None:
                 PrivateDnsEnabled=True,
                 SubnetIds=network.private_subnets,
                 SecurityGroupIds=[Ref(group)],
+                **asked,
             )
         )

@@ -10,6 +10,7 @@ import pytest
 
 from templates.context import MANAGEMENT_TAG
 from templates.load_balancer import IDLE_TIMEOUT_SECONDS, TLS_POLICY
+from templates.network import PRIVATE_DNS_ASKED
 from templates.targets.sagemaker import UPSTREAM_READ_TIMEOUT_SECONDS
 from tests.templates.conftest import Built, stack_names
 from tooling import certificates
@@ -256,6 +257,11 @@ def test_private_dns_endpoints_only_where_we_own_the_vpc_or_are_told(
     allowed = net.vpc_endpoints and (net.vpc == "new" or net.endpoint_private_dns is True)
     assert bool(interface) == allowed
     assert all(e["PrivateDnsEnabled"] is True for e in interface)
+    # In a VPC we do not own, each private-DNS endpoint carries the spec's consent (for project rules).
+    for name, resource in item.of_type("AWS::EC2::VPCEndpoint").items():
+        if resource["Properties"]["VpcEndpointType"] == "Interface":
+            marker = resource.get("Metadata", {}).get("deployctl", {}).get("private_dns")
+            assert marker == (None if net.vpc == "new" else PRIVATE_DNS_ASKED), name
 
 
 # ------------------------------------------------------------------ per target
