@@ -73,7 +73,9 @@ def add_api_key_secret(stack: Stack, key_arn: Any) -> ApiKeySecret:
             MemorySize=128,
             # No ReservedConcurrentExecutions: Lambda refuses any reservation that leaves the account
             # under 100 unreserved (new accounts have 10 in all), and Secrets Manager runs one rotation
-            # of a secret at a time anyway; the handler tolerates a retried or overlapping step.
+            # of a secret at a time anyway (RotateSecret errors while AWSPENDING is on another version:
+            # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html);
+            # the handler tolerates a retried or overlapping step.
             LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(function_logs)),
             # Outside the VPC: it only calls the Secrets Manager API (IAM, TLS). In a VPC it would need a
             # NAT or endpoint, and its network interfaces hold the stack's delete for up to 40 minutes.
