@@ -43,7 +43,18 @@ class Stack:
 
     @property
     def keep_on_delete(self) -> str:
-        """Logs, and the key that makes them readable, outlive a prod stack; elsewhere they go with it."""
+        """DeletionPolicy of what outlives a prod stack (logs, and the key that makes them readable).
+
+        RetainExceptOnCreate keeps them when the stack is deleted or they leave the template, but
+        deletes them when the create that made them rolls back: a failed first deploy leaves nothing
+        behind for the next attempt to collide with.
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html
+        """
+        return "RetainExceptOnCreate" if self.prod else "Delete"
+
+    @property
+    def keep_on_replace(self) -> str:
+        """UpdateReplacePolicy to match: it takes only Delete, Retain or Snapshot."""
         return "Retain" if self.prod else "Delete"
 
     def tags(self) -> dict[str, str]:

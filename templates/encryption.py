@@ -56,7 +56,7 @@ def add_key(stack: Stack) -> kms.Key:
             KeyPolicy=policy,
             PendingWindowInDays=30 if stack.prod else 7,
             DeletionPolicy=stack.keep_on_delete,
-            UpdateReplacePolicy=stack.keep_on_delete,
+            UpdateReplacePolicy=stack.keep_on_replace,
         )
     )
 

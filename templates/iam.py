@@ -63,13 +63,27 @@ def log_writer(log_group: Any) -> dict[str, Any]:
     return statement(["logs:CreateLogStream", "logs:PutLogEvents"], [arn, Sub("${Arn}:*", Arn=arn)])
 
 
-def secret_arn_by_name(name: str) -> Sub:
-    """A secret named in the spec: Secrets Manager appends six random characters to every ARN."""
+def secret_arn_by_name(name: str) -> Any:
+    """IAM `Resource` for a secret the spec names. For IAM only: never a `ValueFrom` (secret_value_from).
+
+    Secrets Manager appends "-" and six random characters to every secret's ARN, so a name matches with
+    the `-??????` wildcard; a full ARN (the spec accepts no partial one) is the resource itself.
+    """
     if name.startswith("arn:"):
-        return Sub(name)
+        return name
     return Sub(
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + name + "-??????"
     )
+
+
+def secret_value_from(name: str) -> str:
+    """ECS `Secrets[].ValueFrom` for a secret the spec names: the full ARN the user gave, or the name.
+
+    ECS resolves a full ARN, or in the task's own region the secret's name; the IAM wildcard ARN would
+    be read as a complete ARN with the literal suffix "??????" and the task would never start.
+    https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html
+    """
+    return name
 
 
 def pull_statements(repository: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import GetAtt, Join, Ref, Sub, ec2, s3
+from troposphere import GetAtt, Join, Ref, Sub, ec2, route53, s3
 from troposphere import elasticloadbalancingv2 as elb
 
 from templates import buckets
@@ -23,6 +23,10 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # A streamed answer from a large model can go quiet for minutes (long prompts, queueing); the ALB must
 # not cut it. The gateway sends keep-alive comments well within this.
 IDLE_TIMEOUT_SECONDS = 600
+# AWS: a target's HTTP keep-alive must be longer than the ALB's idle timeout, or the ALB reuses a
+# connection the target is closing and answers 502. The gateway's is set from this, never a literal.
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
+GATEWAY_KEEP_ALIVE_SECONDS = IDLE_TIMEOUT_SECONDS + 5
 # In-flight streams get this long to finish when a target is drained (scale-in, deploy).
 DEREGISTRATION_DELAY_SECONDS = 300
 REDIRECT_ONLY = "this listener only answers with a redirect to HTTPS on 443, where TLS 1.2+ is negotiated"
@@ -35,6 +39,11 @@ class LoadBalancer:
     listener: elb.Listener
     security_group: ec2.SecurityGroup
     https: bool
+    domain_name: str | None = None
+
+    @property
+    def dns_name(self) -> GetAtt:
+        return GetAtt(self.alb, "DNSName")
 
     @property
     def full_name(self) -> GetAtt:
@@ -50,9 +59,15 @@ class LoadBalancer:
         return Join("/", [self.full_name, self.target_group_full_name])
 
     @property
-    def url(self) -> Sub:
-        scheme = "https" if self.https else "http"
-        return Sub(f"{scheme}://${{Dns}}", Dns=GetAtt(self.alb, "DNSName"))
+    def url(self) -> Any:
+        """The base URL clients call: the certificate's name over HTTPS, else the ALB's own over HTTP.
+
+        TLS clients verify the certificate against the name they dial, and the ALB's DNS name is never
+        on a user's certificate; validation requires domain_name with certificate_arn.
+        """
+        if self.https and self.domain_name:
+            return f"https://{self.domain_name}"
+        return Sub("http://${Dns}", Dns=self.dns_name)
 
 
 def add_load_balancer(
@@ -101,7 +116,10 @@ def add_load_balancer(
     attributes = {
         "idle_timeout.timeout_seconds": str(IDLE_TIMEOUT_SECONDS),
         "routing.http.drop_invalid_header_fields.enabled": "true",
-        "deletion_protection.enabled": "true" if stack.prod else "false",
+        # Off, also in prod: a protected ALB cannot be deleted by CloudFormation, so a failed first
+        # create could not roll back (ROLLBACK_FAILED, and every redeploy after it fails) and a prune
+        # --yes would fail on it. Prod stacks get termination protection instead (tooling/deploy.py).
+        "deletion_protection.enabled": "false",
         "access_logs.s3.enabled": "true",
         "access_logs.s3.bucket": Ref(logs_bucket),
         "access_logs.s3.prefix": "alb",
@@ -118,9 +136,10 @@ def add_load_balancer(
                 elb.LoadBalancerAttributes(Key=k, Value=v) for k, v in sorted(attributes.items())
             ],
         ),
-        skip=None
-        if stack.prod
-        else {"CKV_AWS_150": f"deletion protection is for prod; {stack.environment} endpoints come and go"},
+        skip={
+            "CKV_AWS_150": "a protected load balancer blocks the rollback of a failed create and a prune; "
+            "prod stacks have CloudFormation termination protection instead"
+        },
     )
     target_group = stack.add(
         elb.TargetGroup(
@@ -184,7 +203,31 @@ def add_load_balancer(
             ),
             skip={"CKV_AWS_2": reason, "CKV_AWS_103": reason},
         )
-    return LoadBalancer(alb, target_group, listener, group, https)
+    if spec.domain_name and spec.hosted_zone_id:
+        _alias_record(stack, alb, spec.domain_name, spec.hosted_zone_id)
+    return LoadBalancer(alb, target_group, listener, group, https, spec.domain_name)
+
+
+def _alias_record(stack: Stack, alb: elb.LoadBalancer, name: str, zone: str) -> None:
+    """`domain_name` -> the ALB, as a Route 53 alias A record (the ALB is IPv4-only: no AAAA).
+
+    A record of that name and type already in the zone fails the create, which rolls back cleanly;
+    a change of name or zone creates the new record before deleting the old one.
+    https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/routing-to-elb-load-balancer.html
+    """
+    stack.add(
+        route53.RecordSetType(
+            "DnsRecord",
+            HostedZoneId=zone,
+            Name=name,
+            Type="A",
+            AliasTarget=route53.AliasTarget(
+                DNSName=GetAtt(alb, "DNSName"),
+                HostedZoneId=GetAtt(alb, "CanonicalHostedZoneID"),
+                EvaluateTargetHealth=False,
+            ),
+        )
+    )
 
 
 def _allowed_cidrs(stack: Stack, network: Network) -> list[Any]:

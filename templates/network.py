@@ -1,12 +1,15 @@
 """The network: a new VPC over two AZs, or the spec's existing VPC; workloads always in private subnets.
 
-A new VPC gets public subnets for the load balancer and NAT gateways, private subnets for everything
-else, flow logs, and optionally interface endpoints so that tasks reach ECR, Logs and Secrets Manager
-without the internet.
+A new VPC (`network.vpc_cidr`) gets public subnets for the load balancer and NAT gateways, private
+subnets for everything else, flow logs, the S3 gateway endpoint (free: ECR image layers and s3://
+weights stay off the NAT gateway), and optionally interface endpoints so that tasks reach ECR, Logs
+and Secrets Manager without the internet. In a VPC we do not own, interface endpoints get private DNS
+only when the spec asks (`endpoint_private_dns`): a VPC takes one private-DNS endpoint per service.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +18,13 @@ from troposphere import GetAtt, GetAZs, Ref, Select, Sub, ec2, iam
 from templates.context import Stack
 from templates.logs import add_log_group
 
-VPC_CIDR = "10.0.0.0/16"
-PUBLIC_CIDRS = ("10.0.0.0/20", "10.0.16.0/20")
-PRIVATE_CIDRS = ("10.0.128.0/20", "10.0.144.0/20")
+# The VPC's range in sixteenths: public subnets the first two, private ones the two from the middle,
+# the rest free for more AZs or subnets later (10.0.0.0/16 gives 10.0.0.0/20, 10.0.16.0/20, 10.0.128.0/20
+# and 10.0.144.0/20). tooling/spec.py bounds vpc_cidr so that each is at least a /26.
+SUBNET_BITS = 4
+PUBLIC_SLOTS = (0, 1)
+PRIVATE_SLOTS = (8, 9)
+PRIVATE_DNS_ASKED = "network.endpoint_private_dns: true"
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 
 
@@ -28,6 +35,18 @@ class Network:
     public_subnets: list[Any]
     private_subnets: list[Any]
     workload_group: ec2.SecurityGroup
+
+
+def subnet_cidrs(vpc_cidr: str) -> tuple[list[str], list[str]]:
+    """(public, private) subnet ranges of a new VPC, derived from its range."""
+    pieces = list(ipaddress.ip_network(vpc_cidr).subnets(prefixlen_diff=SUBNET_BITS))
+    return [str(pieces[i]) for i in PUBLIC_SLOTS], [str(pieces[i]) for i in PRIVATE_SLOTS]
+
+
+def interface_endpoints_wanted(stack: Stack) -> bool:
+    """Interface endpoints (with private DNS): always asked for in a new VPC, explicitly in another."""
+    spec = stack.spec.network
+    return spec.vpc_endpoints and (spec.vpc == "new" or bool(spec.endpoint_private_dns))
 
 
 def add_network(stack: Stack, log_group_key: Any, *, extra_endpoints: tuple[str, ...] = ()) -> Network:
@@ -54,15 +73,18 @@ def add_network(stack: Stack, log_group_key: Any, *, extra_endpoints: tuple[str,
         )
     )
     network = Network(vpc if isinstance(vpc, str) else Ref(vpc), cidr, public, private, workload)
-    if spec.vpc_endpoints:
-        _endpoints(stack, network, route_tables, extra_endpoints)
+    if route_tables:
+        _s3_gateway_endpoint(stack, network, route_tables)
+    if interface_endpoints_wanted(stack):
+        _endpoints(stack, network, extra_endpoints)
     return network
 
 
 def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], list[Any]]:
     nat_count = stack.spec.network.nat_gateways
+    public_cidrs, private_cidrs = subnet_cidrs(stack.spec.network.vpc_cidr)
     vpc = stack.add(
-        ec2.VPC("Vpc", CidrBlock=VPC_CIDR, EnableDnsHostnames=True, EnableDnsSupport=True),
+        ec2.VPC("Vpc", CidrBlock=stack.spec.network.vpc_cidr, EnableDnsHostnames=True, EnableDnsSupport=True),
     )
     gateway = stack.add(ec2.InternetGateway("InternetGateway"))
     attachment = stack.add(
@@ -84,7 +106,7 @@ def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], li
             ec2.Subnet(
                 f"PublicSubnet{az + 1}",
                 VpcId=Ref(vpc),
-                CidrBlock=PUBLIC_CIDRS[az],
+                CidrBlock=public_cidrs[az],
                 AvailabilityZone=Select(az, GetAZs("")),
                 MapPublicIpOnLaunch=False,
             )
@@ -109,7 +131,7 @@ def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], li
             ec2.Subnet(
                 f"PrivateSubnet{az + 1}",
                 VpcId=Ref(vpc),
-                CidrBlock=PRIVATE_CIDRS[az],
+                CidrBlock=private_cidrs[az],
                 AvailabilityZone=Select(az, GetAZs("")),
             )
         )
@@ -185,7 +207,25 @@ def _flow_logs(stack: Stack, vpc: ec2.VPC, key: Any) -> None:
     )
 
 
-def _endpoints(stack: Stack, network: Network, route_tables: list[Any], extra: tuple[str, ...]) -> None:
+def _s3_gateway_endpoint(stack: Stack, network: Network, route_tables: list[Any]) -> None:
+    """Free, and on the private route tables: ECR keeps image layers in S3, so every pull of the
+    ~10 GB vLLM image (and s3:// weights) would otherwise go through the NAT gateway at per-GB prices.
+    No endpoint policy: the default allows the ECR layer bucket (prod-<region>-starport-layer-bucket)
+    and the weights' bucket, which IAM already limits.
+    https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html#ecr-setting-up-s3-gateway
+    """
+    stack.add(
+        ec2.VPCEndpoint(
+            "S3Endpoint",
+            VpcId=network.vpc,
+            ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
+            VpcEndpointType="Gateway",
+            RouteTableIds=route_tables,
+        )
+    )
+
+
+def _endpoints(stack: Stack, network: Network, extra: tuple[str, ...]) -> None:
     group = stack.add(
         ec2.SecurityGroup(
             "EndpointSecurityGroup",
@@ -207,16 +247,12 @@ def _endpoints(stack: Stack, network: Network, route_tables: list[Any], extra: t
             ],
         )
     )
-    if route_tables:
-        stack.add(
-            ec2.VPCEndpoint(
-                "S3Endpoint",
-                VpcId=network.vpc,
-                ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
-                VpcEndpointType="Gateway",
-                RouteTableIds=route_tables,
-            )
-        )
+    # In a VPC we do not own, each endpoint says who asked for its private DNS: the spec, not a default.
+    asked = (
+        {"Metadata": {"deployctl": {"private_dns": PRIVATE_DNS_ASKED}}}
+        if isinstance(network.vpc, str)
+        else {}
+    )
     for service in (*INTERFACE_ENDPOINTS, *extra):
         logical = "".join(part.capitalize() for part in service.replace("-", ".").split(".")) + "Endpoint"
         stack.add(
@@ -228,5 +264,6 @@ def _endpoints(stack: Stack, network: Network, route_tables: list[Any], extra: t
                 PrivateDnsEnabled=True,
                 SubnetIds=network.private_subnets,
                 SecurityGroupIds=[Ref(group)],
+                **asked,
             )
         )

@@ -2,7 +2,12 @@
 
 Shipped inline in the template (ZipFile, under 4 KiB). No external system holds the key: the gateways
 read AWSCURRENT, AWSPREVIOUS and AWSPENDING from the secret themselves, so `setSecret` has nothing to do.
+Every step is idempotent, and safe when Lambda runs two invocations of it at once (a retry after a
+timeout): there is no reserved concurrency to prevent that, and Secrets Manager starts no second
+rotation of a secret while one is pending.
 """
+
+import contextlib
 
 import boto3
 
@@ -27,9 +32,11 @@ def handler(event, context, client=None):
             sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
         except sm.exceptions.ResourceNotFoundException:
             key = sm.get_random_password(PasswordLength=48, ExcludePunctuation=True)["RandomPassword"]
-            sm.put_secret_value(
-                SecretId=arn, ClientRequestToken=token, SecretString=key, VersionStages=["AWSPENDING"]
-            )
+            # An overlapping invocation of this step may have written the version first: it stands.
+            with contextlib.suppress(sm.exceptions.ResourceExistsException):
+                sm.put_secret_value(
+                    SecretId=arn, ClientRequestToken=token, SecretString=key, VersionStages=["AWSPENDING"]
+                )
     elif step == "setSecret":
         pass
     elif step == "testSecret":

@@ -11,7 +11,6 @@ from troposphere import GetAtt, Ref, awslambda, secretsmanager
 from templates.context import Stack
 from templates.iam import role, statement
 from templates.logs import add_log_group
-from templates.network import Network
 
 HANDLER_SOURCE = Path(__file__).with_name("rotation_handler.py")
 KEY_LENGTH = 48
@@ -26,7 +25,7 @@ class ApiKeySecret:
         return Ref(self.secret)  # Ref of a secret is its ARN
 
 
-def add_api_key_secret(stack: Stack, key_arn: Any, network: Network) -> ApiKeySecret:
+def add_api_key_secret(stack: Stack, key_arn: Any) -> ApiKeySecret:
     secret = stack.add(
         secretsmanager.Secret(
             "ApiKeySecret",
@@ -61,7 +60,6 @@ def add_api_key_secret(stack: Stack, key_arn: Any, network: Network) -> ApiKeySe
             statement(["kms:Decrypt", "kms:GenerateDataKey"], key_arn),
             statement(["logs:CreateLogStream", "logs:PutLogEvents"], GetAtt(function_logs, "Arn")),
         ],
-        managed=("service-role/AWSLambdaVPCAccessExecutionRole",),
     )
     function = stack.add(
         awslambda.Function(
@@ -73,14 +71,21 @@ def add_api_key_secret(stack: Stack, key_arn: Any, network: Network) -> ApiKeySe
             Role=GetAtt(function_role, "Arn"),
             Timeout=60,
             MemorySize=128,
-            ReservedConcurrentExecutions=1,
+            # No ReservedConcurrentExecutions: Lambda refuses any reservation that leaves the account
+            # under 100 unreserved (new accounts have 10 in all), and Secrets Manager runs one rotation
+            # of a secret at a time anyway (RotateSecret errors while AWSPENDING is on another version:
+            # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html);
+            # the handler tolerates a retried or overlapping step.
             LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(function_logs)),
-            VpcConfig=awslambda.VPCConfig(
-                SubnetIds=network.private_subnets, SecurityGroupIds=[Ref(network.workload_group)]
-            ),
+            # Outside the VPC: it only calls the Secrets Manager API (IAM, TLS). In a VPC it would need a
+            # NAT or endpoint, and its network interfaces hold the stack's delete for up to 40 minutes.
         ),
         skip={
+            "CKV_AWS_115": "reserved concurrency fails on accounts with a low quota; rotations of a secret "
+            "never overlap (Secrets Manager refuses a rotation while one is pending)",
             "CKV_AWS_116": "Secrets Manager invokes rotation synchronously and retries; no DLQ would fill",
+            "CKV_AWS_117": "the function only calls the Secrets Manager API; a VPC would add a NAT or "
+            "endpoint dependency and slow deletes, and protect nothing",
             "CKV_AWS_173": "the function has no environment variables to encrypt",
             "CKV_AWS_272": "inline code from this repository, reviewed in pull requests; no signing profile",
         },

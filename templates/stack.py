@@ -28,8 +28,13 @@ TARGETS: dict[str, Callable[[Stack, Shared], None]] = {
     "sagemaker": sagemaker.build,
     "ec2": ec2.build,
 }
-# Interface endpoints a target needs beyond the common ones when the VPC has no NAT way out.
-EXTRA_ENDPOINTS = {"sagemaker": ("sagemaker.runtime",), "ecs-gpu": ("ecs", "ecs-agent", "ecs-telemetry")}
+# Interface endpoints a target needs beyond the common ones when the VPC has no NAT way out. The
+# SageMaker gateway invokes through the runtime API and checks readiness with DescribeEndpoint, which is
+# the SageMaker API's (sagemaker.api), not the runtime's.
+EXTRA_ENDPOINTS = {
+    "sagemaker": ("sagemaker.api", "sagemaker.runtime"),
+    "ecs-gpu": ("ecs", "ecs-agent", "ecs-telemetry"),
+}
 
 
 def build(spec: Deployment, environment: str) -> Template:
@@ -46,7 +51,7 @@ def build(spec: Deployment, environment: str) -> Template:
     key = add_key(stack)
     log_group = add_log_group(stack, key_arn(key))
     network = add_network(stack, key_arn(key), extra_endpoints=EXTRA_ENDPOINTS.get(spec.compute.service, ()))
-    api_key = add_api_key_secret(stack, key_arn(key), network) if spec.auth.api_keys else None
+    api_key = add_api_key_secret(stack, key_arn(key)) if spec.auth.api_keys else None
     topic = add_alarm_topic(stack, key_arn(key))
     lb = add_load_balancer(
         stack,
@@ -65,6 +70,9 @@ def build(spec: Deployment, environment: str) -> Template:
         template.add_output(Output("ApiKeySecretArn", Description="The client API key", Value=api_key.arn))
     template.add_output(Output("AlarmTopicArn", Value=Ref(topic)))
     template.add_output(Output("LoadBalancerArn", Value=Ref(lb.alb)))
+    template.add_output(
+        Output("LoadBalancerDnsName", Description="Point domain_name here", Value=lb.dns_name)
+    )
     if spec.compute.service == "sagemaker":
         template.add_output(Output("SageMakerEndpointName", Value=GetAtt("Endpoint", "EndpointName")))
     tags.apply(template, stack.tags())

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tooling import aws
+from tooling import aws, certificates
 from tooling import cloudformation as cf
 from tooling.diff import PropertyChange, ResourceChange
 from tooling.plan import ORDER, Plan, StackPlan, stack_action
@@ -117,6 +117,11 @@ def plan(head: Snapshot, *, image_tag: Mapping[str, str] | None, max_parallel: i
 def _plan_stack(state: StackState, image_tag: Mapping[str, str] | None) -> StackPlan:
     result = StackPlan(state.environment, state.name, state.stack_name, "no-change", warnings=state.warnings,
                        region=state.region)  # fmt: skip
+    verdict = certificates.check(state.text or "{}", state.region)
+    result.warnings = [*result.warnings, *verdict.warnings]
+    if verdict.errors:
+        result.action, result.errors = "invalid", verdict.errors
+        return result
     cfn = aws.client("cloudformation", state.region)
     existing = cf.describe(cfn, state.stack_name)
     shell = existing is None or existing["StackStatus"] in cf.RECREATE

@@ -7,6 +7,7 @@ set already executing is left to CloudFormation (it finishes or rolls back on it
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from tooling import aws
+from tooling import aws, certificates
 from tooling import cloudformation as cf
 from tooling.changesets import managed_stacks, parameter_values, parameters, stack_tags
 from tooling.snapshot import StackState
@@ -71,10 +72,17 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
     name = state.stack_name
     if not state.valid or state.text is None:
         return Result(name, "skipped", reasons=state.errors or ["invalid"])
-    cfn = aws.client("cloudformation", state.region)
 
     def report(line: str) -> None:
         options.on_event(name, line)
+
+    # Before anything in the account is touched: a certificate that is not for the endpoint's name.
+    verdict = certificates.check(state.text, state.region)
+    for warning in verdict.warnings:
+        report(f"warning: {warning}")
+    if verdict.errors:
+        return Result(name, "failed", reasons=verdict.errors)
+    cfn = aws.client("cloudformation", state.region)
 
     events = cf.Events()
     stack = cf.describe(cfn, name)
@@ -137,6 +145,11 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
         cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
         executing = True
         final = cf.wait(cfn, name, timeout=options.timeout, events=events, on_event=report, cancel=cancel)
+        new_subscriptions = kind == "CREATE" or any(
+            c.get("ResourceChange", {}).get("ResourceType") == "AWS::SNS::Subscription"
+            and c["ResourceChange"].get("Action") == "Add"
+            for c in described.get("Changes", [])
+        )
     finally:
         if not executing:
             cf.delete_change_set(cfn, name, change_set)
@@ -149,10 +162,29 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
     if state.environment == "prod":
         # Deleting a prod endpoint takes a deliberate step (prune with --yes turns this off first).
         cfn.update_termination_protection(StackName=name, EnableTerminationProtection=True)
+    if new_subscriptions:
+        for address in pending_confirmations(state.text):
+            report(
+                f"alarm e-mail to {address} is pending: Amazon SNS has sent it a confirmation link, and "
+                "no alarm or budget notice reaches it until someone opens that link"
+            )
     return Result(
         name,
         "created" if kind == "CREATE" else "updated",
         endpoint=cf.outputs_of(final).get("EndpointUrl", ""),
+    )
+
+
+def pending_confirmations(template_text: str) -> list[str]:
+    """E-mail addresses the template subscribes to a topic: SNS waits for each to confirm by a link.
+
+    https://docs.aws.amazon.com/sns/latest/dg/sns-email-notifications.html
+    """
+    resources = json.loads(template_text).get("Resources", {})
+    return sorted(
+        r["Properties"]["Endpoint"]
+        for r in resources.values()
+        if r.get("Type") == "AWS::SNS::Subscription" and r.get("Properties", {}).get("Protocol") == "email"
     )
 
 

@@ -7,6 +7,7 @@ errors in several sections still hears about every cross-section problem it has.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -137,7 +138,7 @@ def public_endpoint_is_protected(s: Sections) -> Iterator[Finding]:
             "SPEC206",
             "network.public",
             "a public endpoint without certificate_arn serves keys and prompts over plain HTTP",
-            "set network.certificate_arn" + ("" if prod else " (an error in prod)"),
+            "set network.certificate_arn and network.domain_name" + ("" if prod else " (an error in prod)"),
             warning=not prod,
         )
     if auth and not auth.api_keys:
@@ -340,4 +341,104 @@ def instance_priced_in_region(s: Sections) -> Iterator[Finding]:
             "the estimate leaves its compute out",
             "run `deployctl prices refresh` (the weekly prices workflow does)",
             warning=True,
+        )
+
+
+@rule
+def https_has_its_name(s: Sections) -> Iterator[Finding]:
+    """TLS clients check the certificate against the name they call: the ALB's own name never matches."""
+    network = s.get("network")
+    if not network:
+        return
+    if network.certificate_arn and not network.domain_name:
+        yield Finding(
+            "SPEC218",
+            "network.certificate_arn",
+            "HTTPS needs network.domain_name: clients verify the certificate against the name they "
+            "call, and the load balancer's own DNS name is not on your certificate",
+            "set domain_name to the name the certificate covers, e.g. llm.example.com; "
+            "with hosted_zone_id the stack also creates its DNS record",
+        )
+    if network.domain_name and not network.certificate_arn:
+        yield Finding(
+            "SPEC218",
+            "network.domain_name",
+            "domain_name names the HTTPS endpoint, and there is no certificate_arn",
+            "add the ACM certificate for this name, or remove domain_name: without a certificate "
+            "the endpoint is http:// at the load balancer's own name",
+        )
+
+
+@rule
+def endpoints_in_a_vpc_we_do_not_own(s: Sections) -> Iterator[Finding]:
+    """Only one interface endpoint per service in a VPC may have private DNS; another one fails to create."""
+    network = s.get("network")
+    if not network:
+        return
+    if network.vpc == "new":
+        if network.endpoint_private_dns is not None:
+            yield Finding(
+                "SPEC219",
+                "network.endpoint_private_dns",
+                "ignored: a VPC this stack creates always gives its endpoints private DNS",
+                "remove it: it applies to an existing VPC",
+                warning=True,
+            )
+        return
+    if network.vpc_endpoints and not network.endpoint_private_dns:
+        yield Finding(
+            "SPEC219",
+            "network.vpc_endpoints",
+            "no interface endpoints are created in a VPC this stack does not own: private DNS for a "
+            "service the VPC (or another deployment) already has an endpoint for fails the stack",
+            "if this VPC has no endpoints for ECR, Logs and Secrets Manager, set "
+            "endpoint_private_dns: true; otherwise remove vpc_endpoints: the VPC's own endpoints serve",
+            warning=True,
+        )
+    elif network.endpoint_private_dns and not network.vpc_endpoints:
+        yield Finding(
+            "SPEC219",
+            "network.endpoint_private_dns",
+            "ignored without vpc_endpoints: true",
+            "set vpc_endpoints: true, or remove it",
+            warning=True,
+        )
+
+
+# InvokeEndpoint: "A customer's model containers must respond to requests within 60 seconds"
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html).
+SAGEMAKER_INVOKE_SECONDS = 60
+
+
+@rule
+def sagemaker_answers_within_its_limit(s: Sections) -> Iterator[Finding]:
+    compute = s.get("compute")
+    if compute and compute.service == "sagemaker":
+        yield Finding(
+            "SPEC222",
+            "compute.service",
+            f"SageMaker ends a non-streamed request after {SAGEMAKER_INVOKE_SECONDS} s: a generation "
+            "that takes longer fails with 504",
+            "clients that may generate long answers should stream (stream: true); ecs-gpu has no such limit",
+            warning=True,
+        )
+
+
+# Docker's default bridge on the ec2 target's instances; a VPC range overlapping it is unreachable from
+# the container (https://docs.docker.com/engine/network/drivers/bridge/).
+DOCKER_BRIDGE = ipaddress.ip_network("172.17.0.0/16")
+
+
+@rule
+def vpc_range_clear_of_docker(s: Sections) -> Iterator[Finding]:
+    network, compute = s.get("network"), s.get("compute")
+    if not (network and compute and network.vpc == "new" and compute.service == "ec2"):
+        return
+    if ipaddress.ip_network(network.vpc_cidr).overlaps(DOCKER_BRIDGE):
+        yield Finding(
+            "SPEC223",
+            "network.vpc_cidr",
+            f"{network.vpc_cidr} overlaps Docker's bridge network ({DOCKER_BRIDGE}), which the ec2 "
+            "target's container runs on: it could not reach addresses in its own VPC",
+            "a range outside 172.17.0.0/16, e.g. 10.20.0.0/16",
         )

@@ -109,11 +109,87 @@ AcmArn = _pattern(
     r"arn:aws(?:-cn|-us-gov)?:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}",
     "arn:aws:acm:<region>:<account>:certificate/<uuid>",
 )
-SecretName = _pattern(
-    "secret_name",
-    r"(?:arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}",
-    "the NAME (or ARN) of an existing Secrets Manager secret, e.g. multimodal/openai-api-key",
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+_SECRET_ARN = re.compile(r"arn:aws(?:-cn|-us-gov)?:secretsmanager:[a-z0-9-]+:\d{12}:secret:(.+)")
+# Secrets Manager appends "-" and six random characters to the name in every secret's ARN.
+_FULL_ARN_SUFFIX = re.compile(r".+-[A-Za-z0-9]{6}")
+SECRET_FORMS = "the NAME of an existing Secrets Manager secret (e.g. multimodal/openai-api-key), or its ARN"  # noqa: S105 - what is accepted, no secret
+
+
+def _secret(value: str) -> tuple[str, str] | None:
+    """A secret's name, or its complete ARN: what ECS resolves in `Secrets[].ValueFrom` and IAM can scope to.
+
+    ECS takes the full ARN or, in the task's region, the name; the `:json-key:version-stage:version-id`
+    suffixes would hand the gateway part of a secret, so they are refused rather than passed on.
+    """
+    match = _SECRET_ARN.fullmatch(value)
+    if not match:
+        if value.startswith("arn:"):
+            return f"'{value}' is not a Secrets Manager secret ARN", SECRET_FORMS
+        if not _SECRET_NAME.fullmatch(value):
+            return f"'{value}' is not a valid secret name", SECRET_FORMS
+        return None
+    name = match.group(1)
+    if ":" in name:
+        return (
+            "a JSON key, version stage or version id after the secret's ARN is not supported",
+            "the secret's full ARN alone: the whole secret value is the key",
+        )
+    if not _SECRET_NAME.fullmatch(name):
+        return f"'{name}' is not a valid secret name", SECRET_FORMS
+    if not _FULL_ARN_SUFFIX.fullmatch(name):
+        return (
+            "a partial ARN (without the six random characters Secrets Manager appends) cannot be resolved",
+            "the full ARN, as DescribeSecret returns it, or just the secret's name",
+        )
+    return None
+
+
+SecretName = _text("secret_name", _secret, {"description": SECRET_FORMS})
+
+
+def _domain(value: str) -> tuple[str, str] | None:
+    accepted = "a DNS name such as api.example.com: lowercase labels of letters, digits and '-'"
+    labels = value.split(".")
+    if value != value.lower():
+        return f"'{value}' has capital letters", accepted.replace("a DNS name such as", "e.g.")
+    if value.startswith("*"):
+        return "the endpoint is one name, not a wildcard", "the name clients call, e.g. api.example.com"
+    if (
+        len(value) > 253
+        or len(labels) < 2
+        or not all(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels)
+    ):
+        return f"'{value}' is not a DNS name", accepted
+    return None
+
+
+DomainName = _text("domain_name", _domain, {"examples": ["llm.example.com"]})
+HostedZoneId = _pattern(
+    "hosted_zone_id", r"Z[A-Z0-9]{1,31}", "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ"
 )
+# The new VPC's four subnets are sixteenths of its range (templates/network.py): at /22 each is a /26,
+# room for the load balancer (AWS wants /27 and 8 free addresses), VPC endpoints and tasks.
+VPC_PREFIXES = (16, 22)
+DEFAULT_VPC_CIDR = "10.0.0.0/16"
+_PRIVATE_RANGES = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+def _vpc_cidr(value: str) -> tuple[str, str] | None:
+    if problem := _cidr(value):
+        return problem
+    network = ipaddress.ip_network(value)
+    accepted = f"a private (RFC 1918) range from /{VPC_PREFIXES[0]} to /{VPC_PREFIXES[1]}, e.g. 10.20.0.0/16"
+    if network.version != 4 or not any(network.subnet_of(r) for r in _PRIVATE_RANGES):
+        return f"'{value}' is not a private (RFC 1918) IPv4 range", accepted
+    if not VPC_PREFIXES[0] <= network.prefixlen <= VPC_PREFIXES[1]:
+        return f"a /{network.prefixlen} does not fit the VPC's four subnets", accepted
+    return None
+
+
+VpcCidr = _text("vpc_cidr", _vpc_cidr, {"format": "cidr", "examples": ["10.20.0.0/16"]})
+
+
 VllmVersion = _pattern("vllm_version", r"\d+\.\d+\.\d+(?:\.post\d+)?", 'a vLLM release such as "0.11.0"')
 ServedName = _pattern(
     "served_name",
@@ -425,14 +501,45 @@ class Network(Section):
         max_length=50,
         description="Who may reach the load balancer. Default: the VPC for internal, anyone for public.",
     )
-    certificate_arn: AcmArn | None = Field(default=None, description="ACM certificate for HTTPS.")
+    certificate_arn: AcmArn | None = Field(
+        default=None, description="ACM certificate for HTTPS; it must cover `domain_name`."
+    )
+    domain_name: DomainName | None = Field(
+        default=None,
+        description="The name clients call over HTTPS (the certificate's name); the endpoint URL is "
+        "https://<domain_name>. Required with certificate_arn.",
+    )
+    hosted_zone_id: HostedZoneId | None = Field(
+        default=None,
+        description="Route 53 hosted zone of `domain_name`: the stack creates its alias record there. "
+        "Without it, point the name at the load balancer yourself (the LoadBalancerDnsName output).",
+    )
+    vpc_cidr: VpcCidr = Field(
+        default=DEFAULT_VPC_CIDR,
+        description="New VPC: its private range, /16 to /22; choose one that does not overlap the "
+        "networks that will reach an internal endpoint (peering, Transit Gateway).",
+    )
     nat_gateways: Literal[0, 1, 2] = Field(default=1, description="New VPC: 0, 1 or 2 (one per AZ).")
     vpc_endpoints: bool = Field(
-        default=False, description="Interface endpoints for S3, ECR, Logs and Secrets Manager."
+        default=False,
+        description="Interface endpoints for ECR, Logs and Secrets Manager (and what the target needs). "
+        "A new VPC always has the S3 gateway endpoint.",
+    )
+    endpoint_private_dns: bool | None = Field(
+        default=None,
+        description="Existing VPC: create the interface endpoints with private DNS (true only when the "
+        "VPC has no endpoints of its own for these services). A new VPC always has it.",
     )
 
     @model_validator(mode="after")
     def _subnets(self) -> Network:
+        if self.hosted_zone_id and not self.domain_name:
+            raise fail(
+                "domain",
+                "hosted_zone_id is for the record of domain_name, which is not set",
+                hint="set domain_name, or remove hosted_zone_id",
+                field="hosted_zone_id",
+            )
         if self.vpc == "new":
             for name in ("public_subnets", "private_subnets"):
                 if getattr(self, name):
@@ -443,6 +550,13 @@ class Network(Section):
                         field=name,
                     )
             return self
+        if self.vpc_cidr != DEFAULT_VPC_CIDR:
+            raise fail(
+                "vpc_cidr",
+                "vpc_cidr applies to a VPC this stack creates; an existing VPC keeps its own range",
+                hint="remove it, or set vpc: new",
+                field="vpc_cidr",
+            )
         required = ["private_subnets"] + (["public_subnets"] if self.public else [])
         for name in required:
             subnets = getattr(self, name)

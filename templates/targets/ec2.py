@@ -33,7 +33,7 @@ def build(stack: Stack, shared: Shared) -> None:
     instance_role = role(stack, "InstanceRole", "ec2.amazonaws.com", statements)
     environment: dict[str, Any] = {
         **engine_environment(spec),
-        **shared.gateway_auth_environment(),
+        **shared.gateway_environment(),
         "GATEWAY_PORT": str(GATEWAY_PORT),
         "AWS_REGION": Ref("AWS::Region"),
     }

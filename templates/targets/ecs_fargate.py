@@ -7,14 +7,15 @@ from troposphere import Ref
 from templates import ecs as ecs_parts
 from templates.context import Stack
 from templates.fargate import GatewaySize, add_gateway_service
-from templates.iam import secret_arn_by_name, secret_reader, statement
+from templates.iam import secret_arn_by_name, secret_reader, secret_value_from, statement
+from templates.load_balancer import IDLE_TIMEOUT_SECONDS
 from templates.targets.shared import Shared
 
 
 def build(stack: Stack, shared: Shared) -> None:
     spec = stack.spec
     compute, engine = spec.compute, spec.engine
-    provider_secret = secret_arn_by_name(engine.provider_key_secret)
+    provider_secret = engine.provider_key_secret
     add_gateway_service(
         stack,
         cluster=ecs_parts.add_cluster(stack),
@@ -27,13 +28,18 @@ def build(stack: Stack, shared: Shared) -> None:
             "GATEWAY_UPSTREAM_URL": engine.base_url,
             "GATEWAY_SERVED_MODEL": spec.model.served_model_name,
             "GATEWAY_UPSTREAM_MODEL": spec.model.id,
+            # A provider may think for minutes before its first token: wait as long as the ALB would
+            # keep the client's connection open, and no longer.
+            "GATEWAY_UPSTREAM_TIMEOUT": str(IDLE_TIMEOUT_SECONDS),
             "AWS_REGION": Ref("AWS::Region"),
-            **shared.gateway_auth_environment(),
+            **shared.gateway_environment(),
         },
         # The provider key reaches the container through ECS, read by the execution role at start;
         # the gateway's own role never sees it and it is never in the template.
-        secrets={"GATEWAY_PROVIDER_KEY": provider_secret},
-        execution_statements=[statement(["secretsmanager:GetSecretValue"], provider_secret)],
+        secrets={"GATEWAY_PROVIDER_KEY": secret_value_from(provider_secret)},
+        execution_statements=[
+            statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(provider_secret))
+        ],
         task_statements=secret_reader(shared.api_key.arn, shared.key_arn) if shared.api_key else [],
         minimum=spec.scaling.min,
         maximum=spec.scaling.max,

@@ -9,7 +9,15 @@ from templates.autoscaling import add_application_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
 from templates.gpu_hosts import add_gpu_group, scaling_ceiling
-from templates.iam import log_writer, pull_statements, role, secret_arn_by_name, secret_reader, statement
+from templates.iam import (
+    log_writer,
+    pull_statements,
+    role,
+    secret_arn_by_name,
+    secret_reader,
+    secret_value_from,
+    statement,
+)
 from templates.images import VLLM_REPOSITORY, image
 from templates.load_balancer import GATEWAY_PORT
 from templates.targets.shared import Shared
@@ -112,11 +120,11 @@ def build(stack: Stack, shared: Shared) -> None:
                     Environment=ecs_parts.environment(
                         {
                             **engine_environment(stack.spec),
-                            **shared.gateway_auth_environment(),
+                            **shared.gateway_environment(),
                             "GATEWAY_PORT": str(GATEWAY_PORT),
                         }
                     ),
-                    Secrets=[ecs.Secret(Name="HF_TOKEN", ValueFrom=secret_arn_by_name(hf_token))]
+                    Secrets=[ecs.Secret(Name="HF_TOKEN", ValueFrom=secret_value_from(hf_token))]
                     if hf_token
                     else [],
                     ResourceRequirements=[ecs.ResourceRequirement(Type="GPU", Value=str(gpu.gpus))],

@@ -22,6 +22,10 @@ from templates.weights import weight_readers
 STARTUP_HEALTH_CHECK_SECONDS = 3600
 MODEL_DOWNLOAD_SECONDS = 3600
 VARIANT = "AllTraffic"
+# InvokeEndpoint: the container answers within 60 s, and AWS advises a 70 s socket timeout for the SDK
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html); botocore's
+# read timeout is per read, so a stream whose parts keep coming is not cut by it.
+UPSTREAM_READ_TIMEOUT_SECONDS = 70
 GATEWAY_SIZE = GatewaySize(cpu=1024, memory=2048, architecture="arm64", storage_gib=21)
 
 
@@ -37,7 +41,6 @@ def build(stack: Stack, shared: Shared) -> None:
         + endpoint_name
         + "*"
     )
-    eni_reason = "EC2 allows these network-interface actions on * only; SageMaker needs them to join the VPC"
     model_role = role(
         stack,
         "ModelRole",
@@ -51,28 +54,12 @@ def build(stack: Stack, shared: Shared) -> None:
                 "*",
                 Condition={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "AWS/SageMaker"]}},
             ),
-            # A model in a VPC needs network interfaces; EC2 scopes these actions to * only.
-            statement(
-                [
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                    "ec2:DescribeDhcpOptions",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeSecurityGroups",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeVpcs",
-                ],
-                "*",
-            ),
             *(
                 [statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(hf_token))]
                 if hf_token
                 else []
             ),
         ],
-        skip={"CKV_AWS_109": eni_reason, "CKV_AWS_111": eni_reason},
     )
     environment = {
         **engine_environment(spec),
@@ -86,9 +73,11 @@ def build(stack: Stack, shared: Shared) -> None:
             PrimaryContainer=sagemaker.ContainerDefinition(
                 Image=image(stack, VLLM_REPOSITORY), Environment=dict(sorted(environment.items()))
             ),
-            VpcConfig=sagemaker.VpcConfig(
-                Subnets=shared.network.private_subnets, SecurityGroupIds=[Ref(shared.network.workload_group)]
-            ),
+            # No VpcConfig: SageMaker makes the network interfaces of a VPC model itself, and
+            # CloudFormation does not wait for them to go before deleting the subnets and security
+            # group, so the stack's delete (and a failed create's rollback) would fail on them
+            # (aws-cloudformation/cloudformation-coverage-roadmap#1327). The gateway reaches the
+            # endpoint through the SageMaker Runtime API from the VPC, never the container directly.
         ),
         skip={
             "CKV_AWS_370": "the container fetches weights from Hugging Face or streams them from S3 at start"
@@ -114,12 +103,18 @@ def build(stack: Stack, shared: Shared) -> None:
             "the instance store is encrypted by the hardware"
         },
     )
+    autoscaled = spec.scaling.max > spec.scaling.min or bool(spec.scaling.schedules)
     endpoint = stack.add(
         sagemaker.Endpoint(
-            "Endpoint", EndpointName=endpoint_name, EndpointConfigName=GetAtt(config, "EndpointConfigName")
+            "Endpoint",
+            EndpointName=endpoint_name,
+            EndpointConfigName=GetAtt(config, "EndpointConfigName"),
+            # A new endpoint config (every new image) would otherwise reset the variant to its
+            # InitialInstanceCount, scaling a busy endpoint in under the scaler's feet (UpdateEndpoint).
+            **({"RetainAllVariantProperties": True} if autoscaled else {}),
         )
     )
-    if spec.scaling.max > spec.scaling.min or spec.scaling.schedules:
+    if autoscaled:
         add_application_scaling(
             stack,
             prefix="Endpoint",
@@ -128,8 +123,14 @@ def build(stack: Stack, shared: Shared) -> None:
             dimension="sagemaker:variant:DesiredInstanceCount",
             depends_on=[endpoint.title],
         )
+    # DescribeEndpoint: the gateway's readiness check asks whether the endpoint is InService.
     invoke = statement(
-        ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"], endpoint_arn
+        [
+            "sagemaker:DescribeEndpoint",
+            "sagemaker:InvokeEndpoint",
+            "sagemaker:InvokeEndpointWithResponseStream",
+        ],
+        endpoint_arn,
     )
     add_gateway_service(
         stack,
@@ -141,8 +142,9 @@ def build(stack: Stack, shared: Shared) -> None:
         environment={
             "GATEWAY_UPSTREAM": "sagemaker",
             "GATEWAY_SAGEMAKER_ENDPOINT": GetAtt(endpoint, "EndpointName"),
+            "GATEWAY_UPSTREAM_TIMEOUT": str(UPSTREAM_READ_TIMEOUT_SECONDS),
             "AWS_REGION": Ref("AWS::Region"),
-            **shared.gateway_auth_environment(),
+            **shared.gateway_environment(),
         },
         secrets={},
         execution_statements=[],

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import logs, sns
+from troposphere import Ref, logs, sns
 
-from templates.load_balancer import LoadBalancer
+from templates.load_balancer import GATEWAY_KEEP_ALIVE_SECONDS, LoadBalancer
 from templates.network import Network
 from templates.secrets import ApiKeySecret
 
@@ -21,10 +21,18 @@ class Shared:
     topic: sns.Topic
     api_key: ApiKeySecret | None
 
-    def gateway_auth_environment(self) -> dict[str, Any]:
+    def gateway_environment(self) -> dict[str, Any]:
+        """What every gateway container gets, whichever target runs it (CONTRACTS.md, gateway side)."""
         # auth.api_keys: false is a deliberate choice (validation warns, and refuses it for public prod).
-        return (
+        auth = (
             {"GATEWAY_API_KEY_SECRET": self.api_key.arn}
             if self.api_key
             else {"GATEWAY_ALLOW_ANONYMOUS": "true"}
         )
+        return {
+            **auth,
+            # Longer than the ALB's idle timeout, so the ALB, not the gateway, closes idle connections.
+            "GATEWAY_KEEP_ALIVE_TIMEOUT": str(GATEWAY_KEEP_ALIVE_SECONDS),
+            # The EMF metrics' Stack dimension.
+            "GATEWAY_METRICS_STACK": Ref("AWS::StackName"),
+        }

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from moto import settings as moto_settings
 from moto.server import ThreadedMotoServer
 
 from templates.gpu_hosts import GPU_AMI_PARAMETER
@@ -30,6 +31,9 @@ CERT_PLACEHOLDER = "arn:aws:acm:us-east-1:123456789012:certificate/"
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[str]:
     fix_moto()
+    # moto holds a requested certificate in PENDING_VALIDATION for a minute; AWS issues it once its DNS
+    # record validates, which in an emulated account is at once.
+    moto_settings.ACM_VALIDATION_WAIT = 0
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -67,7 +71,10 @@ def git(repo: Path, *args: str) -> str:
 def repo(tmp_path: Path, aws_env: str) -> Path:
     """A git repository holding copies of the examples, with a certificate the emulated account has."""
     acm = boto3.client("acm", region_name="us-east-1")
-    cert = acm.request_certificate(DomainName="api.example.com")["CertificateArn"]
+    # The examples' endpoints are <name>.example.com; deploy checks the certificate covers them.
+    cert = acm.request_certificate(DomainName="example.com", SubjectAlternativeNames=["*.example.com"])[
+        "CertificateArn"
+    ]
     shutil.copytree(ROOT / "deployments", tmp_path / "deployments")
     for path in (tmp_path / "deployments").rglob("*.yaml"):
         text = path.read_text(encoding="utf-8")

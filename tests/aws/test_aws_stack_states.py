@@ -329,3 +329,45 @@ def test_a_plan_of_a_new_stack_needs_no_image_tag(cfn: Stubber) -> None:
     missing(cfn)
     result = changesets._plan_stack(StackState("dev", "demo", "f", "us-east-1", text), image_tag=None)
     assert result.action == "create"
+
+
+EMAIL_TEMPLATE = json.dumps(
+    {
+        "Resources": {
+            "Topic": {"Type": "AWS::SNS::Topic"},
+            "AlarmEmailSubscription": {
+                "Type": "AWS::SNS::Subscription",
+                "Properties": {"Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": "t"},
+            },
+        }
+    }
+)
+
+
+def _deploy_with_events(text: str) -> tuple[deploy.Result, list[str]]:
+    lines: list[str] = []
+    options = deploy.Options(timeout=60, on_event=lambda stack, line: lines.append(line))
+    state = StackState("dev", "demo", "deployments/dev/demo.yaml", "us-east-1", text)
+    return deploy._guarded(state, options, threading.Event()), lines
+
+
+def test_a_new_stack_says_its_alarm_email_waits_for_confirmation(cfn: Stubber) -> None:
+    missing(cfn)
+    create_and_execute(cfn, "CREATE")
+    result, lines = _deploy_with_events(EMAIL_TEMPLATE)
+    assert result.outcome == "created"
+    (note,) = [line for line in lines if "oncall@example.com" in line]
+    assert "pending" in note and "confirmation link" in note
+
+
+def test_an_update_that_adds_no_subscription_says_nothing_of_it(cfn: Stubber) -> None:
+    cfn.add_response("describe_stacks", stack("CREATE_COMPLETE", Tags=[]), {"StackName": NAME})
+    missing(cfn, "deployctl-bootstrap")
+    change_set(cfn, "UPDATE", changes=[{"Type": "Resource", "ResourceChange": {
+        "Action": "Modify", "LogicalResourceId": "Topic", "ResourceType": "AWS::SNS::Topic"}}])  # fmt: skip
+    cfn.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
+    cfn.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": NAME})
+    events(cfn, ("Topic", "UPDATE_COMPLETE", ""))
+    result, lines = _deploy_with_events(EMAIL_TEMPLATE)
+    assert result.outcome == "updated"
+    assert not [line for line in lines if "confirmation link" in line]

@@ -194,8 +194,8 @@ def test_an_existing_vpc_has_no_nat_of_ours() -> None:
     [
         # ecs-gpu: 4 common + ecs, ecs-agent, ecs-telemetry = 7 endpoints x 2 AZs x 0.01 x 730 = 102.20
         (None, {"vpc_endpoints": True}, 7 * 2 * 0.01 * 730),
-        # sagemaker: 4 + sagemaker.runtime = 5 x 2 x 7.30 = 73.00
-        ({"service": "sagemaker", "instance_type": "ml.g5.xlarge"}, {"vpc_endpoints": True}, 5 * 2 * 7.30),
+        # sagemaker: 4 + sagemaker.api + sagemaker.runtime = 6 x 2 x 7.30 = 87.60
+        ({"service": "sagemaker", "instance_type": "ml.g5.xlarge"}, {"vpc_endpoints": True}, 6 * 2 * 7.30),
         # ec2: the 4 common ones, in the 3 listed subnets of an existing VPC = 87.60
         (
             {"service": "ec2", "instance_type": "g5.xlarge"},
@@ -204,8 +204,20 @@ def test_an_existing_vpc_has_no_nat_of_ours() -> None:
                 "private_subnets": ["subnet-0000aaaa", "subnet-1111bbbb", "subnet-2222cccc"],
                 "allowed_cidrs": ["10.0.0.0/8"],
                 "vpc_endpoints": True,
+                "endpoint_private_dns": True,
             },
             4 * 3 * 0.01 * 730,
+        ),
+        # ...and none without endpoint_private_dns: a VPC we do not own gets no interface endpoints
+        (
+            {"service": "ec2", "instance_type": "g5.xlarge"},
+            {
+                "vpc": "vpc-0123abcd",
+                "private_subnets": ["subnet-0000aaaa", "subnet-1111bbbb"],
+                "allowed_cidrs": ["10.0.0.0/8"],
+                "vpc_endpoints": True,
+            },
+            0.0,
         ),
         (None, {"vpc_endpoints": False}, 0.0),
     ],
@@ -216,7 +228,8 @@ def test_vpc_endpoints(compute: dict | None, network: dict, expected: float) -> 
     e = cost.estimate(make_spec(**sections), "dev")
     # Hours, plus the logs' GB processed by the logs endpoint (0.01 a GB).
     logs_gb = 0.5 + 2.0 * (1 + (1 if sections.get("compute", {}).get("service") == "sagemaker" else 0))
-    assert e.components["vpc_endpoints"] == near(expected + (logs_gb * 0.01 if expected else 0))
+    # The estimate is in cents, rounded half up (87.645 is 87.65).
+    assert e.components["vpc_endpoints"] == near(cost.cents(expected + (logs_gb * 0.01 if expected else 0)))
 
 
 def test_logs_ingestion_and_steady_state_storage() -> None:

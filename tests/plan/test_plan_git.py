@@ -104,14 +104,19 @@ def test_text_and_markdown(repo: Path) -> None:
 
 
 def test_the_base_is_rendered_by_its_own_code(repo: Path) -> None:
-    # The base revision's stack builder had a shorter idle timeout; the working tree's has 600 s.
+    # The base revision's stack builder had a shorter deregistration delay; the working tree's has 300 s.
+    # (Not the idle timeout: the gateways' keep-alive follows it, which also changes the task definitions.)
     builder = repo / "templates/load_balancer.py"
     builder.write_text(
-        builder.read_text().replace("IDLE_TIMEOUT_SECONDS = 600", "IDLE_TIMEOUT_SECONDS = 400")
+        builder.read_text().replace(
+            "DEREGISTRATION_DELAY_SECONDS = 300", "DEREGISTRATION_DELAY_SECONDS = 200"
+        )
     )
     git(repo, "commit", "-q", "-am", "older builder")
     builder.write_text(
-        builder.read_text().replace("IDLE_TIMEOUT_SECONDS = 400", "IDLE_TIMEOUT_SECONDS = 600")
+        builder.read_text().replace(
+            "DEREGISTRATION_DELAY_SECONDS = 200", "DEREGISTRATION_DELAY_SECONDS = 300"
+        )
     )
     code, out = plan(repo, "--format", "json")
     assert code == 0, out
@@ -119,9 +124,9 @@ def test_the_base_is_rendered_by_its_own_code(repo: Path) -> None:
     assert data["summary"]["update"] == 4
     for stack in data["stacks"]:
         (change,) = stack["changes"]
-        assert change["logical_id"] == "LoadBalancer"
+        assert change["logical_id"] == "TargetGroup"
         props = {p["path"]: (p["before"], p["after"]) for p in change["properties"]}
-        assert ("400", "600") in props.values()
+        assert ("200", "300") in props.values()
 
 
 def test_markdown_fits_github_with_a_note_when_cut() -> None:

@@ -16,7 +16,8 @@ def codes(result: repository.Deployments) -> list[tuple[str, str]]:
 def test_examples_in_the_repository_are_valid() -> None:
     root = Path(__file__).parents[2]
     result = repository.load(root)
-    assert [str(d) for d in result.diagnostics] == []
+    # Only SageMaker's documented 60 s limit, which applies to every SageMaker endpoint.
+    assert [(d.location.file.name, d.code) for d in result.diagnostics] == [("qwen2-5-vl-7b.yaml", "SPEC222")]
     names = {(f.environment, f.name) for f in result.files}
     assert names == {
         ("prod", "multimodal-api"),

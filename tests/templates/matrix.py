@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/openai-AbC123"
 CERT = "arn:aws:acm:{region}:123456789012:certificate/4f2b8c1e-7d3a-4e9b-a1c6-0d5e8f7a9b21"
 BASE = "owner: team@example.com\nregion: {region}\n"
 
@@ -24,7 +25,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             "scaling: {min: 1, max: 10,"
             " target: {cpu_percent: 70, memory_percent: 70, requests_per_target: 1000},"
             " scale_in_cooldown: 60, scale_out_cooldown: 60}\n"
-            "network: {public: true, certificate_arn: '" + CERT + "', nat_gateways: 2}\n"
+            "network: {public: true, certificate_arn: '" + CERT + "', nat_gateways: 2,"
+            " domain_name: vision.example.com, hosted_zone_id: Z0123456789ABCDEFGHIJ}\n"
             "observability: {alarm_email: oncall@example.com, log_retention_days: 90}\n"
             "budget: {monthly_usd: 2000}\n",
         ),
@@ -32,7 +34,7 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             "us-east-1",
             VLLM + "compute: {service: ecs-gpu, instance_type: g5.xlarge, volume_gib: 200}\n"
             "scaling: {min: 1, max: 4, target: {requests_per_target: 120}}\n"
-            "network: {public: true, certificate_arn: '" + CERT + "'}\n"
+            "network: {public: true, certificate_arn: '" + CERT + "', domain_name: llm.example.com}\n"
             "auth: {rotation_days: 7}\n",
         ),
         "sagemaker-multi": (
@@ -42,7 +44,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             "compute: {service: sagemaker, instance_type: ml.p4d.24xlarge}\n"
             "scaling: {min: 1, max: 2, target: {invocations_per_instance: 30},"
             " schedules: [{name: quiet, cron: '0 22 ? * * *', min: 1, max: 1}]}\n"
-            "network: {public: true, certificate_arn: '" + CERT + "'}\n",
+            "network: {public: true, certificate_arn: '" + CERT + "', domain_name: vl.ml.example.com,"
+            " hosted_zone_id: Z0123456789ABCDEFGHIJ}\n",
         ),
     },
     "staging": {
@@ -60,6 +63,14 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             " schedules: [{name: day, cron: '0 7 ? * MON-FRI *', min: 1, max: 2},"
             " {name: night, cron: '0 19 ? * MON-FRI *', min: 0, max: 0}]}\n"
             "network: {nat_gateways: 0, vpc_endpoints: true}\n",
+        ),
+        "gpu-existing-vpc-endpoints": (
+            "us-west-2",
+            VLLM + "compute: {service: ecs-gpu, instance_type: g6.xlarge}\n"
+            "network: {vpc: vpc-0123456789abcdef0, private_subnets: [subnet-0123abcd, subnet-4567abcd],"
+            " allowed_cidrs: [10.0.0.0/8], vpc_endpoints: true, endpoint_private_dns: true,"
+            " certificate_arn: '" + CERT + "', domain_name: llm.internal.example.com,"
+            " hosted_zone_id: ZPRIVATE0123456789}\n",
         ),
         "sagemaker-small": (
             "us-east-1",
@@ -89,6 +100,12 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             " private_subnets: [subnet-0123abcd, subnet-4567abcd]}\n",
         ),
         "fargate-minimal": ("us-east-1", EXTERNAL + "compute: {service: ecs-fargate}\n"),
+        "fargate-own-range": (
+            "eu-west-1",
+            # A secret given by its full ARN passes through to ECS and IAM as it is.
+            EXTERNAL.replace("team/openai", SECRET_ARN) + "compute: {service: ecs-fargate}\n"
+            "network: {vpc_cidr: 172.20.4.0/22, vpc_endpoints: true}\n",
+        ),
     },
 }
 

@@ -136,3 +136,29 @@ def test_refuses_when_rotation_is_off_or_token_unknown(secrets: Any) -> None:
     with pytest.raises(ValueError, match="not a version of the secret"):
         handler({"SecretId": arn, "ClientRequestToken": "t", "Step": "createSecret"}, None,
                 client=RotatingSecretsManager(secrets))  # fmt: skip
+
+
+class LateReader(RotatingSecretsManager):
+    """An invocation that read before an overlapping one wrote: it sees no pending value, and its write
+    meets the version the other made. AWS answers PutSecretValue for an existing token with a different
+    value with ResourceExistsException (Secrets Manager API reference, PutSecretValue)."""
+
+    def get_secret_value(self, **kwargs: Any) -> dict[str, Any]:
+        raise self.exceptions.ResourceNotFoundException(
+            {"Error": {"Code": "ResourceNotFoundException", "Message": "no such version"}}, "GetSecretValue"
+        )
+
+    def put_secret_value(self, **kwargs: Any) -> dict[str, Any]:
+        raise self.exceptions.ResourceExistsException(
+            {"Error": {"Code": "ResourceExistsException", "Message": "version exists"}}, "PutSecretValue"
+        )
+
+
+def test_overlapping_create_steps_keep_the_first_key(secrets: Any) -> None:
+    arn = secrets.create_secret(Name="k5", SecretString="F" * 48)["ARN"]
+    token = str(uuid.uuid4())
+    event = {"SecretId": arn, "ClientRequestToken": token, "Step": "createSecret"}
+    handler_step_create(RotatingSecretsManager(secrets), event)
+    first = secrets.get_secret_value(SecretId=arn, VersionId=token)["SecretString"]
+    handler_step_create(LateReader(secrets), event)  # must not raise: the step is done
+    assert secrets.get_secret_value(SecretId=arn, VersionId=token)["SecretString"] == first

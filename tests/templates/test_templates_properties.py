@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -9,7 +10,10 @@ import pytest
 
 from templates.context import MANAGEMENT_TAG
 from templates.load_balancer import IDLE_TIMEOUT_SECONDS, TLS_POLICY
+from templates.network import PRIVATE_DNS_ASKED
+from templates.targets.sagemaker import UPSTREAM_READ_TIMEOUT_SECONDS
 from tests.templates.conftest import Built, stack_names
+from tooling import certificates
 
 # Actions AWS only authorises on "*" (or that we condition instead), each for a reason in the code.
 STAR_ALLOWED = {
@@ -79,9 +83,8 @@ def test_load_balancer(built: dict[str, Built], stack: str) -> None:
     assert int(attrs["idle_timeout.timeout_seconds"]) == IDLE_TIMEOUT_SECONDS
     assert attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert attrs["access_logs.s3.enabled"] == "true"
-    assert attrs["deletion_protection.enabled"] == (
-        "true" if item.deployment.environment == "prod" else "false"
-    )
+    # Termination protection guards prod stacks; a protected ALB would block a failed create's rollback.
+    assert attrs["deletion_protection.enabled"] == "false"
     listeners = [r["Properties"] for r in item.of_type("AWS::ElasticLoadBalancingV2::Listener").values()]
     if net.certificate_arn:
         https = next(p for p in listeners if p["Protocol"] == "HTTPS")
@@ -206,7 +209,59 @@ def test_network_matches_the_spec(built: dict[str, Built], stack: str) -> None:
     assert len(item.of_type("AWS::EC2::Subnet")) == 4
     assert len(item.of_type("AWS::EC2::NatGateway")) == net.nat_gateways
     assert len(item.of_type("AWS::EC2::FlowLog")) == 1
-    assert bool(item.of_type("AWS::EC2::VPCEndpoint")) == net.vpc_endpoints
+    interface = [e for e in endpoints(item).values() if e["VpcEndpointType"] == "Interface"]
+    assert bool(interface) == net.vpc_endpoints
+
+
+def endpoints(item: Built) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in item.of_type("AWS::EC2::VPCEndpoint").items()}
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_subnets_are_derived_from_the_vpc_range(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    net = item.deployment.spec.network
+    if net.vpc != "new":
+        return
+    vpc_range = ipaddress.ip_network(net.vpc_cidr)
+    assert item.one("AWS::EC2::VPC")["CidrBlock"] == net.vpc_cidr
+    subnets = [
+        ipaddress.ip_network(s["Properties"]["CidrBlock"]) for s in item.of_type("AWS::EC2::Subnet").values()
+    ]
+    assert all(s.subnet_of(vpc_range) for s in subnets)
+    assert all(not a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :])
+    # The load balancer needs /27 subnets with 8 free addresses; the spec's bound keeps them /26 or larger.
+    assert all(s.prefixlen <= 26 for s in subnets)
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_s3_gateway_endpoint_in_every_vpc_we_own(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    gateways = [e for e in endpoints(item).values() if e["VpcEndpointType"] == "Gateway"]
+    if item.deployment.spec.network.vpc != "new":
+        assert gateways == []  # we do not know (nor own) an existing VPC's route tables
+        return
+    (s3,) = gateways
+    assert s3["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}
+    assert s3["RouteTableIds"] == [{"Ref": "PrivateRouteTable1"}, {"Ref": "PrivateRouteTable2"}]
+    assert "PolicyDocument" not in s3  # the default policy lets ECR's layer bucket through
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_private_dns_endpoints_only_where_we_own_the_vpc_or_are_told(
+    built: dict[str, Built], stack: str
+) -> None:
+    item = built[stack]
+    net = item.deployment.spec.network
+    interface = [e for e in endpoints(item).values() if e["VpcEndpointType"] == "Interface"]
+    allowed = net.vpc_endpoints and (net.vpc == "new" or net.endpoint_private_dns is True)
+    assert bool(interface) == allowed
+    assert all(e["PrivateDnsEnabled"] is True for e in interface)
+    # In a VPC we do not own, each private-DNS endpoint carries the spec's consent (for project rules).
+    for name, resource in item.of_type("AWS::EC2::VPCEndpoint").items():
+        if resource["Properties"]["VpcEndpointType"] == "Interface":
+            marker = resource.get("Metadata", {}).get("deployctl", {}).get("private_dns")
+            assert marker == (None if net.vpc == "new" else PRIVATE_DNS_ASKED), name
 
 
 # ------------------------------------------------------------------ per target
@@ -229,12 +284,15 @@ def test_fargate_gateway(built: dict[str, Built]) -> None:
     assert (task["Cpu"], task["Memory"], task["EphemeralStorage"]) == ("8192", "16384", {"SizeInGiB": 40})
     container = _container(item)
     assert container["ReadonlyRootFilesystem"] is True
-    assert [s["Name"] for s in container["Secrets"]] == ["GATEWAY_PROVIDER_KEY"]
-    assert "team/openai-??????" in json.dumps(container["Secrets"][0]["ValueFrom"])
+    assert container["Secrets"] == [{"Name": "GATEWAY_PROVIDER_KEY", "ValueFrom": "team/openai"}]
+    execution = item.resources["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    read = next(s for s in execution if s["Action"] == ["secretsmanager:GetSecretValue"])
+    assert read["Resource"]["Fn::Sub"].endswith(":secret:team/openai-??????")  # IAM only
     env = _env(container)
     assert env["GATEWAY_UPSTREAM"] == "external"
     assert env["GATEWAY_UPSTREAM_URL"] == "https://api.openai.com/v1"
     assert (env["GATEWAY_SERVED_MODEL"], env["GATEWAY_UPSTREAM_MODEL"]) == ("vision", "gpt-4o")
+    assert env["GATEWAY_UPSTREAM_TIMEOUT"] == str(IDLE_TIMEOUT_SECONDS)
     assert env["GATEWAY_API_KEY_SECRET"] == {"Ref": "ApiKeySecret"}
     assert "GatewayImageTag" in item.template["Parameters"]
     service = item.one("AWS::ECS::Service")
@@ -340,9 +398,21 @@ def test_sagemaker(built: dict[str, Built]) -> None:
     assert gateway["GATEWAY_UPSTREAM"] == "sagemaker"
     task_role = item.resources["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     invoke = next(s for s in task_role if "sagemaker:InvokeEndpoint" in s["Action"])
-    assert invoke["Action"] == ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"]
+    # DescribeEndpoint: the gateway's readiness check, which answers 503 until the endpoint is InService.
+    assert invoke["Action"] == [
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:InvokeEndpointWithResponseStream",
+    ]
     assert invoke["Resource"]["Fn::Sub"].endswith(":endpoint/prod-sagemaker-multi")
     assert targets["ServiceScalableTarget"]["Properties"]["MinCapacity"] == 2
+    assert gateway["GATEWAY_UPSTREAM_TIMEOUT"] == str(UPSTREAM_READ_TIMEOUT_SECONDS)
+    assert UPSTREAM_READ_TIMEOUT_SECONDS > 60  # AWS: 60 s to answer, a 70 s socket timeout advised
+    # An autoscaled variant keeps its instance count when a new endpoint config (a new image) arrives.
+    assert endpoint["RetainAllVariantProperties"] is True
+    # No VPC for the model: CloudFormation does not wait for SageMaker's network interfaces before it
+    # deletes the subnets and security groups, so the stack could not be deleted.
+    assert "VpcConfig" not in item.one("AWS::SageMaker::Model")
 
 
 def test_ec2(built: dict[str, Built]) -> None:
@@ -378,3 +448,143 @@ def test_ec2_token_is_read_at_boot_not_written_in_the_template(built: dict[str, 
     assert "secretsmanager get-secret-value --secret-id 'hf/token'" in user_data
     assert "GATEWAY_API_KEY_SECRET" not in user_data  # api_keys: false
     assert "--env GATEWAY_ALLOW_ANONYMOUS='true'" in user_data
+
+
+# ------------------------------------------------------------------ create, replace, delete
+
+
+NAME_PROPERTIES = {
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::SageMaker::Endpoint": "EndpointName",
+    "AWS::Route53::RecordSet": "Name",
+    "AWS::ApplicationAutoScaling::ScalingPolicy": "PolicyName",
+}
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_nothing_named_outlives_a_failed_create(built: dict[str, Built], stack: str) -> None:
+    """A fixed-name resource retained after a failed create makes every later create fail on its name."""
+    item = built[stack]
+    for name, resource in item.resources.items():
+        deletion = resource.get("DeletionPolicy", "Delete")
+        assert deletion in ("Delete", "RetainExceptOnCreate") or name == "AccessLogBucket", name
+        assert resource.get("UpdateReplacePolicy", "Delete") in ("Delete", "Retain"), name
+        if deletion == "RetainExceptOnCreate":
+            assert resource["UpdateReplacePolicy"] == "Retain", name
+    # The access-log bucket has no fixed name; Retain, because the ALB writes a test object into it at
+    # once and a rollback could not delete a bucket that is not empty.
+    bucket = item.resources["AccessLogBucket"]
+    assert bucket["DeletionPolicy"] == "Retain" and "BucketName" not in bucket["Properties"]
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_kept_names_are_new_for_each_stack(built: dict[str, Built], stack: str) -> None:
+    """What outlives a prod stack carries the stack's UUID, so the deployment can be created again."""
+    item = built[stack]
+    prod = item.deployment.environment == "prod"
+    for name, group in item.of_type("AWS::Logs::LogGroup").items():
+        assert group["DeletionPolicy"] == ("RetainExceptOnCreate" if prod else "Delete"), name
+        parts = group["Properties"]["LogGroupName"]["Fn::Join"][1]
+        assert parts[0] == f"/deployctl/{item.deployment.environment}/{item.deployment.spec.name}/"
+        assert parts[1] == {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
+    for kind, prop in NAME_PROPERTIES.items():
+        for name, resource in item.of_type(kind).items():
+            assert resource.get("DeletionPolicy", "Delete") != "Retain", (name, prop)
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_rotation_runs_on_any_account(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    if not item.deployment.spec.auth.api_keys:
+        return
+    function = item.resources["RotationFunction"]["Properties"]
+    # Lambda refuses a reservation that leaves under 100 unreserved; new accounts have 10 in all.
+    assert "ReservedConcurrentExecutions" not in function
+    assert "VpcConfig" not in function
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_secrets_reach_ecs_by_name_or_full_arn(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    spec = item.deployment.spec
+    named = {getattr(spec.engine, "provider_key_secret", None), spec.model.token_secret} - {None}
+    for task in item.of_type("AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            for secret in container.get("Secrets", []):
+                value = secret["ValueFrom"]
+                assert isinstance(value, str) and "?" not in value and "*" not in value
+                assert value in named
+    for _, statement in policies(item):
+        for resource in (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        ):
+            text = resource if isinstance(resource, str) else json.dumps(resource)
+            for secret in named:
+                if secret.startswith("arn:") and secret in text:
+                    assert resource == secret  # a full ARN is the resource itself, no wildcard
+
+
+def _gateway_environments(item: Built) -> list[dict[str, Any]]:
+    found = []
+    for task in item.of_type("AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            if container["Name"] == "gateway":
+                found.append(_env(container))
+    return found
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_every_gateway_outlasts_the_load_balancer_idle_timeout(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    idle = int(
+        attributes(item.one("AWS::ElasticLoadBalancingV2::LoadBalancer"))["idle_timeout.timeout_seconds"]
+    )
+    if item.deployment.spec.compute.service == "ec2":
+        user_data = json.dumps(item.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]["UserData"])
+        assert f"--env GATEWAY_KEEP_ALIVE_TIMEOUT='{idle + 5}'" in user_data
+        assert "--env GATEWAY_METRICS_STACK=" in user_data and "AWS::StackName" in user_data
+        return
+    (env,) = _gateway_environments(item)
+    assert env["GATEWAY_KEEP_ALIVE_TIMEOUT"] == str(idle + 5)
+    assert env["GATEWAY_METRICS_STACK"] == {"Ref": "AWS::StackName"}
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_the_endpoint_url_is_the_name_on_the_certificate(built: dict[str, Built], stack: str) -> None:
+    item = built[stack]
+    net = item.deployment.spec.network
+    url = item.template["Outputs"]["EndpointUrl"]["Value"]
+    records = item.of_type("AWS::Route53::RecordSet")
+    if net.certificate_arn:
+        assert url == f"https://{net.domain_name}"
+        # What plan and deploy ask ACM about (tooling/certificates.py) is read from this very template.
+        assert certificates.expected(item.template) == (net.certificate_arn, net.domain_name)
+    else:
+        assert url == {"Fn::Sub": ["http://${Dns}", {"Dns": {"Fn::GetAtt": ["LoadBalancer", "DNSName"]}}]}
+        assert certificates.expected(item.template) is None
+    if net.hosted_zone_id:
+        (record,) = records.values()
+        props = record["Properties"]
+        assert (props["Name"], props["Type"], props["HostedZoneId"]) == (
+            net.domain_name,
+            "A",
+            net.hosted_zone_id,
+        )
+        assert props["AliasTarget"] == {
+            "DNSName": {"Fn::GetAtt": ["LoadBalancer", "DNSName"]},
+            "HostedZoneId": {"Fn::GetAtt": ["LoadBalancer", "CanonicalHostedZoneID"]},
+            "EvaluateTargetHealth": False,
+        }
+        # No AAAA: the load balancer is IPv4-only, and an AAAA alias to it would answer nothing.
+        assert item.one("AWS::ElasticLoadBalancingV2::LoadBalancer").get("IpAddressType", "ipv4") == "ipv4"
+    else:
+        assert records == {}
+
+
+def test_a_sagemaker_gateway_without_nat_reaches_both_sagemaker_apis(built: dict[str, Built]) -> None:
+    item = built["staging-sagemaker-small"]
+    services = {json.dumps(e["ServiceName"]) for e in endpoints(item).values()}
+    # DescribeEndpoint (readiness) is the SageMaker API's; InvokeEndpoint the runtime's.
+    for service in ("sagemaker.api", "sagemaker.runtime"):
+        assert json.dumps({"Fn::Sub": "com.amazonaws.${AWS::Region}." + service}) in services

@@ -101,7 +101,7 @@ NOT_PRICED = (
 # gateway endpoint is free and (since the shared stacks make it always present in VPCs we create)
 # carries ECR image layers and s3:// weights, so those never cross the NAT gateway.
 COMMON_ENDPOINTS = 4
-EXTRA_ENDPOINTS = {"sagemaker": 1, "ecs-gpu": 3}
+EXTRA_ENDPOINTS = {"sagemaker": 2, "ecs-gpu": 3}
 NEW_VPC_AZS = 2
 # An ALB has at least one node, so one public IPv4 address, per enabled AZ; it may add nodes under load.
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html
@@ -452,6 +452,8 @@ def _components(spec: Deployment, units: float, gateway_tasks: int, basis: Basis
 
     out_gb = traffic_gb * OUT_SHARE if network.public else 0.0
     nat_gb = 0.0
+    # Interface endpoints exist in a VPC we own, or in another one only with endpoint_private_dns.
+    interface_endpoints = network.vpc_endpoints and (network.vpc == "new" or network.endpoint_private_dns)
     if network.vpc == "new" and network.nat_gateways:
         costs["nat_gateway"] = svc("nat_gateway_hour") * hours * network.nat_gateways
         if spec.engine.type == "external":
@@ -459,7 +461,7 @@ def _components(spec: Deployment, units: float, gateway_tasks: int, basis: Basis
             nat_gb += traffic_gb
             out_gb += traffic_gb * (1 - OUT_SHARE)
         weights = weights_gb(spec) or 0.0
-        per_launch = weights + (0.0 if network.vpc_endpoints else ECR_API_GB_PER_LAUNCH)
+        per_launch = weights + (0.0 if interface_endpoints else ECR_API_GB_PER_LAUNCH)
         if spec.engine.type == "vllm":
             nat_gb += launches_per_month(spec.scaling, units, basis) * per_launch
         costs["nat_data"] = nat_gb * svc("nat_gateway_gb")
@@ -470,7 +472,7 @@ def _components(spec: Deployment, units: float, gateway_tasks: int, basis: Basis
     if insights:
         logs_gb += INSIGHTS_LOG_GB_PER_UNIT_MONTH * units
         costs["container_insights"] = INSIGHTS_METRICS * svc("metric_month")
-    if network.vpc_endpoints:
+    if interface_endpoints:
         endpoints = COMMON_ENDPOINTS + EXTRA_ENDPOINTS.get(compute.service, 0)
         # One network interface per AZ: two for a new VPC, one per listed private subnet otherwise.
         azs = NEW_VPC_AZS if network.vpc == "new" else len(set(network.private_subnets))
