@@ -11,8 +11,7 @@ signed with Signature Version 4 as the AWS General Reference documents it. Like 
 standard variables AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN and
 AWS_EC2_METADATA_SERVICE_ENDPOINT override the defaults.
 
-Usage: boot_aws.py ecr-password | secret NAME | signal SUCCESS|FAILURE | reachable [URL] | ready URL
-Exit status 0 on success, 1 on a failure worth retrying, 2 on a usage error.
+Exit status 0 on success, 1 on a failure worth retrying (the caller retries), 2 on a usage error.
 """
 
 import base64
@@ -28,6 +27,9 @@ import urllib.parse
 import urllib.request
 
 TIMEOUT = 10
+USAGE = (
+    "usage: boot_aws.py ecr-password | secret NAME | signal SUCCESS|FAILURE | reachable [URL] | ready URL\n"
+)
 
 
 def imds(path, token=None, method="GET"):
@@ -175,7 +177,7 @@ COMMANDS = {
 
 def main(argv):
     if not argv or argv[0] not in COMMANDS:
-        sys.stderr.write(__doc__.split("Usage: ", 1)[1])
+        sys.stderr.write(USAGE)
         return 2
     try:
         out = COMMANDS[argv[0]](*argv[1:])

@@ -136,7 +136,11 @@ def boot_script(flags: str, hf_token: str | None) -> str:
         if hf_token
         else ""
     )
-    helper = escape_sub(BOOT_SOURCE.read_text(encoding="utf-8"))
+    # The module's docstring stays in the repository: user data is capped at 16 KB.
+    source = BOOT_SOURCE.read_text(encoding="utf-8")
+    helper = escape_sub(
+        "# templates/runtime/boot_aws.py (docstring there)\n" + source.split('"""', 2)[2].lstrip()
+    )
     return (
         "#!/bin/bash\n"
         "# deployctl ec2 host: one vLLM + gateway container started by Docker; the ECS agent stays off.\n"
