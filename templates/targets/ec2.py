@@ -17,7 +17,7 @@ from troposphere.policies import (
 from templates.autoscaling import add_group_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
-from templates.gpu_hosts import add_gpu_group, group_ceiling
+from templates.gpu_hosts import DEPLOY_HEADROOM, add_gpu_group, group_ceiling
 from templates.iam import log_writer, pull_statements, role, secret_arn_by_name, secret_reader, statement
 from templates.images import VLLM_REPOSITORY, image
 from templates.load_balancer import GATEWAY_PORT
@@ -120,7 +120,7 @@ def build(stack: Stack, shared: Shared) -> None:
         },
     )
     assert group.title == GROUP
-    add_group_scaling(stack, group, shared.lb.request_label)
+    add_group_scaling(stack, group, shared.lb.request_label, headroom=DEPLOY_HEADROOM)
 
 
 def boot_script(flags: str, hf_token: str | None) -> str:

@@ -212,6 +212,12 @@ def test_ec2_waits_for_each_instance_to_be_ready_and_rolls_back_without(
         assert resource["UpdatePolicy"]["AutoScalingScheduledAction"] == {
             "IgnoreUnmodifiedGroupSizeProperties": True
         }
+    for action in item.of_type("AWS::AutoScaling::ScheduledAction").values():
+        # A schedule sets MaxSize too: it keeps the same headroom, or turns the group off.
+        size = action["Properties"]
+        assert size["MaxSize"] == 0 or size["MaxSize"] > max(
+            size["MinSize"], rolling["MinInstancesInService"]
+        )
     statements = item.resources["InstanceRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     signal_statement = next(s for s in statements if "cloudformation:SignalResource" in s["Action"])
     assert signal_statement["Action"] == ["cloudformation:SignalResource"]

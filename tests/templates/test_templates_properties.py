@@ -362,6 +362,7 @@ def test_ec2(built: dict[str, Built]) -> None:
     }
     assert schedules["0 20 * * MON-FRI"]["MaxSize"] == 0
     assert schedules["0 7 * * 1-5"]["MinSize"] == 1  # AWS days 2-6 are Unix 1-5
+    assert schedules["0 7 * * 1-5"]["MaxSize"] == 4  # max 3, plus the instance a rolling update adds
     kinds = {
         p["Properties"]["TargetTrackingConfiguration"]["PredefinedMetricSpecification"][
             "PredefinedMetricType"
