@@ -15,6 +15,7 @@ from troposphere import autoscaling as asg
 from templates.context import Stack
 from templates.network import Network
 
+GROUP = "InstanceGroup"  # the group's logical id: ec2 instances signal it by name
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 
 
@@ -92,7 +93,7 @@ def add_gpu_group(
         placement = {"LaunchTemplate": spec}
     return stack.add(
         asg.AutoScalingGroup(
-            "InstanceGroup",
+            GROUP,
             MinSize=str(min_size),
             MaxSize=str(max_size),
             VPCZoneIdentifier=network.private_subnets,

@@ -17,7 +17,7 @@ from troposphere.policies import (
 from templates.autoscaling import add_group_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
-from templates.gpu_hosts import DEPLOY_HEADROOM, add_gpu_group, group_ceiling
+from templates.gpu_hosts import DEPLOY_HEADROOM, GROUP, add_gpu_group, group_ceiling
 from templates.iam import log_writer, pull_statements, role, secret_arn_by_name, secret_reader, statement
 from templates.images import VLLM_REPOSITORY, image
 from templates.load_balancer import GATEWAY_PORT
@@ -25,7 +25,6 @@ from templates.targets.shared import Shared
 from templates.weights import weight_readers
 
 MODEL_LOAD_GRACE_SECONDS = 1800
-GROUP = "InstanceGroup"
 BOOT_SOURCE = Path(__file__).parents[1] / "runtime" / "boot_aws.py"
 # The instance signals CloudFormation once the container answers /ready (vLLM loaded, gateway up).
 # PT1H is the longest PauseTime CloudFormation takes: image pull (~10 GB), then the model load grace.
@@ -73,9 +72,10 @@ def build(stack: Stack, shared: Shared) -> None:
         # One more than scaling can ask for, so a rolling update at full scale can start the new
         # instance before it stops an old one (MinInstancesInService must stay below MaxSize).
         max_size=group_ceiling(stack),
-        # The container runs on Docker's bridge network: one hop more than the host to reach IMDSv2,
-        # or the gateway gets no credentials (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/
-        # instancedata-data-retrieval.html#imds-considerations, "containers ... hop limit of 2").
+        # The container runs on Docker's bridge network, one hop beyond the host: with hop limit 1 its
+        # IMDSv2 token never arrives and the gateway has no credentials. "In a container environment,
+        # we recommend setting the hop limit to 2" (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/
+        # configuring-instance-metadata-options.html; AL2023's own default: .../linux/al2023/ug/imdsv2.html).
         hop_limit=2,
         group_options={
             "TargetGroupARNs": [Ref(shared.lb.target_group)],
@@ -119,7 +119,6 @@ def build(stack: Stack, shared: Shared) -> None:
             ),
         },
     )
-    assert group.title == GROUP
     add_group_scaling(stack, group, shared.lb.request_label, headroom=DEPLOY_HEADROOM)
 
 
