@@ -99,7 +99,9 @@ def test_load_balancer(built: dict[str, Built], stack: str) -> None:
     ports = {r["FromPort"] for r in group["SecurityGroupIngress"]}
     assert ports == ({443, 80} if net.certificate_arn else {80})
     tg = item.one("AWS::ElasticLoadBalancingV2::TargetGroup")
-    assert tg["HealthCheckPath"] == "/health"
+    gpu = item.deployment.spec.compute.service in ("ecs-gpu", "ec2")
+    # GPU targets take traffic (and replace the old copy in a deploy) only once the model answers.
+    assert tg["HealthCheckPath"] == ("/ready" if gpu else "/health")
     assert tg["Port"] == 8080
     assert tg["TargetType"] == ("instance" if item.deployment.spec.compute.service == "ec2" else "ip")
     assert int(attributes(tg, "TargetGroupAttributes")["deregistration_delay.timeout_seconds"]) >= 120
