@@ -84,8 +84,14 @@ def add_application_scaling(
     return target
 
 
-def add_group_scaling(stack: Stack, group: asg.AutoScalingGroup, request_label: Any) -> None:
-    """Target tracking and schedules for an EC2 autoscaling group."""
+def add_group_scaling(
+    stack: Stack, group: asg.AutoScalingGroup, request_label: Any, headroom: int = 0
+) -> None:
+    """Target tracking and schedules for an EC2 autoscaling group.
+
+    `headroom` instances are added to each schedule's non-zero max, as to the group's own MaxSize, so
+    that a rolling update during the schedule can still start a new instance before it stops one.
+    """
     metrics = {"cpu_percent": "ASGAverageCPUUtilization", "requests_per_target": "ALBRequestCountPerTarget"}
     for name, value in sorted(_spec_targets(stack).items()):
         spec = asg.PredefinedMetricSpecification(PredefinedMetricType=metrics[name])
@@ -111,7 +117,7 @@ def add_group_scaling(stack: Stack, group: asg.AutoScalingGroup, request_label: 
                 Recurrence=unix_cron(schedule.cron),
                 TimeZone="Etc/UTC",
                 MinSize=schedule.min,
-                MaxSize=schedule.max,
+                MaxSize=schedule.max + headroom if schedule.max else 0,
             )
         )
 

@@ -15,6 +15,7 @@ from troposphere import autoscaling as asg
 from templates.context import Stack
 from templates.network import Network
 
+GROUP = "InstanceGroup"  # the group's logical id: ec2 instances signal it by name
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 
 
@@ -26,8 +27,10 @@ def add_gpu_group(
     user_data: Sub,
     max_size: int,
     min_size: int = 0,
+    hop_limit: int = 1,
     group_options: dict[str, Any] | None = None,
 ) -> asg.AutoScalingGroup:
+    """The launch template and the group; `hop_limit` 2 lets a bridge-networked container reach IMDSv2."""
     compute = stack.spec.compute
     stack.template.add_parameter(
         Parameter(
@@ -47,7 +50,7 @@ def add_gpu_group(
                 IamInstanceProfile=ec2.IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
                 SecurityGroupIds=[Ref(network.workload_group)],
                 MetadataOptions=ec2.MetadataOptions(
-                    HttpTokens="required", HttpEndpoint="enabled", HttpPutResponseHopLimit=1
+                    HttpTokens="required", HttpEndpoint="enabled", HttpPutResponseHopLimit=hop_limit
                 ),
                 Monitoring=ec2.Monitoring(Enabled=True),
                 EbsOptimized=True,
@@ -90,7 +93,7 @@ def add_gpu_group(
         placement = {"LaunchTemplate": spec}
     return stack.add(
         asg.AutoScalingGroup(
-            "InstanceGroup",
+            GROUP,
             MinSize=str(min_size),
             MaxSize=str(max_size),
             VPCZoneIdentifier=network.private_subnets,
@@ -104,3 +107,14 @@ def add_gpu_group(
 def scaling_ceiling(stack: Stack) -> int:
     """The most instances the spec can ask for, schedules included."""
     return max([stack.spec.scaling.max, *(s.max for s in stack.spec.scaling.schedules)])
+
+
+# One GPU task fills one instance, so a deploy that starts the new task before stopping the old one
+# (ECS MinimumHealthyPercent 100, or a rolling update keeping MinInstancesInService) needs one instance
+# more than the most the service can run; without it a deploy at full scale can never place its task.
+DEPLOY_HEADROOM = 1
+
+
+def group_ceiling(stack: Stack) -> int:
+    """The group's MaxSize: the scaling ceiling plus room for the one instance a deploy adds."""
+    return scaling_ceiling(stack) + DEPLOY_HEADROOM

@@ -57,7 +57,11 @@ def build(spec: Deployment, environment: str) -> Template:
         stack,
         network,
         target_type="instance" if spec.compute.service == "ec2" else "ip",
-        health_path="/health",
+        # A GPU target only serves once vLLM has loaded the model: /ready says so (/health is the
+        # gateway's liveness alone). The ALB routes to a target, and an ECS deployment or a rolling
+        # update stops the old copy, only once the new one is healthy
+        # (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html).
+        health_path="/ready" if spec.compute.service in ("ecs-gpu", "ec2") else "/health",
     )
     shared = Shared(key_arn(key), log_group, network, lb, topic, api_key)
     TARGETS[spec.compute.service](stack, shared)

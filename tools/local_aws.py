@@ -1,23 +1,110 @@
 """`make local-aws`: the AWS emulator (moto in server mode) on 127.0.0.1, as the tests run it.
 
 Point deployctl at it with AWS_ENDPOINT_URL (printed on start) and bootstrap, deploy, plan and prune
-run end to end on a laptop, with no AWS account. Three gaps of moto are closed here, in the emulator,
+run end to end on a laptop, with no AWS account. Gaps of moto are closed here, in the emulator,
 never in the product: CloudFormation's AWS::KMS::Key handler reads tags with KMS's API spelling
 (TagKey/TagValue) instead of CloudFormation's Key/Value; UpdateTerminationProtection is missing (added
-doing what AWS documents); and the public /aws/service SSM parameters (the GPU AMI) load lazily, so
-they are read once at start.
+doing what AWS documents); the public /aws/service SSM parameters (the GPU AMI) load lazily, so
+they are read once at start; and moto runs Lambda functions only in Docker, so a custom resource
+(ecs-gpu's host cleanup) would never answer: inline Python functions (ZipFile) run in-process instead,
+and their CloudFormation response URL points at this server; CloudFormation sends custom resources a
+Delete request, which moto does not; moto deletes a stack's resources in no order, where CloudFormation
+deletes each resource before the ones it depends on; and moto's DeleteAutoScalingGroup ignores
+ForceDelete, which on AWS terminates every instance, scale-in protection or not.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import re
 import signal
 import sys
 import threading
 from typing import Any
 
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+_SERVER: dict[str, str] = {}
+
+
+def announce(endpoint: str) -> None:
+    """Where this emulator listens: custom resources send their CloudFormation responses here."""
+    _SERVER["endpoint"] = endpoint
+
+
+def dependencies(resources: dict[str, Any]) -> dict[str, set[str]]:
+    """Each resource's dependencies as CloudFormation sees them: DependsOn, Ref, GetAtt and Sub."""
+
+    def walk(node: Any, found: set[str]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Ref" and isinstance(value, str):
+                    found.add(value)
+                elif key == "Fn::GetAtt":
+                    found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+                elif key == "Fn::Sub":
+                    text = value[0] if isinstance(value, list) else value
+                    found.update(m.split(".")[0] for m in re.findall(r"\$\{([^!][^}]*)\}", text))
+                    if isinstance(value, list):
+                        walk(value[1], found)
+                else:
+                    walk(value, found)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, found)
+
+    graph = {}
+    for name, resource in resources.items():
+        found: set[str] = set()
+        walk(resource.get("Properties", {}), found)
+        depends = resource.get("DependsOn", [])
+        found.update([depends] if isinstance(depends, str) else depends)
+        graph[name] = {d for d in found if d in resources and d != name}
+    return graph
+
+
+def deletion_order(resources: dict[str, Any]) -> list[str]:
+    """The order CloudFormation deletes in: every resource before those it depends on
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-dependson.html)."""
+    graph = dependencies(resources)
+    dependents = {name: {other for other, deps in graph.items() if name in deps} for name in graph}
+    order: list[str] = []
+    while len(order) < len(graph):
+        ready = sorted(n for n in graph if n not in order and dependents[n] <= set(order))
+        if not ready:
+            raise ValueError(f"circular dependencies among {sorted(set(graph) - set(order))}")
+        order += ready
+    return order
+
+
+def _run_inline_python(function: Any, event: Any) -> tuple[str, bool, str]:
+    """Run a ZipFile Python Lambda in this process, as Lambda would run it (handler(event, context))."""
+    import io  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+    import types  # noqa: PLC0415
+    import urllib.parse  # noqa: PLC0415
+    import zipfile  # noqa: PLC0415
+
+    payload = json.loads(event) if isinstance(event, str) else (event or {})
+    if "ResponseURL" in payload and "endpoint" in _SERVER:
+        url = urllib.parse.urlsplit(payload["ResponseURL"])
+        target = urllib.parse.urlsplit(_SERVER["endpoint"])
+        url = url._replace(scheme=target.scheme, netloc=target.netloc)
+        payload["ResponseURL"] = urllib.parse.urlunsplit(url)
+    module_name, handler_name = function.handler.rsplit(".", 1)
+    source = zipfile.ZipFile(io.BytesIO(function.code_bytes)).read(module_name + ".py").decode()
+    module = types.ModuleType(module_name)
+    context = types.SimpleNamespace(
+        function_name=function.function_name,
+        get_remaining_time_in_millis=lambda: int(function.timeout) * 1000,
+    )
+    try:
+        exec(compile(source, f"<lambda {function.function_name}>", "exec"), module.__dict__)  # noqa: S102
+        return json.dumps(getattr(module, handler_name)(payload, context)), False, ""
+    except Exception as exc:  # reported as Lambda reports a function error
+        return json.dumps({"errorMessage": str(exc)}), True, traceback.format_exc()
 
 
 def fix_moto() -> None:
@@ -39,9 +126,131 @@ def fix_moto() -> None:
         stack.enable_termination_protection = self._get_param("EnableTerminationProtection") in (True, "true")
         return ActionResult({"StackId": stack.stack_id})
 
+    import moto.awslambda.models as awslambda  # noqa: PLC0415
+
+    docker_invoke = awslambda.LambdaFunction._invoke_lambda
+
+    def invoke(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        if str(self.run_time).startswith("python") and getattr(self, "code_bytes", None):
+            return _run_inline_python(self, event)
+        return docker_invoke(self, event)
+
+    awslambda.LambdaFunction._invoke_lambda = invoke
+    _delete_in_dependency_order()
+    _send_custom_resources_delete()
+    _force_delete_terminates_protected_instances()
     kms.Key.create_from_cloudformation_json = classmethod(create)
     kms.Key._deployctl_fixed = True
     CloudFormationResponse.update_termination_protection = update_termination_protection
+
+
+def _delete_in_dependency_order() -> None:
+    from moto.cloudformation.parsing import ResourceMap  # noqa: PLC0415
+
+    def delete(self: Any) -> None:
+        # moto's own loop (retry what fails while the count goes down), in CloudFormation's order.
+        resources = {k: v for k, v in self._resource_json_map.items() if v.get("DeletionPolicy") != "Retain"}
+        order = [n for n in deletion_order(self._resource_json_map) if n in resources]
+        remaining, previous, last_exception = list(order), len(order) + 1, None
+        while remaining and len(remaining) < previous:
+            previous = len(remaining)
+            for name in list(remaining):
+                parsed = self._parsed_resources.get(name)
+                try:
+                    if not isinstance(parsed, str) and parsed is not None:
+                        self._delete_resource(parsed, self._resource_json_map[parsed.logical_resource_id])
+                        self._parsed_resources.pop(parsed.logical_resource_id)
+                except Exception as exc:
+                    if "not found" not in str(exc).lower():
+                        last_exception = exc  # a dependency still there: the next pass tries again
+                        continue
+                    # Deleted outside the stack already: CloudFormation counts that as deleted.
+                    self._parsed_resources.pop(parsed.logical_resource_id, None)
+                remaining.remove(name)
+        if remaining and last_exception is not None:
+            raise last_exception
+
+    ResourceMap.delete = delete
+
+
+def _send_custom_resources_delete() -> None:
+    """CloudFormation sends a custom resource's function a Delete request and waits for its answer."""
+    from moto.awslambda.utils import get_backend  # noqa: PLC0415
+    from moto.cloudformation.custom_model import CustomModel  # noqa: PLC0415
+
+    created = CustomModel.create_from_cloudformation_json.__func__
+
+    def create(cls: Any, name: str, cfn_json: Any, account_id: str, region_name: str, **kw: Any) -> Any:
+        model = created(cls, name, cfn_json, account_id, region_name, **kw)
+        model.deployctl_request = (account_id, kw["StackId"], kw["ResourceType"], cfn_json["Properties"])
+        return model
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        import json  # noqa: PLC0415
+        import uuid  # noqa: PLC0415
+
+        account, stack_id, kind, properties = self.deployctl_request
+        function = get_backend(account, region_name).get_function(properties["ServiceToken"])
+        with _response_sink() as (url, answers):
+            event = {
+                "RequestType": "Delete",
+                "ResponseURL": url,
+                "StackId": stack_id,
+                "RequestId": str(uuid.uuid4()),
+                "LogicalResourceId": self.logical_id,
+                "PhysicalResourceId": self.resource_name,
+                "ResourceType": kind,
+                "ResourceProperties": properties,
+            }
+            output, errored, logs = _run_inline_python(function, json.dumps(event))
+        answer = answers[0] if answers else {"Status": "FAILED", "Reason": f"no response: {output}\n{logs}"}
+        if errored or answer.get("Status") != "SUCCESS":
+            raise RuntimeError(f"custom resource {self.logical_id} failed to delete: {answer.get('Reason')}")
+
+    CustomModel.create_from_cloudformation_json = classmethod(create)
+    CustomModel.delete = delete
+
+
+@contextlib.contextmanager
+def _response_sink() -> Any:
+    """A one-request HTTP endpoint on 127.0.0.1 that keeps the JSON a custom resource PUTs to it."""
+    import http.server  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    answers: list[dict[str, Any]] = []
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            answers.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/response", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _force_delete_terminates_protected_instances() -> None:
+    from moto.autoscaling.responses import AutoScalingResponse  # noqa: PLC0415
+
+    original = AutoScalingResponse.delete_auto_scaling_group
+
+    def delete_auto_scaling_group(self: Any) -> Any:
+        if str(self._get_param("ForceDelete")).lower() == "true":
+            group = self.autoscaling_backend.autoscaling_groups.get(self._get_param("AutoScalingGroupName"))
+            for state in group.instance_states if group else []:
+                state.protected_from_scale_in = False
+        return original(self)
+
+    AutoScalingResponse.delete_auto_scaling_group = delete_auto_scaling_group
 
 
 def warm(endpoint: str, regions: list[str]) -> None:
@@ -66,6 +275,10 @@ def main(argv: list[str]) -> int:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    announce(endpoint)
+    # Functions run in-process (see fix_moto) call AWS like any SDK: through AWS_ENDPOINT_URL.
+    credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}  # the emulator's
+    os.environ.update(AWS_ENDPOINT_URL=endpoint, **credentials)
     warm(endpoint, args.region or ["us-east-1"])
     print(
         f"AWS emulator on {endpoint}. In another shell:\n"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from troposphere import GetAtt, Ref, Sub, ecs
+from pathlib import Path
+from typing import ClassVar
+
+from troposphere import GetAtt, Ref, Sub, awslambda, cloudformation, ecs
 
 from templates import ecs as ecs_parts
 from templates.autoscaling import add_application_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
-from templates.gpu_hosts import add_gpu_group, scaling_ceiling
+from templates.gpu_hosts import add_gpu_group, group_ceiling
 from templates.iam import (
     log_writer,
     pull_statements,
@@ -20,12 +23,16 @@ from templates.iam import (
 )
 from templates.images import VLLM_REPOSITORY, image
 from templates.load_balancer import GATEWAY_PORT
+from templates.logs import add_log_group
 from templates.targets.shared import Shared
 from templates.weights import weight_readers
 
 # Loading a multi-GB model takes minutes: the ALB's health checks only count after this.
 MODEL_LOAD_GRACE_SECONDS = 1800
 STOP_TIMEOUT = 120
+CLEANUP_SOURCE = Path(__file__).parents[1] / "runtime" / "host_cleanup.py"
+# Lambda's ceiling; the handler answers CloudFormation a minute before it.
+CLEANUP_TIMEOUT = 900
 
 
 def build(stack: Stack, shared: Shared) -> None:
@@ -55,13 +62,18 @@ def build(stack: Stack, shared: Shared) -> None:
         shared.network,
         instance_role=instance_role,
         user_data=user_data,
-        max_size=scaling_ceiling(stack),
+        # Managed scaling may use the extra instance only while a deploy runs a new task next to the
+        # old ones: outside deploys the service never asks for more tasks than the scaling maximum.
+        max_size=group_ceiling(stack),
         # ECS managed termination protection needs new instances protected; ECS lifts it when idle.
         group_options={"NewInstancesProtectedFromScaleIn": True},
     )
+    cleanup = _add_host_cleanup(stack, shared, group, cluster)
     provider = stack.add(
         ecs.CapacityProvider(
             "CapacityProvider",
+            # Deleted before the cleanup runs: ECS stops managing the group before it is force-deleted.
+            DependsOn=[cleanup.title],
             AutoScalingGroupProvider=ecs.AutoScalingGroupProvider(
                 AutoScalingGroupArn=Ref(group),
                 ManagedScaling=ecs.ManagedScaling(
@@ -165,6 +177,82 @@ def build(stack: Stack, shared: Shared) -> None:
             dimension="ecs:service:DesiredCount",
             request_label=shared.lb.request_label,
         )
+
+
+def _add_host_cleanup(
+    stack: Stack, shared: Shared, group: object, cluster: ecs.Cluster
+) -> cloudformation.AWSCustomObject:
+    """The custom resource that force-deletes the group on stack delete (see runtime/host_cleanup.py).
+
+    CloudFormation deletes a resource before the resources it depends on
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-dependson.html), so
+    with the capacity provider depending on it and it referring to the group and the cluster, a delete
+    runs: service -> capacity provider association -> capacity provider -> this cleanup (group
+    force-deleted, stray container instances deregistered) -> group -> launch template -> cluster.
+    """
+    logs = add_log_group(stack, shared.key_arn, "HostCleanupLogGroup", "host-cleanup")
+    group_arn = Sub(
+        "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*"
+        ":autoScalingGroupName/${Group}",
+        Group=Ref(group),
+    )
+    cleanup_role = role(
+        stack,
+        "HostCleanupRole",
+        "lambda.amazonaws.com",
+        [
+            statement(["autoscaling:DeleteAutoScalingGroup"], group_arn),
+            # Describe* takes no resource-level permissions in EC2 Auto Scaling (service authorization
+            # reference), so it is granted on "*".
+            statement(["autoscaling:DescribeAutoScalingGroups"], "*"),
+            statement(
+                ["ecs:DeregisterContainerInstance", "ecs:ListContainerInstances"], GetAtt(cluster, "Arn")
+            ),
+            log_writer(logs),
+        ],
+    )
+    function = stack.add(
+        awslambda.Function(
+            "HostCleanupFunction",
+            Description=f"Force-deletes the GPU instance group of {stack.name} when the stack is deleted",
+            Runtime="python3.13",
+            Handler="index.handler",
+            Code=awslambda.Code(ZipFile=CLEANUP_SOURCE.read_text(encoding="utf-8")),
+            Role=GetAtt(cleanup_role, "Arn"),
+            Timeout=CLEANUP_TIMEOUT,
+            MemorySize=128,
+            LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(logs)),
+        ),
+        skip={
+            "CKV_AWS_115": "invoked only by CloudFormation, once per stack operation; no concurrency to cap",
+            "CKV_AWS_116": "CloudFormation waits for the function's answer and fails the operation "
+            "without one",
+            "CKV_AWS_117": "it runs while the stack's own VPC (NAT, endpoints) is being deleted; "
+            "outside a VPC it always reaches the Auto Scaling API and CloudFormation's response URL",
+            "CKV_AWS_173": "the function has no environment variables to encrypt",
+            "CKV_AWS_272": "inline code from this repository, reviewed in pull requests; no signing profile",
+        },
+    )
+    return stack.add(
+        HostCleanup(
+            "HostCleanup",
+            ServiceToken=GetAtt(function, "Arn"),
+            # CloudFormation's default wait for a custom resource is an hour; the handler needs 15 minutes.
+            ServiceTimeout=CLEANUP_TIMEOUT + 60,
+            AutoScalingGroupName=Ref(group),
+            Cluster=Ref(cluster),
+        )
+    )
+
+
+class HostCleanup(cloudformation.AWSCustomObject):
+    resource_type = "Custom::HostCleanup"
+    props: ClassVar[dict[str, tuple[object, bool]]] = {
+        "ServiceToken": (str, True),
+        "ServiceTimeout": (int, False),
+        "AutoScalingGroupName": (object, True),
+        "Cluster": (object, True),
+    }
 
 
 def _autoscaled(stack: Stack) -> bool:

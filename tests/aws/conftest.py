@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 
 from templates.gpu_hosts import GPU_AMI_PARAMETER
 from tooling import aws
-from tools.local_aws import fix_moto
+from tools.local_aws import announce, fix_moto
 
 ROOT = Path(__file__).parents[2]
 CERT_PLACEHOLDER = "arn:aws:acm:us-east-1:123456789012:certificate/"
@@ -37,6 +37,7 @@ def emulator() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    announce(f"http://{host}:{port}")
     yield f"http://{host}:{port}"
     server.stop()
 

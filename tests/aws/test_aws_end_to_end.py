@@ -72,9 +72,10 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
     git_plan = plan_json(repo, "--against", "git:HEAD")
     assert {k: v for k, v in actions(git_plan).items() if v != "no-change"} == {"prod-llama-3-1-8b": "update"}
     (changed,) = [s for s in git_plan["stacks"] if s["action"] == "update"]
-    # The service may scale to 6 tasks, and the GPU instance group to 6 instances to hold them.
+    # The service may scale to 6 tasks, and the GPU instance group to 6 instances to hold them plus
+    # the one a deploy at full scale starts next to them.
     assert {c["logical_id"]: c["properties"] for c in changed["changes"]} == {
-        "InstanceGroup": [{"path": "Properties.MaxSize", "before": "4", "after": "6"}],
+        "InstanceGroup": [{"path": "Properties.MaxSize", "before": "5", "after": "7"}],
         "ServiceScalableTarget": [{"path": "Properties.MaxCapacity", "before": 4, "after": 6}],
     }
     code, out = run(repo, "deploy", "--environment", "prod")

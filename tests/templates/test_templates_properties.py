@@ -18,6 +18,7 @@ from tooling import certificates
 # Actions AWS only authorises on "*" (or that we condition instead), each for a reason in the code.
 STAR_ALLOWED = {
     "ecr:GetAuthorizationToken",
+    "autoscaling:DescribeAutoScalingGroups",
     "secretsmanager:GetRandomPassword",
     "cloudwatch:PutMetricData",
     "ec2:CreateNetworkInterface",
@@ -101,7 +102,9 @@ def test_load_balancer(built: dict[str, Built], stack: str) -> None:
     ports = {r["FromPort"] for r in group["SecurityGroupIngress"]}
     assert ports == ({443, 80} if net.certificate_arn else {80})
     tg = item.one("AWS::ElasticLoadBalancingV2::TargetGroup")
-    assert tg["HealthCheckPath"] == "/health"
+    gpu = item.deployment.spec.compute.service in ("ecs-gpu", "ec2")
+    # GPU targets take traffic (and replace the old copy in a deploy) only once the model answers.
+    assert tg["HealthCheckPath"] == ("/ready" if gpu else "/health")
     assert tg["Port"] == 8080
     assert tg["TargetType"] == ("instance" if item.deployment.spec.compute.service == "ec2" else "ip")
     assert int(attributes(tg, "TargetGroupAttributes")["deregistration_delay.timeout_seconds"]) >= 120
@@ -360,7 +363,7 @@ def test_ecs_gpu_spot_s3_and_schedules(built: dict[str, Built]) -> None:
     distribution = group["MixedInstancesPolicy"]["InstancesDistribution"]
     assert distribution["OnDemandPercentageAboveBaseCapacity"] == 0
     assert group["CapacityRebalance"] is True
-    assert group["MaxSize"] == "2"
+    assert group["MaxSize"] == "3"  # scaling ceiling 2, plus one instance for deploys
     container = _container(item)
     assert container["ResourceRequirements"] == [{"Type": "GPU", "Value": "4"}]
     assert json.loads(_env(container)["ENGINE_ARGS"]) == {"load_format": "runai_streamer"}
@@ -431,6 +434,7 @@ def test_ec2(built: dict[str, Built]) -> None:
     }
     assert schedules["0 20 * * MON-FRI"]["MaxSize"] == 0
     assert schedules["0 7 * * 1-5"]["MinSize"] == 1  # AWS days 2-6 are Unix 1-5
+    assert schedules["0 7 * * 1-5"]["MaxSize"] == 4  # max 3, plus the instance a rolling update adds
     kinds = {
         p["Properties"]["TargetTrackingConfiguration"]["PredefinedMetricSpecification"][
             "PredefinedMetricType"
@@ -445,7 +449,7 @@ def test_ec2(built: dict[str, Built]) -> None:
 def test_ec2_token_is_read_at_boot_not_written_in_the_template(built: dict[str, Built]) -> None:
     item = built["dev-ec2-open-http"]
     user_data = json.dumps(item.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]["UserData"])
-    assert "secretsmanager get-secret-value --secret-id 'hf/token'" in user_data
+    assert "aws_call secret 'hf/token'" in user_data
     assert "GATEWAY_API_KEY_SECRET" not in user_data  # api_keys: false
     assert "--env GATEWAY_ALLOW_ANONYMOUS='true'" in user_data
 
