@@ -101,6 +101,17 @@ def _no_metadata_options() -> dict[str, Any]:
     return out
 
 
+def _scheduled(update_policy: dict[str, Any]) -> dict[str, Any]:
+    out = t.ec2_group()
+    out["Resources"]["InstanceGroup"]["UpdatePolicy"] = update_policy
+    out["Resources"]["ScheduleNights"] = {
+        "Type": "AWS::AutoScaling::ScheduledAction",
+        "Properties": {"AutoScalingGroupName": t.ref("InstanceGroup"), "MinSize": 0, "MaxSize": 0,
+                       "Recurrence": "0 20 * * 1-5"},
+    }  # fmt: skip
+    return out
+
+
 ALL_SAGEMAKER = (
     "sagemaker:InvokeEndpoint",
     "sagemaker:InvokeEndpointWithResponseStream",
@@ -434,6 +445,33 @@ CASES = [
         "Resources/EncryptionKey/Properties/KeyPolicy",
         "the statement for CloudWatch Logs has no kms:EncryptionContext:aws:logs:arn condition",
         t.logs_key(),
+    ),
+    Case(
+        "E9015",
+        "scheduled group reset by every update",
+        _scheduled({"AutoScalingRollingUpdate": {**ROLLING, "SuspendProcesses": ["ScheduledActions"]}}),
+        "Resources/InstanceGroup/UpdatePolicy",
+        "InstanceGroup has scheduled actions: set UpdatePolicy AutoScalingScheduledAction "
+        "IgnoreUnmodifiedGroupSizeProperties true",
+        _scheduled(
+            {
+                "AutoScalingRollingUpdate": {**ROLLING, "SuspendProcesses": ["ScheduledActions"]},
+                "AutoScalingScheduledAction": {"IgnoreUnmodifiedGroupSizeProperties": True},
+            }
+        ),
+    ),
+    Case(
+        "E9015",
+        "schedules not suspended during a rolling update",
+        _scheduled(
+            {
+                "AutoScalingRollingUpdate": ROLLING,
+                "AutoScalingScheduledAction": {"IgnoreUnmodifiedGroupSizeProperties": True},
+            }
+        ),
+        "Resources/InstanceGroup/UpdatePolicy/AutoScalingRollingUpdate",
+        "add ScheduledActions to SuspendProcesses",
+        t.ec2_group(),  # no schedules: nothing to suspend
     ),
 ]
 
