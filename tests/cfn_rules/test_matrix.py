@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from templates import bootstrap
+from templates.stack import render
 from tests.templates.conftest import Built, stack_names
 from tooling import lint
 from tooling.diagnostics import Diagnostic
 
-RULES = [f"E9{n:03d}" for n in range(1, 16)]
+RULES = [f"E9{n:03d}" for n in range(1, 17)]
+STACKS = [*stack_names(), "bootstrap"]  # the deployment stacks, and the account's bootstrap stack
 
 # rule -> (branch fixing it, issue 10 item, the stacks of the current main it fails on)
 _FAILING_ON_MAIN: dict[str, tuple[str, str, str]] = {
@@ -35,6 +38,7 @@ _FAILING_ON_MAIN: dict[str, tuple[str, str, str]] = {
         "shared",
         "item 2",
         """
+        bootstrap
         prod-fargate-public
         prod-gpu-public
         prod-llama-3-1-8b
@@ -168,6 +172,15 @@ _FAILING_ON_MAIN: dict[str, tuple[str, str, str]] = {
         dev-mistral-7b
     """,
     ),
+    "E9016": (
+        "targets",
+        "item 7, user data before the NAT route",
+        """
+        dev-ec2-open-http
+        dev-ec2-spot-schedules
+        dev-mistral-7b
+    """,
+    ),
 }
 KNOWN: dict[tuple[str, str], str] = {
     (rule, stack): f"{branch} ({item})"
@@ -187,21 +200,25 @@ def _cases() -> list[Any]:
             else [],
         )
         for rule in RULES
-        for stack in stack_names()
+        for stack in STACKS
     ]
 
 
 @pytest.fixture(scope="session")
 def matrix_findings(built: dict[str, Built]) -> dict[str, list[Diagnostic]]:
-    return {
+    found = {
         name: lint.lint(item.text, item.deployment.spec.region, Path(f"{name}.json"), project_only=True)
         for name, item in built.items()
     }
+    found["bootstrap"] = lint.lint(
+        render(bootstrap.build()), "us-east-1", Path("bootstrap.json"), project_only=True
+    )
+    return found
 
 
 def test_the_table_names_our_rules_and_the_matrix(rules: list[Any]) -> None:
     assert {r.id for r in rules} == set(RULES)
-    assert {stack for _, stack in KNOWN} <= set(stack_names())
+    assert {stack for _, stack in KNOWN} <= set(STACKS)
 
 
 @pytest.mark.parametrize(("rule", "stack"), _cases())

@@ -112,6 +112,32 @@ def _scheduled(update_policy: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _egress(*depends: str, user_data: str = t.USER_DATA_BRIDGE) -> dict[str, Any]:
+    out = t.merged(t.vpc(), t.ec2_group(user_data=user_data))
+    r = out["Resources"]
+    r["PrivateSubnet1"] = {
+        "Type": "AWS::EC2::Subnet",
+        "Properties": {"VpcId": t.ref("Vpc"), "CidrBlock": "10.0.1.0/24"},
+    }
+    r["PrivateSubnet1Routes"] = {
+        "Type": "AWS::EC2::SubnetRouteTableAssociation",
+        "Properties": {"SubnetId": t.ref("PrivateSubnet1"), "RouteTableId": t.ref("PrivateRouteTable1")},
+    }
+    r["NatGateway1"] = {"Type": "AWS::EC2::NatGateway", "Properties": {"SubnetId": "subnet-0a0a0a0a"}}
+    r["PrivateDefaultRoute1"] = {
+        "Type": "AWS::EC2::Route",
+        "Properties": {
+            "RouteTableId": t.ref("PrivateRouteTable1"),
+            "DestinationCidrBlock": "0.0.0.0/0",
+            "NatGatewayId": t.ref("NatGateway1"),
+        },
+    }
+    r["InstanceGroup"]["Properties"]["VPCZoneIdentifier"] = [t.ref("PrivateSubnet1")]
+    if depends:
+        r["InstanceGroup"]["DependsOn"] = list(depends)
+    return out
+
+
 ALL_SAGEMAKER = (
     "sagemaker:InvokeEndpoint",
     "sagemaker:InvokeEndpointWithResponseStream",
@@ -472,6 +498,23 @@ CASES = [
         "Resources/InstanceGroup/UpdatePolicy/AutoScalingRollingUpdate",
         "add ScheduledActions to SuspendProcesses",
         t.ec2_group(),  # no schedules: nothing to suspend
+    ),
+    Case(
+        "E9016",
+        "instances may boot before the NAT route",
+        _egress(),
+        "Resources/InstanceGroup",
+        "InstanceGroup runs user data that needs the network but does not depend on PrivateDefaultRoute1, "
+        "PrivateSubnet1Routes",
+        _egress("PrivateDefaultRoute1", "PrivateSubnet1Routes"),
+    ),
+    Case(
+        "E9016",
+        "one of the two is not enough",
+        _egress("PrivateDefaultRoute1"),
+        "Resources/InstanceGroup",
+        "does not depend on PrivateSubnet1Routes",
+        _egress(user_data="#!/bin/bash\necho ECS_CLUSTER=c >> /etc/ecs/ecs.config\n"),  # nothing to reach
     ),
 ]
 

@@ -75,4 +75,6 @@ def test_the_bootstrap_stack_lints_clean() -> None:
     from templates.stack import render
 
     text = render(bootstrap.build())
-    assert [f"{p.code} {p.field}: {p.message}" for p in lint.lint(text, "us-east-1", Path("b.json"))] == []
+    problems = lint.lint(text, "us-east-1", Path("b.json"))
+    # (ours: tests/cfn_rules/test_matrix.py, as for the deployment stacks)
+    assert [f"{p.code} {p.field}: {p.message}" for p in problems if p.code[1:2] != "9"] == []

@@ -160,9 +160,14 @@ def as_list(value: Any) -> list[Any]:
 
 
 def mentions(value: Any, logical_id: str) -> bool:
-    """Whether `value` refers to `logical_id` with a Ref or GetAtt, at any depth."""
+    """Whether `value` refers to `logical_id` with a Ref, GetAtt or ${...} of an Fn::Sub, at any depth."""
     if target(value) == logical_id:
         return True
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), (str, list)):
+        sub = value["Fn::Sub"]
+        template = sub if isinstance(sub, str) else sub[0] if sub and isinstance(sub[0], str) else ""
+        if re.search(r"\$\{" + re.escape(logical_id) + r"(\.[^}]*)?\}", template):
+            return True
     if isinstance(value, dict):
         return any(mentions(v, logical_id) for v in value.values())
     if isinstance(value, list):

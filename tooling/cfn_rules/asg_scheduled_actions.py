@@ -20,7 +20,9 @@ class AsgScheduledActions(CloudFormationLintRule):
         "AutoScalingScheduledAction IgnoreUnmodifiedGroupSizeProperties true, and a rolling update must "
         "suspend ScheduledActions while it runs."
     )
-    source_url = "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-as-scheduledaction.html"
+    source_url = (
+        "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-as-scheduledaction.html"
+    )
     tags: ClassVar[list[str]] = ["resources", "autoscaling", "updatepolicy", "schedules"]
 
     def match(self, cfn: Template) -> list[RuleMatch]:
