@@ -138,6 +138,12 @@ def _egress(*depends: str, user_data: str = t.USER_DATA_BRIDGE) -> dict[str, Any
     return out
 
 
+def _imds(**options: Any) -> dict[str, Any]:
+    out = t.ec2_group()
+    out["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["MetadataOptions"].update(options)
+    return out
+
+
 ALL_SAGEMAKER = (
     "sagemaker:InvokeEndpoint",
     "sagemaker:InvokeEndpointWithResponseStream",
@@ -515,6 +521,14 @@ CASES = [
         "Resources/InstanceGroup",
         "does not depend on PrivateSubnet1Routes",
         _egress(user_data="#!/bin/bash\necho ECS_CLUSTER=c >> /etc/ecs/ecs.config\n"),  # nothing to reach
+    ),
+    Case(
+        "E9007",
+        "no metadata service at all",
+        _imds(HttpEndpoint="disabled"),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/MetadataOptions/HttpEndpoint",
+        "LaunchTemplate runs containers that need the instance role but disables the metadata service",
+        _imds(HttpEndpoint="enabled"),
     ),
 ]
 

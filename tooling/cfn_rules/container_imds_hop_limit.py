@@ -37,6 +37,14 @@ class ContainerImdsHopLimit(CloudFormationLintRule):
                 continue
             options = data.get("MetadataOptions") or {}
             path = ["Resources", name, "Properties", "LaunchTemplateData", "MetadataOptions"]
+            if options.get("HttpEndpoint") == "disabled":
+                matches.append(
+                    RuleMatch(
+                        [*path, "HttpEndpoint"],
+                        f"{name} runs containers that need the instance role but disables the metadata "
+                        "service; set HttpEndpoint enabled",
+                    )
+                )
             if options.get("HttpTokens") != "required":
                 matches.append(
                     RuleMatch(
