@@ -1,0 +1,552 @@
+"""Every project rule on a small template that breaks its contract, and on one that keeps it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.cfn_rules import templates as t
+from tests.cfn_rules.conftest import findings
+
+
+@dataclass(frozen=True)
+class Case:
+    rule: str
+    name: str
+    failing: dict[str, Any]
+    path: str
+    message: str  # a part of the one-line message
+    passing: dict[str, Any]
+
+
+def _task(**container: Any) -> dict[str, Any]:
+    return {"Resources": {"TaskDefinition": t.task_definition(t.container(**container), role=None)}}
+
+
+def _retained(policy: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "Resources": {
+            "LogGroup": {
+                "Type": "AWS::Logs::LogGroup",
+                "DeletionPolicy": policy,
+                "UpdateReplacePolicy": "Retain",
+                "Properties": {"RetentionInDays": 30, **properties},
+            }
+        }
+    }
+
+
+def _lambda(**properties: Any) -> dict[str, Any]:
+    return {
+        "Resources": {
+            "RotationFunction": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Runtime": "python3.12",
+                    "Handler": "index.handler",
+                    "Role": "arn:aws:iam::123456789012:role/rotation",
+                    "Code": {"ZipFile": "def handler(event, context):\n    pass\n"},
+                    **properties,
+                },
+            }
+        }
+    }
+
+
+def _gateway_task(keep_alive: str | None, *, idle: str | None = "600") -> dict[str, Any]:
+    values = {"GATEWAY_PORT": "8080"}
+    if keep_alive is not None:
+        values["GATEWAY_KEEP_ALIVE_TIMEOUT"] = keep_alive
+    resources = {"TaskDefinition": t.task_definition(t.container(Environment=t.env(**values)), role=None)}
+    resources["LoadBalancer"] = t.alb(idle)
+    return {"Resources": resources}
+
+
+def _ec2_keep_alive(value: str) -> dict[str, Any]:
+    data = (
+        "#!/bin/bash\ndocker run --detach --publish 8080:8080 --env GATEWAY_PORT='8080' "
+        "--env GATEWAY_KEEP_ALIVE_TIMEOUT='${Env1}' ${Image}\n"
+    )
+    out = t.ec2_group(user_data=data)
+    out["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"][
+        "Fn::Sub"
+    ][1]["Env1"] = value
+    out["Resources"]["LoadBalancer"] = t.alb("600")
+    return out
+
+
+def _sagemaker(*actions: str, timeout: str | None = "900") -> dict[str, Any]:
+    values = {"GATEWAY_PORT": "8080", "GATEWAY_UPSTREAM": "sagemaker", "GATEWAY_SAGEMAKER_ENDPOINT": "llm"}
+    if timeout is not None:
+        values["GATEWAY_UPSTREAM_TIMEOUT"] = timeout
+    return {
+        "Resources": {
+            "TaskDefinition": t.task_definition(t.container(Environment=t.env(**values))),
+            "TaskRole": t.role(*actions),
+        }
+    }
+
+
+def _service_depends_on(*names: str) -> dict[str, Any]:
+    out = t.gpu_ecs()
+    out["Resources"]["Service"]["DependsOn"] = list(names)
+    return out
+
+
+def _no_metadata_options() -> dict[str, Any]:
+    out = t.ec2_group()
+    del out["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["MetadataOptions"]
+    return out
+
+
+def _scheduled(update_policy: dict[str, Any]) -> dict[str, Any]:
+    out = t.ec2_group()
+    out["Resources"]["InstanceGroup"]["UpdatePolicy"] = update_policy
+    out["Resources"]["ScheduleNights"] = {
+        "Type": "AWS::AutoScaling::ScheduledAction",
+        "Properties": {"AutoScalingGroupName": t.ref("InstanceGroup"), "MinSize": 0, "MaxSize": 0,
+                       "Recurrence": "0 20 * * 1-5"},
+    }  # fmt: skip
+    return out
+
+
+def _egress(*depends: str, user_data: str = t.USER_DATA_BRIDGE) -> dict[str, Any]:
+    out = t.merged(t.vpc(), t.ec2_group(user_data=user_data))
+    r = out["Resources"]
+    r["PrivateSubnet1"] = {
+        "Type": "AWS::EC2::Subnet",
+        "Properties": {"VpcId": t.ref("Vpc"), "CidrBlock": "10.0.1.0/24"},
+    }
+    r["PrivateSubnet1Routes"] = {
+        "Type": "AWS::EC2::SubnetRouteTableAssociation",
+        "Properties": {"SubnetId": t.ref("PrivateSubnet1"), "RouteTableId": t.ref("PrivateRouteTable1")},
+    }
+    r["NatGateway1"] = {"Type": "AWS::EC2::NatGateway", "Properties": {"SubnetId": "subnet-0a0a0a0a"}}
+    r["PrivateDefaultRoute1"] = {
+        "Type": "AWS::EC2::Route",
+        "Properties": {
+            "RouteTableId": t.ref("PrivateRouteTable1"),
+            "DestinationCidrBlock": "0.0.0.0/0",
+            "NatGatewayId": t.ref("NatGateway1"),
+        },
+    }
+    r["InstanceGroup"]["Properties"]["VPCZoneIdentifier"] = [t.ref("PrivateSubnet1")]
+    if depends:
+        r["InstanceGroup"]["DependsOn"] = list(depends)
+    return out
+
+
+def _imds(**options: Any) -> dict[str, Any]:
+    out = t.ec2_group()
+    out["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["MetadataOptions"].update(options)
+    return out
+
+
+ALL_SAGEMAKER = (
+    "sagemaker:InvokeEndpoint",
+    "sagemaker:InvokeEndpointWithResponseStream",
+    "sagemaker:DescribeEndpoint",
+)
+ROLLING = {"MaxBatchSize": 1, "MinInstancesInService": 1, "PauseTime": "PT15M", "WaitOnResourceSignals": True}
+
+CASES = [
+    Case(
+        "E9001",
+        "wildcard ValueFrom",
+        _task(
+            Secrets=[
+                {
+                    "Name": "KEY",
+                    "ValueFrom": {
+                        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:"
+                        "${AWS::Region}:${AWS::AccountId}:secret:team/openai-??????"
+                    },
+                }
+            ]
+        ),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Secrets/0/ValueFrom",
+        "secret KEY: ValueFrom 'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+        "team/openai-??????' is an IAM wildcard; use the secret's full ARN",
+        _task(
+            Secrets=[
+                {"Name": "KEY", "ValueFrom": t.SECRET_ARN},
+                {"Name": "OTHER", "ValueFrom": "team/openai"},
+            ]
+        ),
+    ),
+    Case(
+        "E9001",
+        "wildcard in a log driver secret",
+        _task(
+            LogConfiguration={
+                "LogDriver": "splunk",
+                "SecretOptions": [
+                    {
+                        "Name": "token",
+                        "ValueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:secret:splunk*",
+                    }
+                ],
+            }
+        ),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/LogConfiguration/SecretOptions/0/ValueFrom",
+        "secret token: ValueFrom",
+        _task(
+            LogConfiguration={
+                "LogDriver": "splunk",
+                "SecretOptions": [{"Name": "token", "ValueFrom": t.SECRET_ARN}],
+            }
+        ),
+    ),
+    Case(
+        "E9002",
+        "retained log group with a fixed name",
+        _retained("Retain", LogGroupName="/deployctl/prod/x"),
+        "Resources/LogGroup/DeletionPolicy",
+        "LogGroup has a fixed name (LogGroupName) and DeletionPolicy Retain: a failed create leaves it",
+        _retained("RetainExceptOnCreate", LogGroupName="/deployctl/prod/x"),
+    ),
+    Case(
+        "E9002",
+        "retained bucket with a fixed name (names come from the registry schema)",
+        {
+            "Resources": {
+                "Bucket": {
+                    "Type": "AWS::S3::Bucket",
+                    "DeletionPolicy": "Retain",
+                    "UpdateReplacePolicy": "Retain",
+                    "Properties": {"BucketName": "my-bucket-x"},
+                }
+            }
+        },
+        "Resources/Bucket/DeletionPolicy",
+        "Bucket has a fixed name (BucketName)",
+        {
+            "Resources": {
+                "Bucket": {
+                    "Type": "AWS::S3::Bucket",
+                    "DeletionPolicy": "Retain",
+                    "UpdateReplacePolicy": "Retain",
+                    "Properties": {},
+                }
+            }
+        },
+    ),
+    Case(
+        "E9003",
+        "protected instances and nothing to lift the protection",
+        t.gpu_ecs(releaser=False),
+        "Resources/InstanceGroup",
+        "InstanceGroup: capacity provider CapacityProvider has ManagedTerminationProtection ENABLED, "
+        "but no custom resource is given the group",
+        t.gpu_ecs(),
+    ),
+    Case(
+        "E9003",
+        "service not after the association",
+        _service_depends_on("ReleaseScaleInProtection"),
+        "Resources/Service",
+        "Service runs on InstanceGroup but does not depend on CapacityProviderAssociation",
+        t.gpu_ecs(protection=False, releaser=False),
+    ),
+    Case(
+        "E9004",
+        "no room for a new task at full scale",
+        t.gpu_ecs(max_size=4, max_tasks=4),
+        "Resources/Service/Properties/DeploymentConfiguration",
+        "Service: at its maximum of 4 task(s) a deployment keeps 4 running (MinimumHealthyPercent 100) but "
+        "InstanceGroup MaxSize is 4",
+        t.gpu_ecs(max_size=4, max_tasks=4, min_healthy=50),
+    ),
+    Case(
+        "E9004",
+        "a one-task service that cannot stop first",
+        t.gpu_ecs(max_size=1, max_tasks=1),
+        "Resources/Service/Properties/DeploymentConfiguration",
+        "set MaxSize to at least 2 or lower MinimumHealthyPercent",
+        t.gpu_ecs(max_size=2, max_tasks=1),
+    ),
+    Case(
+        "E9005",
+        "reserved concurrency",
+        _lambda(ReservedConcurrentExecutions=1),
+        "Resources/RotationFunction/Properties/ReservedConcurrentExecutions",
+        "RotationFunction sets ReservedConcurrentExecutions",
+        _lambda(),
+    ),
+    Case(
+        "E9006",
+        "private DNS in a VPC the stack does not create",
+        {"Resources": {"LogsEndpoint": t.interface_endpoint("vpc-0123456789abcdef0")}},
+        "Resources/LogsEndpoint/Properties/PrivateDnsEnabled",
+        "LogsEndpoint enables private DNS in a VPC this stack does not create",
+        {
+            "Resources": {
+                "LogsEndpoint": t.interface_endpoint(
+                    "vpc-0123456789abcdef0", metadata={"deployctl": {"endpoint_private_dns": "explicit"}}
+                )
+            }
+        },
+    ),
+    Case(
+        "E9006",
+        "private DNS in our own VPC is fine",
+        {
+            "Resources": {
+                "LogsEndpoint": t.interface_endpoint(
+                    "vpc-0123456789abcdef0", metadata={"deployctl": {"endpoint_private_dns": True}}
+                )
+            }
+        },
+        "Resources/LogsEndpoint/Properties/PrivateDnsEnabled",
+        "deployctl.endpoint_private_dns: explicit",
+        t.merged(t.vpc(), {"Resources": {"LogsEndpoint": t.interface_endpoint(t.ref("Vpc"))}}),
+    ),
+    Case(
+        "E9007",
+        "bridge network with a hop limit of 1",
+        t.ec2_group(hop_limit=1),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/MetadataOptions/HttpPutResponseHopLimit",
+        "LaunchTemplate runs containers on Docker's bridge network with an IMDS hop limit of 1",
+        t.ec2_group(hop_limit=2),
+    ),
+    Case(
+        "E9007",
+        "host network needs no extra hop",
+        _no_metadata_options(),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/MetadataOptions",
+        "set MetadataOptions HttpTokens to required",
+        t.ec2_group(hop_limit=1, user_data="#!/bin/bash\ndocker run --detach --network host ${Image}\n"),
+    ),
+    Case(
+        "E9008",
+        "no signals",
+        t.ec2_group(rolling={"MaxBatchSize": 1, "MinInstancesInService": 1, "PauseTime": "PT15M"}),
+        "Resources/InstanceGroup/UpdatePolicy/AutoScalingRollingUpdate",
+        "InstanceGroup: rolling updates need WaitOnResourceSignals true",
+        t.ec2_group(),
+    ),
+    Case(
+        "E9008",
+        "no creation signal",
+        t.ec2_group(signal=False),
+        "Resources/InstanceGroup",
+        "needs a CreationPolicy ResourceSignal",
+        t.ec2_group(),
+    ),
+    Case(
+        "E9008",
+        "pause shorter than the grace period",
+        t.ec2_group(rolling={**ROLLING, "PauseTime": "PT10M"}),
+        "Resources/InstanceGroup/UpdatePolicy/AutoScalingRollingUpdate/PauseTime",
+        "PauseTime PT10M is shorter than the HealthCheckGracePeriod of 900 s",
+        t.ec2_group(rolling={**ROLLING, "PauseTime": "PT1H"}),
+    ),
+    Case(
+        "E9008",
+        "a one-instance group that cannot replace",
+        t.ec2_group(max_size=1),
+        "Resources/InstanceGroup/UpdatePolicy/AutoScalingRollingUpdate/MinInstancesInService",
+        "MinInstancesInService 1 must be less than MaxSize 1",
+        t.ec2_group(max_size=2),
+    ),
+    Case(
+        "E9008",
+        "a one-instance group with an outage on each update",
+        t.ec2_group(rolling={**ROLLING, "MinInstancesInService": 0}),
+        "Resources/InstanceGroup/UpdatePolicy/AutoScalingRollingUpdate/MinInstancesInService",
+        "MinInstancesInService 0 with MinSize 1 stops serving on every update",
+        t.ec2_group(rolling={**ROLLING, "MinInstancesInService": 0}, min_size=0),
+    ),
+    Case(
+        "E9009",
+        "keep-alive unset",
+        _gateway_task(None),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "TaskDefinition: the gateway does not set GATEWAY_KEEP_ALIVE_TIMEOUT; set it above the ALB's 600 s",
+        _gateway_task("605"),
+    ),
+    Case(
+        "E9009",
+        "keep-alive shorter than the idle timeout",
+        _gateway_task("75"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_KEEP_ALIVE_TIMEOUT 75 s is not longer than the ALB idle timeout of 600 s",
+        _gateway_task("75", idle=None),  # the default idle timeout is 60 s
+    ),
+    Case(
+        "E9009",
+        "keep-alive from a docker run in user data",
+        _ec2_keep_alive("600"),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/UserData",
+        "LaunchTemplate: GATEWAY_KEEP_ALIVE_TIMEOUT 600 s is not longer",
+        _ec2_keep_alive("605"),
+    ),
+    Case(
+        "E9010",
+        "no DescribeEndpoint",
+        _sagemaker("sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"),
+        "Resources/TaskRole/Properties/Policies",
+        "TaskRole (task role of the SageMaker gateway in TaskDefinition) does not allow "
+        "sagemaker:DescribeEndpoint",
+        _sagemaker(*ALL_SAGEMAKER),
+    ),
+    Case(
+        "E9010",
+        "wildcards in IAM actions count",
+        _sagemaker("sagemaker:Invoke*"),
+        "Resources/TaskRole/Properties/Policies",
+        "does not allow sagemaker:DescribeEndpoint",
+        _sagemaker("sagemaker:Invoke*", "sagemaker:Describe*"),
+    ),
+    Case(
+        "E9011",
+        "upstream timeout unset",
+        _sagemaker(*ALL_SAGEMAKER, timeout=None),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "the SageMaker gateway's GATEWAY_UPSTREAM_TIMEOUT is not set",
+        _sagemaker(*ALL_SAGEMAKER, timeout="900"),
+    ),
+    Case(
+        "E9011",
+        "upstream timeout at botocore's default",
+        _sagemaker(*ALL_SAGEMAKER, timeout="60"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_UPSTREAM_TIMEOUT is 60 s",
+        _sagemaker(*ALL_SAGEMAKER, timeout="61"),
+    ),
+    Case(
+        "E9012",
+        "no S3 gateway endpoint",
+        t.vpc(s3=False),
+        "Resources/Vpc",
+        "Vpc has no S3 gateway endpoint: S3 traffic from private subnets goes through NAT at per-GB "
+        "prices; add a Gateway VPCEndpoint for com.amazonaws.<region>.s3 on PrivateRouteTable1, "
+        "PrivateRouteTable2",
+        t.vpc(),
+    ),
+    Case(
+        "E9012",
+        "an S3 endpoint missing a private route table",
+        t.vpc(tables=("PrivateRouteTable1",)),
+        "Resources/S3Endpoint/Properties/RouteTableIds",
+        "S3Endpoint is not on the private route tables PrivateRouteTable2",
+        t.vpc(tables=("PrivateRouteTable1", "PrivateRouteTable2", "PublicRouteTable")),
+    ),
+    Case(
+        "E9013",
+        "no invoke permission",
+        t.rotation(permission=False),
+        "Resources/ApiKeyRotation/Properties/RotationLambdaARN",
+        "ApiKeyRotation: RotationFunction has no Lambda permission for secretsmanager.amazonaws.com",
+        t.rotation(),
+    ),
+    Case(
+        "E9013",
+        "permission for another secret",
+        t.merged(
+            t.rotation(source="OtherSecret"),
+            {"Resources": {"OtherSecret": {"Type": "AWS::SecretsManager::Secret", "Properties": {}}}},
+        ),
+        "Resources/ApiKeyRotation/Properties/RotationLambdaARN",
+        "with SourceArn ApiKeySecret",
+        t.rotation(),
+    ),
+    Case(
+        "E9013",
+        "schedule created before the permission",
+        t.rotation(depends=False),
+        "Resources/ApiKeyRotation",
+        "ApiKeyRotation does not depend on RotationFunctionPermission",
+        t.rotation(),
+    ),
+    Case(
+        "E9014",
+        "key policy without CloudWatch Logs",
+        t.logs_key(actions=("kms:Decrypt*",)),
+        "Resources/EncryptionKey/Properties/KeyPolicy",
+        "EncryptionKey encrypts log group LogGroup but its key policy does not allow "
+        "logs.<region>.amazonaws.com kms:Encrypt, kms:GenerateDataKey",
+        t.logs_key(),
+    ),
+    Case(
+        "E9014",
+        "no encryption context condition",
+        t.logs_key(condition=False),
+        "Resources/EncryptionKey/Properties/KeyPolicy",
+        "the statement for CloudWatch Logs has no kms:EncryptionContext:aws:logs:arn condition",
+        t.logs_key(),
+    ),
+    Case(
+        "E9015",
+        "scheduled group reset by every update",
+        _scheduled({"AutoScalingRollingUpdate": {**ROLLING, "SuspendProcesses": ["ScheduledActions"]}}),
+        "Resources/InstanceGroup/UpdatePolicy",
+        "InstanceGroup has scheduled actions: set UpdatePolicy AutoScalingScheduledAction "
+        "IgnoreUnmodifiedGroupSizeProperties true",
+        _scheduled(
+            {
+                "AutoScalingRollingUpdate": {**ROLLING, "SuspendProcesses": ["ScheduledActions"]},
+                "AutoScalingScheduledAction": {"IgnoreUnmodifiedGroupSizeProperties": True},
+            }
+        ),
+    ),
+    Case(
+        "E9015",
+        "schedules not suspended during a rolling update",
+        _scheduled(
+            {
+                "AutoScalingRollingUpdate": ROLLING,
+                "AutoScalingScheduledAction": {"IgnoreUnmodifiedGroupSizeProperties": True},
+            }
+        ),
+        "Resources/InstanceGroup/UpdatePolicy/AutoScalingRollingUpdate",
+        "add ScheduledActions to SuspendProcesses",
+        t.ec2_group(),  # no schedules: nothing to suspend
+    ),
+    Case(
+        "E9016",
+        "instances may boot before the NAT route",
+        _egress(),
+        "Resources/InstanceGroup",
+        "InstanceGroup runs user data that needs the network but does not depend on PrivateDefaultRoute1, "
+        "PrivateSubnet1Routes",
+        _egress("PrivateDefaultRoute1", "PrivateSubnet1Routes"),
+    ),
+    Case(
+        "E9016",
+        "one of the two is not enough",
+        _egress("PrivateDefaultRoute1"),
+        "Resources/InstanceGroup",
+        "does not depend on PrivateSubnet1Routes",
+        _egress(user_data="#!/bin/bash\necho ECS_CLUSTER=c >> /etc/ecs/ecs.config\n"),  # nothing to reach
+    ),
+    Case(
+        "E9007",
+        "no metadata service at all",
+        _imds(HttpEndpoint="disabled"),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/MetadataOptions/HttpEndpoint",
+        "LaunchTemplate runs containers that need the instance role but disables the metadata service",
+        _imds(HttpEndpoint="enabled"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.rule}-{c.name}" for c in CASES])
+def test_the_rule_finds_the_broken_template(case: Case) -> None:
+    found = [f for f in findings(case.failing) if f.code == case.rule]
+    assert found, f"{case.rule} found nothing"
+    assert any(f.field == case.path and case.message in f.message for f in found), [
+        (f.field, f.message) for f in found
+    ]
+    assert all("\n" not in f.message and f.location.line > 0 for f in found)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.rule}-{c.name}" for c in CASES])
+def test_the_rule_accepts_the_kept_contract(case: Case) -> None:
+    assert [(f.code, f.field, f.message) for f in findings(case.passing) if f.code == case.rule] == []
+
+
+def test_every_rule_has_cases(rules: list[Any]) -> None:
+    assert {r.id for r in rules} == {c.rule for c in CASES}
