@@ -98,6 +98,8 @@ def add_gpu_group(
             MaxSize=str(max_size),
             VPCZoneIdentifier=network.private_subnets,
             MetricsCollection=[asg.MetricsCollection(Granularity="1Minute")],
+            # Instances pull images and weights as they boot: not before their subnets can reach out.
+            **({"DependsOn": list(network.routes)} if network.routes else {}),
             **placement,
             **(group_options or {}),
         )

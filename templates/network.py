@@ -24,7 +24,8 @@ from templates.logs import add_log_group
 SUBNET_BITS = 4
 PUBLIC_SLOTS = (0, 1)
 PRIVATE_SLOTS = (8, 9)
-PRIVATE_DNS_ASKED = "network.endpoint_private_dns: true"
+# The metadata that records an explicit request for private DNS (checked by cfn rule E9006).
+PRIVATE_DNS_ASKED = "explicit"
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 
 
@@ -35,6 +36,9 @@ class Network:
     public_subnets: list[Any]
     private_subnets: list[Any]
     workload_group: ec2.SecurityGroup
+    # Logical ids of the private subnets' route associations and default routes in a VPC we create:
+    # instances that need the network at boot depend on them, or they may start before the NAT route.
+    routes: tuple[str, ...] = ()
 
 
 def subnet_cidrs(vpc_cidr: str) -> tuple[list[str], list[str]]:
@@ -52,9 +56,9 @@ def interface_endpoints_wanted(stack: Stack) -> bool:
 def add_network(stack: Stack, log_group_key: Any, *, extra_endpoints: tuple[str, ...] = ()) -> Network:
     spec = stack.spec.network
     if spec.vpc == "new":
-        vpc, cidr, public, private, route_tables = _new_vpc(stack, log_group_key)
+        vpc, cidr, public, private, route_tables, routes = _new_vpc(stack, log_group_key)
     else:
-        vpc, cidr, route_tables = spec.vpc, None, []
+        vpc, cidr, route_tables, routes = spec.vpc, None, [], ()
         public, private = list(spec.public_subnets), list(spec.private_subnets)
     workload = stack.add(
         ec2.SecurityGroup(
@@ -72,7 +76,7 @@ def add_network(stack: Stack, log_group_key: Any, *, extra_endpoints: tuple[str,
             ],
         )
     )
-    network = Network(vpc if isinstance(vpc, str) else Ref(vpc), cidr, public, private, workload)
+    network = Network(vpc if isinstance(vpc, str) else Ref(vpc), cidr, public, private, workload, routes)
     if route_tables:
         _s3_gateway_endpoint(stack, network, route_tables)
     if interface_endpoints_wanted(stack):
@@ -80,7 +84,7 @@ def add_network(stack: Stack, log_group_key: Any, *, extra_endpoints: tuple[str,
     return network
 
 
-def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], list[Any]]:
+def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], list[Any], tuple[str, ...]]:
     nat_count = stack.spec.network.nat_gateways
     public_cidrs, private_cidrs = subnet_cidrs(stack.spec.network.vpc_cidr)
     vpc = stack.add(
@@ -126,6 +130,7 @@ def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], li
                     )
                 )
             )
+    route_ids: list[str] = []
     for az in range(2):
         subnet = stack.add(
             ec2.Subnet(
@@ -136,14 +141,15 @@ def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], li
             )
         )
         routes = stack.add(ec2.RouteTable(f"PrivateRouteTable{az + 1}", VpcId=Ref(vpc)))
-        stack.add(
+        association = stack.add(
             ec2.SubnetRouteTableAssociation(
                 f"PrivateSubnet{az + 1}Routes", SubnetId=Ref(subnet), RouteTableId=Ref(routes)
             )
         )
+        route_ids.append(association.title)
         if nats:
             # With one NAT gateway both AZs share it; with two, each AZ keeps its own way out.
-            stack.add(
+            default = stack.add(
                 ec2.Route(
                     f"PrivateDefaultRoute{az + 1}",
                     RouteTableId=Ref(routes),
@@ -151,10 +157,11 @@ def _new_vpc(stack: Stack, key: Any) -> tuple[Any, Any, list[Any], list[Any], li
                     NatGatewayId=Ref(nats[min(az, len(nats) - 1)]),
                 )
             )
+            route_ids.append(default.title)
         private.append(Ref(subnet))
         route_tables.append(Ref(routes))
     _flow_logs(stack, vpc, key)
-    return vpc, GetAtt(vpc, "CidrBlock"), public, private, route_tables
+    return vpc, GetAtt(vpc, "CidrBlock"), public, private, route_tables, tuple(route_ids)
 
 
 def _flow_logs(stack: Stack, vpc: ec2.VPC, key: Any) -> None:
@@ -249,7 +256,7 @@ def _endpoints(stack: Stack, network: Network, extra: tuple[str, ...]) -> None:
     )
     # In a VPC we do not own, each endpoint says who asked for its private DNS: the spec, not a default.
     asked = (
-        {"Metadata": {"deployctl": {"private_dns": PRIVATE_DNS_ASKED}}}
+        {"Metadata": {"deployctl": {"endpoint_private_dns": PRIVATE_DNS_ASKED}}}
         if isinstance(network.vpc, str)
         else {}
     )

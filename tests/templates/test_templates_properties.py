@@ -263,7 +263,7 @@ def test_private_dns_endpoints_only_where_we_own_the_vpc_or_are_told(
     # In a VPC we do not own, each private-DNS endpoint carries the spec's consent (for project rules).
     for name, resource in item.of_type("AWS::EC2::VPCEndpoint").items():
         if resource["Properties"]["VpcEndpointType"] == "Interface":
-            marker = resource.get("Metadata", {}).get("deployctl", {}).get("private_dns")
+            marker = resource.get("Metadata", {}).get("deployctl", {}).get("endpoint_private_dns")
             assert marker == (None if net.vpc == "new" else PRIVATE_DNS_ASKED), name
 
 
