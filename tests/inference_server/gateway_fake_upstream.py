@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+    raw: bytes | None = None
 
 
 @dataclass
@@ -90,8 +92,9 @@ class FakeUpstream:
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()
-        body = orjson.loads(raw) if raw else {}
-        self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, body))
+        # Python's json, not orjson: a seed above 64 bits must arrive as the integer it was.
+        body = json.loads(raw) if raw else {}
+        self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, body, raw))
         return body
 
     async def _wait_unless_aborted(self, request: web.Request, seconds: float) -> bool:
@@ -106,11 +109,11 @@ class FakeUpstream:
         return True
 
     @staticmethod
-    def _error(status: int) -> web.Response:
+    def _error(status: int, model: str | None = None) -> web.Response:
         # vLLM < 0.10's error shape, with its numeric code, which the gateway must normalise.
         payload = {
             "object": "error",
-            "message": f"fake error {status}",
+            "message": f"fake error {status}" + (f" for model {model}" if model else ""),
             "type": "BadRequestError",
             "param": None,
             "code": status,
@@ -122,7 +125,7 @@ class FakeUpstream:
         if body.get("fake_delay") and not await self._wait_unless_aborted(request, float(body["fake_delay"])):
             return web.Response(status=499)
         if body.get("fake_status"):
-            return self._error(int(body["fake_status"]))
+            return self._error(int(body["fake_status"]), body.get("model") if body.get("fake_echo_model") else None)
         model = body.get("model", "fake-model")
         words = [f"tok{i} " for i in range(int(body.get("fake_chunks", 4)))]
         if not body.get("stream"):
