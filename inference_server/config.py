@@ -123,7 +123,11 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
         "seconds an idle upstream connection is kept for reuse",
     ),
     "max_header_bytes": ("GATEWAY_MAX_HEADER_BYTES", int, "largest request line + headers (431 above)"),
-    "metrics_port": ("GATEWAY_METRICS_PORT", int, "port of /metrics, which the load balancer does not forward"),
+    "metrics_port": (
+        "GATEWAY_METRICS_PORT",
+        int,
+        "port of /metrics, which the load balancer does not forward",
+    ),
     "ready_cache_seconds": ("GATEWAY_READY_CACHE_SECONDS", float, "seconds a /ready answer is reused"),
     "clients_parameter": ("GATEWAY_CLIENTS_PARAMETER", str, "SSM parameter naming the clients and limits"),
     "clients_refresh_interval": (

@@ -125,7 +125,9 @@ class FakeUpstream:
         if body.get("fake_delay") and not await self._wait_unless_aborted(request, float(body["fake_delay"])):
             return web.Response(status=499)
         if body.get("fake_status"):
-            return self._error(int(body["fake_status"]), body.get("model") if body.get("fake_echo_model") else None)
+            return self._error(
+                int(body["fake_status"]), body.get("model") if body.get("fake_echo_model") else None
+            )
         model = body.get("model", "fake-model")
         words = [f"tok{i} " for i in range(int(body.get("fake_chunks", 4)))]
         if not body.get("stream"):

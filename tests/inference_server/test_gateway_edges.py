@@ -70,7 +70,9 @@ def test_image_url_with_an_invalid_port_is_400(upstream: FakeUpstream) -> None:
                 messages=[
                     {
                         "role": "user",
-                        "content": [{"type": "image_url", "image_url": {"url": "https://example.com:99999/a"}}],
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": "https://example.com:99999/a"}}
+                        ],
                     }
                 ],
             )
