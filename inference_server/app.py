@@ -191,7 +191,12 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 def _event_end(data: bytes) -> int:
     """Where the last complete SSE event in `data` ends (0: none); LF, CRLF and CR framings."""
-    return max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, data.rfind(b"\r\r") + 2, 0)
+    end = 0
+    for mark in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        found = data.rfind(mark)
+        if found >= 0:
+            end = max(end, found + len(mark))
+    return end
 
 
 def _decoder(headers: list[tuple[bytes, bytes]]) -> Any:
