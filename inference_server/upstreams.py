@@ -154,6 +154,7 @@ class ProviderKey:
         self._rereadable = rereadable
         self.header = b""
         self._last = float("-inf")
+        self._last_forced = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -176,8 +177,14 @@ class ProviderKey:
 
     async def reload(self, *, min_gap: float = 0.0) -> bool:
         """Read the key again (at most once per `min_gap` s); True if it changed."""
-        if not self._rereadable or time.monotonic() - self._last < min_gap:
+        if not self._rereadable:
             return False
+        if min_gap:
+            # Re-reads forced by provider 401s are rate-limited: a provider refusing every key must
+            # not turn each request into a Secrets Manager call.
+            if time.monotonic() - self._last_forced < min_gap:
+                return False
+            self._last_forced = time.monotonic()
         async with self._lock:
             before = self.header
             try:
