@@ -62,6 +62,12 @@ class FakeUpstream:
             app.router.add_post("/v1/completions", self._completions)
             app.router.add_post("/v1/embeddings", self._embeddings)
             app.router.add_get("/v1/models", self._models)
+            app.router.add_post("/v1/responses", self._responses)
+            app.router.add_post("/tokenize", self._tokenize)
+            app.router.add_post("/detokenize", self._detokenize)
+            app.router.add_post("/v1/rerank", self._rerank)
+            app.router.add_post("/v1/score", self._score)
+            app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
             self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
             loop.run_until_complete(self._runner.setup())
             site = web.SockSite(self._runner, sock)
@@ -237,6 +243,115 @@ class FakeUpstream:
             "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}],
         }
         return web.Response(body=orjson.dumps(reply), content_type="application/json")
+
+    # -- the rest of vLLM's OpenAI server's routes -------------------------------------------------
+
+    @staticmethod
+    def _response_object(model: str, text: str) -> dict[str, Any]:
+        return {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": 0,
+            "model": model,
+            "status": "completed",
+            "output": [
+                {
+                    "type": "message",
+                    "id": "msg_fake",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": 5,
+                "output_tokens": 2,
+                "total_tokens": 7,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
+        }
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        model = body.get("model", "fake-model")
+        if not body.get("stream"):
+            return web.json_response(
+                self._response_object(model, "hello there"), dumps=lambda o: orjson.dumps(o).decode()
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        events: list[dict[str, Any]] = [
+            {
+                "type": "response.created",
+                "response": {**self._response_object(model, ""), "status": "in_progress", "output": []},
+            },
+        ]
+        events += [
+            {
+                "type": "response.output_text.delta",
+                "item_id": "msg_fake",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": piece,
+                "logprobs": [],
+            }
+            for piece in ("hello", " there")
+        ]
+        events.append({"type": "response.completed", "response": self._response_object(model, "hello there")})
+        for number, event in enumerate(events):
+            event["sequence_number"] = number
+            await response.write(b"event: %b\ndata: %b\n\n" % (event["type"].encode(), orjson.dumps(event)))
+        await response.write_eof()
+        return response
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        tokens = list(range(len(str(body.get("prompt", "")).split())))
+        return web.json_response({"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
+
+    async def _detokenize(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        return web.json_response({"prompt": " ".join(f"t{t}" for t in body.get("tokens", []))})
+
+    async def _rerank(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        documents = body.get("documents", [])
+        results = [
+            {"index": i, "document": {"text": d}, "relevance_score": 1.0 / (i + 1)}
+            for i, d in enumerate(documents)
+        ]
+        return web.json_response(
+            {
+                "id": "rerank-fake",
+                "model": body.get("model"),
+                "usage": {"total_tokens": 9},
+                "results": results,
+            }
+        )
+
+    async def _score(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        return web.json_response(
+            {
+                "id": "score-fake",
+                "object": "list",
+                "model": body.get("model"),
+                "data": [{"index": 0, "object": "score", "score": 0.5}],
+                "usage": {"prompt_tokens": 4, "total_tokens": 4},
+            }
+        )
+
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        size = len(upload.file.read()) if hasattr(upload, "file") else 0
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, fields))
+        return web.json_response({"text": f"heard {size} bytes", "usage": {"type": "duration", "seconds": 1}})
 
 
 def closed_port() -> int:
