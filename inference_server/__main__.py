@@ -40,8 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout_keep_alive": math.ceil(settings.keep_alive_timeout),
     }
     if settings.workers > 1:
-        # Workers are separate processes that rebuild the app from the environment.
+        # Workers are separate processes that rebuild the app (and the protocol's header limit) from
+        # the environment: the protocol is named by its import path, not passed as a class.
         os.environ.update(to_environ(settings))
+        common["http"] = "inference_server.server:HeaderLimitedProtocol"
         uvicorn.run("inference_server.app:create_app", factory=True, workers=settings.workers, **common)
     else:
         # uvicorn re-raises the signal that stopped it once it has drained; with this no-op handler in

@@ -543,13 +543,17 @@ class Gateway:
         try:
             upstream_path = route[1] if route is not None else None
             supports = self.upstream.supports
-            if upstream_path is not None and supports is not None and upstream_path not in supports:
-                if upstream_path != "/models/{id}":
-                    raise GatewayError(
-                        404,
-                        f"{exchange.path} is not offered by this deployment's provider",
-                        code="route_not_supported",
-                    )
+            if (
+                upstream_path is not None
+                and supports is not None
+                and upstream_path not in supports
+                and upstream_path != "/models/{id}"
+            ):
+                raise GatewayError(
+                    404,
+                    f"{exchange.path} is not offered by this deployment's provider",
+                    code="route_not_supported",
+                )
             body = await self._read_body(scope, receive)
             if route is not None and route[0] == "GET":
                 if upstream_path == "/models/{id}":

@@ -1,7 +1,7 @@
 """The media guard: what a request may ask the engine to fetch or decode.
 
-Images, audio and video come as `data:` URLs or from allowlisted domains only. A remote URL must resolve only to
-public addresses: otherwise a client could make the engine fetch the task's metadata endpoint
+Images, audio and video come as `data:` URLs or from allowlisted domains only. A remote URL must
+resolve only to public addresses: otherwise a client could make the engine fetch the task's metadata endpoint
 (169.254.169.254) or a private service. Size and count are bounded so a request cannot exhaust the
 engine's memory. The gateway itself writes no temporary file: data: images stay in the request body
 in memory (bounded by the body limit) and remote ones are fetched by the engine.

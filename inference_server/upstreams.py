@@ -122,8 +122,7 @@ class _HTTPReply:
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
-        raw = self._connection.headers
-        return pass_headers(raw, self._external) if len(raw) > 2 else []
+        return pass_headers(self._connection.headers, self._external)
 
     async def read(self) -> bytes:
         try:

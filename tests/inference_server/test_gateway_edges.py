@@ -63,19 +63,19 @@ def test_models_retrieve(gateway: RunningGateway, fresh_upstream: FakeUpstream) 
 
 
 def test_image_url_with_an_invalid_port_is_400(upstream: FakeUpstream) -> None:
-    with running(settings_for(upstream.url, image_domains=("example.com",))) as gateway:
-        with pytest.raises(openai.BadRequestError):
-            gateway.client().chat.completions.create(
-                model="m",
-                messages=[
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "image_url", "image_url": {"url": "https://example.com:99999/a"}}
-                        ],
-                    }
-                ],
-            )
+    with (
+        running(settings_for(upstream.url, image_domains=("example.com",))) as gateway,
+        pytest.raises(openai.BadRequestError),
+    ):
+        gateway.client().chat.completions.create(
+            model="m",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://example.com:99999/a"}}],
+                }
+            ],
+        )
 
 
 def test_upper_case_data_url_media_type_is_accepted(

@@ -67,11 +67,8 @@ def test_a_provider_401_is_an_upstream_auth_error_without_provider_details(moto_
     provider = Provider("sk-provider-other-1111")
     with uvicorn_server(provider) as port:
         settings = settings_for(f"http://127.0.0.1:{port}/v1", upstream="external", provider_key_secret=name)
-        with running(settings) as gateway:
-            with pytest.raises(openai.APIStatusError) as caught:
-                gateway.client().chat.completions.create(
-                    model="m", messages=[{"role": "user", "content": "hi"}]
-                )
+        with running(settings) as gateway, pytest.raises(openai.APIStatusError) as caught:
+            gateway.client().chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     error = caught.value
     assert not isinstance(error, openai.AuthenticationError)
     assert error.status_code == 502

@@ -98,10 +98,14 @@ def test_a_cut_inside_an_event_is_an_api_error_not_a_decode_error(framing: str) 
         stream = gateway.client().chat.completions.create(
             model="m", messages=[{"role": "user", "content": "hi"}], stream=True
         )
-        received = []
-        with pytest.raises(openai.APIError) as caught:
+        received: list[str | None] = []
+
+        def consume() -> None:
             for chunk in stream:
                 received.append(chunk.choices[0].delta.content)
+
+        with pytest.raises(openai.APIError) as caught:
+            consume()
     assert received == ["one"]
     assert not isinstance(caught.value.__cause__, ValueError)
     assert "stream" in caught.value.message

@@ -90,7 +90,7 @@ def test_a_late_unsolicited_reply_on_an_idle_connection_drops_it() -> None:
                 await writer.drain()
 
     with (
-        raw_server(handler) as (port, connections),
+        raw_server(handler) as (port, _connections),
         running(settings_for(f"http://127.0.0.1:{port}/v1")) as gw,
     ):
         first = _contents(gw.url, 1)
@@ -114,9 +114,11 @@ def test_a_pooled_connection_closed_silently_is_retried_once_on_a_fresh_one() ->
         seen.append(-number)
 
     settings = settings_for("http://127.0.0.1:1/v1")
-    with raw_server(handler) as (port, connections):
-        with running(settings_for(f"http://127.0.0.1:{port}/v1", upstream_idle_timeout=30)) as gw:
-            assert _contents(gw.url, 3) == ["conn1", "conn2", "conn3"]
+    with (
+        raw_server(handler) as (port, connections),
+        running(settings_for(f"http://127.0.0.1:{port}/v1", upstream_idle_timeout=30)) as gw,
+    ):
+        assert _contents(gw.url, 3) == ["conn1", "conn2", "conn3"]
     assert settings.upstream_idle_timeout == 4.0  # the default, now a setting
     assert seen[:3] == [1, -1, 2]
     assert len(connections) >= 3
@@ -151,12 +153,14 @@ def test_upstream_headers_that_matter_pass_and_hop_by_hop_ones_do_not() -> None:
         (b"keep-alive", b"timeout=5"),
         (b"proxy-authenticate", b"Basic"),
     ]
-    with hypercorn_server(chat_app(lambda _: body, headers)) as port:
-        with running(settings_for(f"http://127.0.0.1:{port}/v1")) as gw:
-            client = gw.client()
-            raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
-            assert raw.parse().choices[0].message.content == "compressed"
-            got = raw.http_response.headers
+    with (
+        hypercorn_server(chat_app(lambda _: body, headers)) as port,
+        running(settings_for(f"http://127.0.0.1:{port}/v1")) as gw,
+    ):
+        client = gw.client()
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert raw.parse().choices[0].message.content == "compressed"
+        got = raw.http_response.headers
     assert got["content-encoding"] == "gzip"
     assert got["x-ratelimit-remaining-requests"] == "99"
     assert got["x-ratelimit-limit-tokens"] == "100000"
@@ -181,17 +185,19 @@ def test_the_providers_retry_after_reaches_the_client() -> None:
             )
             await writer.drain()
 
-    with raw_server(handler) as (port, _), running(settings_for(f"http://127.0.0.1:{port}/v1")) as gw:
-        with pytest.raises(openai.RateLimitError) as caught:
-            gw.client().chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+    with (
+        raw_server(handler) as (port, _),
+        running(settings_for(f"http://127.0.0.1:{port}/v1")) as gw,
+        pytest.raises(openai.RateLimitError) as caught,
+    ):
+        gw.client().chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.response.headers["retry-after"] == "17"
     assert caught.value.response.headers["x-ratelimit-remaining-requests"] == "0"
 
 
 def test_an_upstream_url_with_a_port_out_of_range_is_refused_at_start() -> None:
-    with pytest.raises(ValueError, match="port"):
-        with running(settings_for("http://127.0.0.1:99999/v1")):
-            pass
+    with pytest.raises(ValueError, match="port"), running(settings_for("http://127.0.0.1:99999/v1")):
+        pass
 
 
 def test_aiohttp_upstream_with_gzip_is_decoded_by_the_sdk() -> None:

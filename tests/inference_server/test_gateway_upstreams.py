@@ -12,8 +12,8 @@ import asyncio
 import binascii
 import struct
 import uuid
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -323,7 +323,7 @@ def test_sagemaker_readiness_is_describe_endpoint_cached() -> None:
         },
         {"EndpointName": "ep"},
     )
-    upstream = SageMakerUpstream("ep", lambda: object(), lambda: control, ready_cache_seconds=30)
+    upstream = SageMakerUpstream("ep", object, lambda: control, ready_cache_seconds=30)
 
     async def scenario() -> list[bool]:
         await upstream.start()
