@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace),
         # Above the ALB's idle timeout (600 s; GATEWAY_KEEP_ALIVE_TIMEOUT, default 605): AWS documents
         # that the target's keep-alive must be longer, so the load balancer always closes first.
-        # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
+        # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout
         "timeout_keep_alive": math.ceil(settings.keep_alive_timeout),
     }
     if settings.workers > 1:

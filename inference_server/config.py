@@ -50,7 +50,8 @@ class Settings:
     # Idle pooled connections are dropped after this; below the upstream's own keep-alive (uvicorn,
     # which vLLM runs on, closes at 5 s). A connection that dies anyway is retried once.
     upstream_idle_timeout: float = 4.0
-    # Request line + headers; the ALB refuses more than 64 KiB itself, so this caps nothing it admits.
+    # Request line + headers; the ALB refuses a request header over 64 K itself, so this caps nothing
+    # it admits: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html
     max_header_bytes: int = 64 * 1024
     metrics_port: int = 9100
     ready_cache_seconds: float = 5.0

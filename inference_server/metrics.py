@@ -7,6 +7,7 @@ a single worker (the default), which the benchmark shows is enough for the engin
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -125,7 +126,12 @@ class MetricsServer:
             return
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _MetricsProtocol(self._metrics), self._host, self._port, reuse_address=True
+            lambda: _MetricsProtocol(self._metrics),
+            self._host,
+            self._port,
+            reuse_address=True,
+            # With --workers each process serves its own numbers on the same port (SO_REUSEPORT).
+            reuse_port=self._port != 0 and hasattr(socket, "SO_REUSEPORT"),
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
