@@ -64,8 +64,10 @@ _PROXY_ROUTES: dict[str, tuple[str, str]] = {
 _MODEL_PREFIX = "/v1/models/"
 _RETRIEVE = ("GET", "/models/{id}")
 _MULTIPART = frozenset({"/audio/transcriptions"})
-# Routes whose requests may carry media the engine would fetch.
-_MEDIA = frozenset({"/chat/completions", "/responses", "/embeddings", "/completions"})
+# Routes whose requests may carry media the engine would fetch: in messages/input content parts, or
+# (the pooling routes) in content parts anywhere in the body.
+_MEDIA = frozenset({"/chat/completions", "/responses", "/completions"})
+_MEDIA_ANYWHERE = frozenset({"/embeddings", "/rerank", "/score"})
 # Streams that report usage only when asked (stream_options.include_usage).
 _USAGE_OPTION = frozenset({"/chat/completions", "/completions"})
 _INVOCATION_ROUTES = {
@@ -625,6 +627,8 @@ class Gateway:
                 return
             if upstream_path in _MEDIA:
                 await self.images.check(parsed)
+            elif upstream_path in _MEDIA_ANYWHERE:
+                await self.images.check(parsed, deep=True)
             strip_usage = False
             if stream and upstream_path in _USAGE_OPTION:
                 options = parsed.get("stream_options")

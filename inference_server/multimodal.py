@@ -45,9 +45,25 @@ def _parts(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 yield item
 
 
-def _media(body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+def _every_dict(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """Every object anywhere in the body: /score, /rerank and /embeddings take content parts in
+    several places (data_1/data_2, documents, input), and vLLM accepts media in each."""
+    if depth > 32:
+        raise GatewayError(400, "the request body is nested too deeply", param=None)
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            if isinstance(item, dict | list):
+                yield from _every_dict(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                yield from _every_dict(item, depth + 1)
+
+
+def _media(body: dict[str, Any], deep: bool = False) -> Iterator[tuple[str, Any]]:
     """(kind, value) for each media reference: kind is a URL key, "input_audio" or an embeds key."""
-    for part in _parts(body):
+    for part in _every_dict(body) if deep else _parts(body):
         for key in _URL_KEYS:
             if key in part:
                 value = part[key]
@@ -93,9 +109,10 @@ class ImageGuard:
     def _allowed_host(self, host: str) -> bool:
         return any(host == d or host.endswith("." + d) for d in self._domains)
 
-    async def check(self, body: dict[str, Any]) -> None:
+    async def check(self, body: dict[str, Any], *, deep: bool = False) -> None:
+        """`deep` looks at every object of the body, not only messages' and input's content parts."""
         count = 0
-        for kind, value in _media(body):
+        for kind, value in _media(body, deep):
             if kind in _EMBEDS_KEYS:
                 raise GatewayError(400, f"{kind} content parts are not accepted", param="messages")
             count += 1

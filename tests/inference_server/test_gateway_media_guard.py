@@ -65,6 +65,38 @@ def test_responses_api_input_images_are_checked(fresh_upstream: FakeUpstream) ->
     assert response.status_code == 400, response.text
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/score",
+            {
+                "model": "m",
+                "data_1": "q",
+                "data_2": {"content": [{"type": "image_url", "image_url": {"url": METADATA}}]},
+            },
+        ),
+        (
+            "/v1/rerank",
+            {"model": "m", "query": "q", "documents": {"content": [{"image_url": {"url": METADATA}}]}},
+        ),
+        (
+            "/v1/embeddings",
+            {"model": "m", "messages": [{"role": "user", "content": [{"video_url": {"url": METADATA}}]}]},
+        ),
+    ],
+)
+def test_pooling_routes_are_checked_too(
+    fresh_upstream: FakeUpstream, path: str, body: dict[str, Any]
+) -> None:
+    with running(settings_for(fresh_upstream.url)) as gateway:
+        response = httpx.post(
+            gateway.url + path, json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=10
+        )
+    assert response.status_code == 400, response.text
+    assert not [s for s in fresh_upstream.seen if s.path == path]
+
+
 def test_embeds_parts_are_refused(fresh_upstream: FakeUpstream) -> None:
     # image_embeds / audio_embeds are serialized tensors the engine deserializes: never from clients.
     with running(settings_for(fresh_upstream.url)) as gateway:
