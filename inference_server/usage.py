@@ -1,8 +1,10 @@
 """Usage per client as CloudWatch embedded metric format (EMF) lines on stdout, one per client per flush.
 
-No API call per request: the task's log driver ships stdout to CloudWatch Logs, which extracts the
-metrics. Each line carries both dimension sets of CONTRACTS.md, ["Stack"] and ["Stack", "Client"],
-so the deployment's totals are the Sum over its clients' lines. Document structure as AWS specifies it:
+No API call per request: the task's log driver (awslogs: PutLogEvents) ships stdout to CloudWatch
+Logs, which extracts the metrics; the `x-amzn-logs-format: json/emf` header is optional, per
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_PutLogEvents.html
+Each line carries both dimension sets of CONTRACTS.md, ["Stack"] and ["Stack", "Client"], so the
+deployment's totals are the Sum over its clients' lines. Document structure as AWS specifies it:
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 (root `_aws` {Timestamp in ms, CloudWatchMetrics: [{Namespace, Dimensions, Metrics: [{Name, Unit}]}]};
 a metric's value is a number or an array of at most 100 numbers).
