@@ -24,7 +24,8 @@ from inference_server.supervisor import engine_command, engine_environment
 METADATA = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
 
 BYPASSES: list[tuple[str, bytes]] = [
-    ("escaped key", b'{"type": "image_url", "\\u0069mage_url": {"url": "%s"}}'),
+    # No literal "image" anywhere in the body: a byte search for it skipped the guard.
+    ("escaped key", b'{"type": "\\u0069mage_url", "\\u0069mage_url": {"url": "%s"}}'),
     ("no type", b'{"image_url": {"url": "%s"}}'),
     ("no type, string url", b'{"image_url": "%s"}'),
     ("video_url", b'{"type": "video_url", "video_url": {"url": "%s"}}'),
