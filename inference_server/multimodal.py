@@ -61,6 +61,15 @@ def _every_dict(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
                 yield from _every_dict(item, depth + 1)
 
 
+def _has_parts(body: dict[str, Any]) -> bool:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+                return True
+    return isinstance(body.get("input"), list)
+
+
 def _media(body: dict[str, Any], deep: bool = False) -> Iterator[tuple[str, Any]]:
     """(kind, value) for each media reference: kind is a URL key, "input_audio" or an embeds key."""
     for part in _every_dict(body) if deep else _parts(body):
@@ -111,6 +120,8 @@ class ImageGuard:
 
     async def check(self, body: dict[str, Any], *, deep: bool = False) -> None:
         """`deep` looks at every object of the body, not only messages' and input's content parts."""
+        if not deep and not _has_parts(body):
+            return  # text-only messages: the hot path pays one pass over them
         count = 0
         for kind, value in _media(body, deep):
             if kind in _EMBEDS_KEYS:

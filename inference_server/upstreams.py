@@ -97,9 +97,14 @@ _PROVIDER_PRIVATE = frozenset({b"openai-organization", b"openai-project", b"open
 
 def pass_headers(headers: list[tuple[bytes, bytes]], external: bool) -> list[tuple[bytes, bytes]]:
     named: set[bytes] = set()
+    interesting = False
     for name, value in headers:
         if name == b"connection":
             named.update(part.strip().lower() for part in value.split(b","))
+        elif name not in _DROP:
+            interesting = True
+    if not interesting:
+        return []  # the common case: nothing but framing, date and content-type
     out = []
     for name, value in headers:
         if name in _DROP or name in named or (external and name in _PROVIDER_PRIVATE):

@@ -79,11 +79,11 @@ class UsageMetrics:
         # A uniform sample of at most 100 latencies (reservoir sampling), so the percentiles
         # CloudWatch computes from them are unbiased however busy the interval was.
         if len(latencies) < _MAX_VALUES:
-            latencies.append(round(latency * 1000, 3))
+            latencies.append(latency)
         else:
             slot = random.randrange(totals.requests)  # noqa: S311 - sampling, not security
             if slot < _MAX_VALUES:
-                latencies[slot] = round(latency * 1000, 3)
+                latencies[slot] = latency
 
     def lines(self) -> list[bytes]:
         totals, self._totals = self._totals, {}
@@ -107,7 +107,7 @@ class UsageMetrics:
                 "Errors": t.errors,
                 "PromptTokens": t.prompt,
                 "CompletionTokens": t.completion,
-                "Latency": t.latencies,
+                "Latency": [round(value * 1000, 3) for value in t.latencies],
             }
             out.append(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE))
         return out

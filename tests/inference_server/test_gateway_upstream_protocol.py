@@ -232,3 +232,17 @@ def test_aiohttp_upstream_with_gzip_is_decoded_by_the_sdk() -> None:
         thread.join(10)
     assert raw.status_code == 200
     assert raw.json()["choices"][0]["message"]["content"] == "via aiohttp"
+
+
+def test_headers_named_by_connection_are_hop_by_hop_too() -> None:
+    from inference_server.upstreams import pass_headers
+
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"connection", b"keep-alive, x-hop"),
+        (b"x-hop", b"1"),
+        (b"x-ratelimit-remaining-tokens", b"5"),
+        (b"openai-organization", b"org-secret"),
+    ]
+    assert pass_headers(headers, external=True) == [(b"x-ratelimit-remaining-tokens", b"5")]
+    assert (b"openai-organization", b"org-secret") in pass_headers(headers, external=False)
