@@ -306,7 +306,7 @@ def _start_gateway(upstream_port: int) -> tuple[subprocess.Popen[bytes], int]:
     import urllib.request
 
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_METRICS_STACK": "bench"}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -322,10 +322,14 @@ def _start_gateway(upstream_port: int) -> tuple[subprocess.Popen[bytes], int]:
             f"http://127.0.0.1:{upstream_port}/v1",
             "--api-keys",
             KEY,
-            "--rpm-per-key",
-            "0",
-            "--concurrency-per-key",
-            "0",
+            # As production runs it: the access log line per request and the usage metrics (EMF,
+            # flushed every second here so the lines are really written during the run) are on.
+            "--log-requests",
+            "--usage-metrics",
+            "--usage-flush-interval",
+            "1",
+            "--metrics-port",
+            str(_free_port()),
         ],
         cwd=ROOT,
         env=env,
@@ -430,8 +434,7 @@ async def _client_cost(kind: str, port: int, requests: int, stream: bool) -> flo
 
         async def one_lean() -> None:
             connection = await pool.acquire()
-            assert connection.transport is not None
-            connection.transport.write(request)
+            connection.send(request)
             await connection.wait_headers()
             while await connection.next_chunk():
                 pass

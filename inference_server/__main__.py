@@ -12,6 +12,7 @@ import uvicorn
 
 from inference_server.app import build_gateway
 from inference_server.config import load, to_environ
+from inference_server.server import protocol_class
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,7 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # "auto" picks uvloop and httptools when installed (they are, in the images) and still runs
         # on a laptop without them.
         "loop": "auto",
-        "http": "auto",
+        # httptools, with a limit on the request head (see server.py).
+        "http": protocol_class(settings.max_header_bytes),
         "lifespan": "on",
         "access_log": False,  # our own JSON line replaces it
         "server_header": False,
@@ -32,11 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM: uvicorn stops accepting at once, lets in-flight requests finish up to this
         # deadline, then cancels what is left and runs the lifespan shutdown.
         "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace),
-        "timeout_keep_alive": 75,  # above the ALB's 60 s idle timeout, so the ALB closes first
+        # Above the ALB's idle timeout (600 s; GATEWAY_KEEP_ALIVE_TIMEOUT, default 605): AWS documents
+        # that the target's keep-alive must be longer, so the load balancer always closes first.
+        # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout
+        "timeout_keep_alive": math.ceil(settings.keep_alive_timeout),
     }
     if settings.workers > 1:
-        # Workers are separate processes that rebuild the app from the environment.
+        # Workers are separate processes that rebuild the app (and the protocol's header limit) from
+        # the environment: the protocol is named by its import path, not passed as a class.
         os.environ.update(to_environ(settings))
+        common["http"] = "inference_server.server:HeaderLimitedProtocol"
         uvicorn.run("inference_server.app:create_app", factory=True, workers=settings.workers, **common)
     else:
         # uvicorn re-raises the signal that stopped it once it has drained; with this no-op handler in

@@ -30,6 +30,7 @@ class AccessLog:
         prompt_tokens: int | None,
         completion_tokens: int | None,
         error: str | None = None,
+        outcome: str = "complete",
     ) -> None:
         if not self.enabled:
             return
@@ -47,6 +48,8 @@ class AccessLog:
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "error": error,
+                # What really happened: a stream cut after its 200 is not a success.
+                "outcome": outcome,
             },
             option=_OPT,
         )

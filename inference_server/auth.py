@@ -58,60 +58,63 @@ def keys_from_file(path: str) -> list[str]:
 
 
 class KeyStore:
-    """The set of accepted key digests, swapped whole on refresh so readers never see half a set."""
+    """Accepted key digests and whom each belongs to, swapped whole on refresh so readers never see
+    half a set. `fetch` returns keys (named by their key id) or (key, client name) pairs."""
 
     def __init__(
         self,
         static_keys: Iterable[str] = (),
-        fetch: Callable[[], list[str]] | None = None,
+        fetch: Callable[[], Iterable[str | tuple[str, str]]] | None = None,
         *,
         refresh_interval: float = 60.0,
         min_refresh_interval: float = 5.0,
+        on_refresh: Callable[[Any], None] | None = None,
     ) -> None:
-        self._static = tuple(digest(k) for k in static_keys)
-        self._digests: tuple[bytes, ...] = self._static
+        self._static = tuple(_entry(k) for k in static_keys)
+        self._entries: tuple[tuple[bytes, str], ...] = self._static
         self._fetch = fetch
         self._refresh_interval = refresh_interval
         self._min_refresh_interval = min_refresh_interval
+        self._on_refresh = on_refresh
         self._last_refresh = float("-inf")
         self._inflight: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
-        # Hot-path memo: a known key's digest -> its id, so the id is not rebuilt on every request.
-        self._ids: dict[bytes, str] = {}
 
     @property
     def enabled(self) -> bool:
         return bool(self._static) or self._fetch is not None
 
-    def _match(self, candidate: bytes) -> bool:
-        found = False
+    def set_on_refresh(self, callback: Callable[[Any], None]) -> None:
+        """Called on the event loop with what each successful fetch returned (the clients' limits)."""
+        self._on_refresh = callback
+
+    def _match(self, candidate: bytes) -> str | None:
+        found: str | None = None
         # Every accepted digest is compared, so timing reveals neither which key matched nor where.
-        for accepted in self._digests:
-            found |= hmac.compare_digest(candidate, accepted)
+        for accepted, name in self._entries:
+            if hmac.compare_digest(candidate, accepted):
+                found = name
         return found
 
     async def check(self, presented: str) -> str | None:
-        """The key id of an accepted key, or None."""
+        """The caller's name (a key id, or a client's name) for an accepted key, or None."""
         candidate = digest(presented)
-        if self._match(candidate):
-            return self._ids.get(candidate) or self._ids.setdefault(candidate, key_id(candidate))
-        if self._fetch is None:
+        name = self._match(candidate)
+        if name is not None or self._fetch is None:
+            return name
+        # An unknown key may be a just-rotated one: refresh once, rate-limited, and share a refresh
+        # already running. Never wait for the next allowed refresh: every unknown key would then
+        # wait seconds for its 401 (they used to wait ~5 s).
+        if self._inflight is None and time.monotonic() - self._last_refresh < self._min_refresh_interval:
             return None
-        # Rate-limited, but a client that switched to a just-rotated key waits for the next allowed
-        # refresh instead of failing, so a rotation costs no request; unknown keys wait the same.
-        wait = self._last_refresh + self._min_refresh_interval - time.monotonic()
-        if self._inflight is None and wait > 0:
-            await asyncio.sleep(wait)
         await self.refresh()
-        if self._match(candidate):
-            return key_id(candidate)
-        return None
+        return self._match(candidate)
 
-    def _load(self) -> None:
+    def _load(self) -> tuple[tuple[tuple[bytes, str], ...], Any]:
         assert self._fetch is not None
-        keys = self._fetch()
-        self._digests = self._static + tuple(digest(k) for k in keys)
-        self._ids = {}
+        fetched = self._fetch()
+        entries = tuple(_entry(k) if isinstance(k, str) else (digest(k[0]), k[1]) for k in fetched)
+        return self._static + entries, fetched
 
     async def refresh(self) -> None:
         """Fetch the keys again; concurrent callers share one fetch."""
@@ -124,7 +127,9 @@ class KeyStore:
         self._inflight = loop.create_future()
         self._last_refresh = time.monotonic()
         try:
-            await asyncio.to_thread(self._load)
+            self._entries, fetched = await asyncio.to_thread(self._load)
+            if self._on_refresh is not None:
+                self._on_refresh(fetched)
         except Exception as exc:  # keep serving the keys we have; a failed refresh is not an outage
             log.warning("key refresh failed: %s", type(exc).__name__)
         finally:
@@ -147,6 +152,11 @@ class KeyStore:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _entry(key: str) -> tuple[bytes, str]:
+    key_digest = digest(key)
+    return key_digest, key_id(key_digest)
 
 
 def secret_fetcher(client: Any, secret_id: str) -> Callable[[], list[str]]:

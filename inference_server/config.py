@@ -32,14 +32,35 @@ class Settings:
     sagemaker_contract: bool = False
     workers: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
-    rpm_per_key: int = 600
-    concurrency_per_key: int = 64
+    # Off unless a deployment sets them: one task's cap on all its clients together would silently
+    # cap production (a one-GPU vLLM serves far more). Per-client limits come from the clients list.
+    rpm_per_key: int = 0
+    concurrency_per_key: int = 0
     connect_timeout: float = 5.0
     # Non-streamed vLLM replies send their headers only when generation ends, so the first byte
     # can legitimately take as long as the longest generation.
     first_byte_timeout: float = 600.0
     connect_retries: int = 2
     keepalive_interval: float = 15.0
+    # Above the ALB's 600 s idle timeout: AWS documents that the target's keep-alive must be longer,
+    # or the load balancer reuses a connection the target is closing and answers 502.
+    keep_alive_timeout: float = 605.0
+    # The upstream's read timeout when set (HTTP: to the first byte; SageMaker: botocore's).
+    upstream_timeout: float | None = None
+    # Idle pooled connections are dropped after this; below the upstream's own keep-alive (uvicorn,
+    # which vLLM runs on, closes at 5 s). A connection that dies anyway is retried once.
+    upstream_idle_timeout: float = 4.0
+    # Request line + headers; the ALB refuses a request header over 64 K itself, so this caps nothing
+    # it admits: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html
+    max_header_bytes: int = 64 * 1024
+    metrics_port: int = 9100
+    ready_cache_seconds: float = 5.0
+    clients_parameter: str | None = None
+    clients_refresh_interval: float = 30.0
+    provider_key_refresh_interval: float = 300.0
+    metrics_stack: str | None = None
+    usage_metrics: bool = True
+    usage_flush_interval: float = 60.0
     shutdown_grace: float = 30.0
     key_refresh_interval: float = 60.0
     key_refresh_min_interval: float = 5.0
@@ -91,6 +112,38 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
         float,
         "seconds of upstream silence per SSE comment",
     ),
+    "keep_alive_timeout": (
+        "GATEWAY_KEEP_ALIVE_TIMEOUT",
+        float,
+        "seconds an idle client connection stays open (above the load balancer's idle timeout)",
+    ),
+    "upstream_timeout": ("GATEWAY_UPSTREAM_TIMEOUT", float, "seconds the upstream may take to answer"),
+    "upstream_idle_timeout": (
+        "GATEWAY_UPSTREAM_IDLE_TIMEOUT",
+        float,
+        "seconds an idle upstream connection is kept for reuse",
+    ),
+    "max_header_bytes": ("GATEWAY_MAX_HEADER_BYTES", int, "largest request line + headers (431 above)"),
+    "metrics_port": (
+        "GATEWAY_METRICS_PORT",
+        int,
+        "port of /metrics, which the load balancer does not forward",
+    ),
+    "ready_cache_seconds": ("GATEWAY_READY_CACHE_SECONDS", float, "seconds a /ready answer is reused"),
+    "clients_parameter": ("GATEWAY_CLIENTS_PARAMETER", str, "SSM parameter naming the clients and limits"),
+    "clients_refresh_interval": (
+        "GATEWAY_CLIENTS_REFRESH_INTERVAL",
+        float,
+        "seconds between reads of the clients parameter and secrets",
+    ),
+    "provider_key_refresh_interval": (
+        "GATEWAY_PROVIDER_KEY_REFRESH_INTERVAL",
+        float,
+        "seconds between reads of the provider key secret",
+    ),
+    "metrics_stack": ("GATEWAY_METRICS_STACK", str, "the Stack dimension of the usage metrics"),
+    "usage_metrics": ("GATEWAY_USAGE_METRICS", bool, "usage per client as CloudWatch EMF lines on stdout"),
+    "usage_flush_interval": ("GATEWAY_USAGE_FLUSH_INTERVAL", float, "seconds per usage metrics line"),
     "shutdown_grace": ("GATEWAY_SHUTDOWN_GRACE", float, "seconds in-flight requests get after SIGTERM"),
     "key_refresh_interval": ("GATEWAY_KEY_REFRESH_INTERVAL", float, "seconds between key refreshes"),
     "key_refresh_min_interval": (

@@ -42,17 +42,27 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.released_at = 0.0
+        # Replies this connection has carried: a reused one (> 0) may have been closed by the
+        # upstream while idle, which is safe to retry on a fresh connection if nothing came back.
+        self.uses = 0
         self.reset()
 
     def reset(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.content_type = b"application/json"
+        self.headers: list[tuple[bytes, bytes]] = []
         self._length_known = False
         self.headers_done = False
         self.complete = False
         self.keep_alive = True
         self.error: BaseException | None = None
+        self.received = 0
+        # One request at a time: bytes arriving when none is outstanding, or a second message after
+        # the reply, are an upstream speaking out of turn; that connection is never reused.
+        self.expecting = False
+        self._in_message = False
+        self._interim = False
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._paused = False
@@ -64,6 +74,12 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
 
     def data_received(self, data: bytes) -> None:
+        if not self.expecting:
+            # An unsolicited reply on an idle connection: whatever it is, it belongs to no request.
+            self.keep_alive = False
+            self.close()
+            return
+        self.received += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -85,20 +101,48 @@ class Connection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second reply glued to the first: the first is whole, the connection is not.
+            self.keep_alive = False
+            self.expecting = False
+            return
+        self._in_message = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.expecting:
+            return
         lowered = name.lower()
+        self.headers.append((lowered, value))
         if lowered == b"content-type":
             self.content_type = value
         elif lowered in (b"content-length", b"transfer-encoding"):
             self._length_known = True
 
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
+        if not self.expecting:
+            return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            # 100 Continue, 103 Early Hints: interim replies with no body; the real one follows on
+            # the same connection. (101 would switch protocols, which we never ask for.)
+            if status == 101:
+                self._fail(ReplyBroken("the upstream switched protocols"))
+                self.keep_alive = False
+                return
+            self._interim = True
+            self.headers = []
+            self.content_type = b"application/json"
+            self._length_known = False
+            return
+        self.status = status
         self.keep_alive = self._parser.should_keep_alive()
         self.headers_done = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if not self.expecting or self._interim:
+            return
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > _HIGH_WATER and not self._paused and self.transport is not None:
@@ -109,10 +153,23 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            self._in_message = False
+            return
+        if not self.expecting or self.complete:
+            return
         self.complete = True
         self._wake()
 
     # -- the reply --------------------------------------------------------------------------------
+
+    def send(self, request: bytes) -> None:
+        """Write one request; its reply is the next message this connection parses."""
+        if self.transport is None or self.transport.is_closing():
+            raise ReplyBroken("the connection closed before the request went out")
+        self.expecting = True
+        self.transport.write(request)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -172,6 +229,10 @@ class Pool:
 
     def __init__(self, base_url: str, *, connect_timeout: float, idle_timeout: float = 4.0) -> None:
         parts = urlsplit(base_url)
+        try:
+            parts.port  # noqa: B018 - raises on a port out of range
+        except ValueError:
+            raise ValueError(f"the upstream URL's port is out of range: {base_url!r}") from None
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError(f"the upstream URL must be http(s)://host[:port]/path, not {base_url!r}")
         self.host = parts.hostname
@@ -182,15 +243,16 @@ class Pool:
         self.host_header = authority.encode("idna")
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
         self._connect_timeout = connect_timeout
-        # Below uvicorn's 5 s keep-alive (vLLM's server): we must drop an idle connection before the
-        # engine does, or a request could go out on a connection the engine is closing.
+        # Below the upstream's keep-alive (uvicorn's 5 s for vLLM; GATEWAY_UPSTREAM_IDLE_TIMEOUT for
+        # others): drop an idle connection before the upstream does. The race that remains (the
+        # upstream closing as a request goes out) is retried once by the adapter.
         self._idle_timeout = idle_timeout
         self._idle: collections.deque[Connection] = collections.deque()
 
-    async def acquire(self) -> Connection:
+    async def acquire(self, *, fresh: bool = False) -> Connection:
         now = time.monotonic()
         idle = self._idle
-        while idle:
+        while idle and not fresh:
             connection = idle.pop()
             transport = connection.transport
             if (
@@ -227,6 +289,7 @@ class Pool:
             and not connection.closed
         ):
             connection.reset()
+            connection.uses += 1
             connection.released_at = time.monotonic()
             self._idle.append(connection)
         else:

@@ -6,6 +6,9 @@ a single worker (the default), which the benchmark shows is enough for the engin
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -74,3 +77,65 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _MetricsProtocol(asyncio.Protocol):
+    """GET /metrics and nothing else, one request a connection: Prometheus's scrape needs no more."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._buffer += data
+        if b"\r\n\r\n" not in self._buffer:
+            if len(self._buffer) > 16384:
+                self._transport.close()
+            return
+        line = self._buffer.split(b"\r\n", 1)[0].split()
+        if len(line) >= 2 and line[0] == b"GET" and line[1].split(b"?", 1)[0] == b"/metrics":
+            status, body, kind = b"200 OK", self._metrics.render(), CONTENT_TYPE_LATEST.encode()
+        else:
+            status, body, kind = b"404 Not Found", b"not found\n", b"text/plain"
+        self._transport.write(
+            b"HTTP/1.1 %b\r\nContent-Type: %b\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%b"
+            % (status, kind, len(body), body)
+        )
+        self._transport.close()
+
+
+class MetricsServer:
+    """/metrics on its own port (GATEWAY_METRICS_PORT, default 9100), which the load balancer's target
+    group does not forward: the public port answers /metrics with 404. Port 0 picks a free one
+    (tests); a negative port turns it off."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        self._metrics = metrics
+        self._host = host
+        self._port = port
+        self.port: int | None = None
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        if self._port < 0 or self._server is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _MetricsProtocol(self._metrics),
+            self._host,
+            self._port,
+            reuse_address=True,
+            # With --workers each process serves its own numbers on the same port (SO_REUSEPORT).
+            reuse_port=self._port != 0 and hasattr(socket, "SO_REUSEPORT"),
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None

@@ -67,13 +67,32 @@ def engine_command(args: Sequence[str], env: Mapping[str, str]) -> list[str]:
         if env.get("ENGINE_MODEL")
         else []
     )
-    # Host and port come last so that nothing in the arguments can expose the engine.
-    return ["vllm", "serve", *model, *from_env, *args, "--host", ENGINE_HOST, "--port", port]
+    # Host, port and the media allowlist come last so that nothing in the arguments can undo them.
+    return [
+        "vllm", "serve", *model, *from_env, *args, *media_flags(env), "--host", ENGINE_HOST, "--port", port,
+    ]  # fmt: skip
+
+
+# A host name under the reserved .invalid TLD (RFC 2606) never resolves: the allowlist that admits no
+# fetch, since an empty --allowed-media-domains means "any domain" to vLLM.
+_NO_MEDIA_DOMAIN = "media-fetch-disabled.invalid"
+
+
+def media_flags(env: Mapping[str, str]) -> list[str]:
+    """vLLM's own media allowlist (since v0.11.0), the second wall behind the gateway's guard.
+
+    vLLM matches host names exactly, the gateway also admits their subdomains: list each host that
+    serves media. See https://docs.vllm.ai/en/latest/usage/security.html (Restrict Domains Access).
+    """
+    domains = [d.strip().lower().lstrip(".") for d in env.get("GATEWAY_IMAGE_DOMAINS", "").split(",")]
+    return ["--allowed-media-domains", *([d for d in domains if d] or [_NO_MEDIA_DOMAIN])]
 
 
 def engine_environment(env: Mapping[str, str], read_secret: object = None) -> dict[str, str]:
     """The engine's environment: HF_TOKEN read from HF_TOKEN_SECRET when one is named."""
     result = dict(env)
+    # An allowlisted host must not redirect the engine elsewhere (vLLM checks only the first URL).
+    result["VLLM_MEDIA_URL_ALLOW_REDIRECTS"] = "0"
     secret = env.get("HF_TOKEN_SECRET")
     if secret and "HF_TOKEN" not in env:
         if read_secret is None:

@@ -741,6 +741,47 @@ def smoke(
     sys.exit(0 if all(r.ok for r in reports) else 1)
 
 
+@cli.command("usage")
+@click.argument("target", metavar="ENVIRONMENT/NAME")
+@click.option("--since", default="24h", show_default=True, help="How far back: 30m, 24h, 7d.")
+@click.pass_obj
+def usage_(obj: _Context, target: str, since: str) -> None:
+    """Requests, tokens, errors and latency per client of one deployment (CloudWatch metrics)."""
+    import datetime  # noqa: PLC0415
+
+    from tooling import aws  # noqa: PLC0415
+    from tooling import usage as report  # noqa: PLC0415
+
+    try:
+        span = report.parse_since(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    (deployment,) = _live(obj, (target,), None)
+    assert deployment.spec is not None
+    end = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    rows = report.usage(
+        aws.client("cloudwatch", deployment.spec.region), deployment.stack_name, end - span, end
+    )
+    table = Table(title=f"Usage of {target} over the last {since}", title_justify="left")
+    for column in ("Client", "Requests", "Errors", "Prompt tokens", "Completion tokens", "Latency avg ms",
+                   "Latency max ms"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "Client" else "right")
+    for row in rows:
+        table.add_row(
+            escape(row.client),
+            f"{row.requests:.0f}",
+            f"{row.errors:.0f}",
+            f"{row.prompt_tokens:.0f}",
+            f"{row.completion_tokens:.0f}",
+            "" if row.latency_ms_average is None else f"{row.latency_ms_average:.1f}",
+            "" if row.latency_ms_max is None else f"{row.latency_ms_max:.1f}",
+        )
+    if not rows:
+        click.echo(f"no usage recorded for {deployment.stack_name} in the last {since}")
+        return
+    _print(table)
+
+
 @cli.command("rotate-keys")
 @paths_argument
 @click.option("--environment", "-e", help="Every deployment of this environment.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+    raw: bytes | None = None
 
 
 @dataclass
@@ -60,6 +62,12 @@ class FakeUpstream:
             app.router.add_post("/v1/completions", self._completions)
             app.router.add_post("/v1/embeddings", self._embeddings)
             app.router.add_get("/v1/models", self._models)
+            app.router.add_post("/v1/responses", self._responses)
+            app.router.add_post("/tokenize", self._tokenize)
+            app.router.add_post("/detokenize", self._detokenize)
+            app.router.add_post("/v1/rerank", self._rerank)
+            app.router.add_post("/v1/score", self._score)
+            app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
             self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
             loop.run_until_complete(self._runner.setup())
             site = web.SockSite(self._runner, sock)
@@ -90,8 +98,9 @@ class FakeUpstream:
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()
-        body = orjson.loads(raw) if raw else {}
-        self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, body))
+        # Python's json, not orjson: a seed above 64 bits must arrive as the integer it was.
+        body = json.loads(raw) if raw else {}
+        self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, body, raw))
         return body
 
     async def _wait_unless_aborted(self, request: web.Request, seconds: float) -> bool:
@@ -106,11 +115,11 @@ class FakeUpstream:
         return True
 
     @staticmethod
-    def _error(status: int) -> web.Response:
+    def _error(status: int, model: str | None = None) -> web.Response:
         # vLLM < 0.10's error shape, with its numeric code, which the gateway must normalise.
         payload = {
             "object": "error",
-            "message": f"fake error {status}",
+            "message": f"fake error {status}" + (f" for model {model}" if model else ""),
             "type": "BadRequestError",
             "param": None,
             "code": status,
@@ -122,7 +131,9 @@ class FakeUpstream:
         if body.get("fake_delay") and not await self._wait_unless_aborted(request, float(body["fake_delay"])):
             return web.Response(status=499)
         if body.get("fake_status"):
-            return self._error(int(body["fake_status"]))
+            return self._error(
+                int(body["fake_status"]), body.get("model") if body.get("fake_echo_model") else None
+            )
         model = body.get("model", "fake-model")
         words = [f"tok{i} " for i in range(int(body.get("fake_chunks", 4)))]
         if not body.get("stream"):
@@ -232,6 +243,115 @@ class FakeUpstream:
             "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}],
         }
         return web.Response(body=orjson.dumps(reply), content_type="application/json")
+
+    # -- the rest of vLLM's OpenAI server's routes -------------------------------------------------
+
+    @staticmethod
+    def _response_object(model: str, text: str) -> dict[str, Any]:
+        return {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": 0,
+            "model": model,
+            "status": "completed",
+            "output": [
+                {
+                    "type": "message",
+                    "id": "msg_fake",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": 5,
+                "output_tokens": 2,
+                "total_tokens": 7,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
+        }
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        model = body.get("model", "fake-model")
+        if not body.get("stream"):
+            return web.json_response(
+                self._response_object(model, "hello there"), dumps=lambda o: orjson.dumps(o).decode()
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        events: list[dict[str, Any]] = [
+            {
+                "type": "response.created",
+                "response": {**self._response_object(model, ""), "status": "in_progress", "output": []},
+            },
+        ]
+        events += [
+            {
+                "type": "response.output_text.delta",
+                "item_id": "msg_fake",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": piece,
+                "logprobs": [],
+            }
+            for piece in ("hello", " there")
+        ]
+        events.append({"type": "response.completed", "response": self._response_object(model, "hello there")})
+        for number, event in enumerate(events):
+            event["sequence_number"] = number
+            await response.write(b"event: %b\ndata: %b\n\n" % (event["type"].encode(), orjson.dumps(event)))
+        await response.write_eof()
+        return response
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        tokens = list(range(len(str(body.get("prompt", "")).split())))
+        return web.json_response({"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
+
+    async def _detokenize(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        return web.json_response({"prompt": " ".join(f"t{t}" for t in body.get("tokens", []))})
+
+    async def _rerank(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        documents = body.get("documents", [])
+        results = [
+            {"index": i, "document": {"text": d}, "relevance_score": 1.0 / (i + 1)}
+            for i, d in enumerate(documents)
+        ]
+        return web.json_response(
+            {
+                "id": "rerank-fake",
+                "model": body.get("model"),
+                "usage": {"total_tokens": 9},
+                "results": results,
+            }
+        )
+
+    async def _score(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        return web.json_response(
+            {
+                "id": "score-fake",
+                "object": "list",
+                "model": body.get("model"),
+                "data": [{"index": 0, "object": "score", "score": 0.5}],
+                "usage": {"prompt_tokens": 4, "total_tokens": 4},
+            }
+        )
+
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        size = len(upload.file.read()) if hasattr(upload, "file") else 0
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, fields))
+        return web.json_response({"text": f"heard {size} bytes", "usage": {"type": "duration", "seconds": 1}})
 
 
 def closed_port() -> int:

@@ -21,6 +21,7 @@ from openai import OpenAI
 from inference_server.accesslog import AccessLog
 from inference_server.app import Gateway, build_gateway
 from inference_server.config import Settings
+from inference_server.server import protocol_class
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -36,6 +37,10 @@ class RunningGateway:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway.metrics_server.port}/metrics"
+
     def client(self, api_key: str = KEY, **kwargs: Any) -> OpenAI:
         kwargs.setdefault("max_retries", 0)
         kwargs.setdefault("timeout", 20)
@@ -47,7 +52,12 @@ class RunningGateway:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.gateway, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=2
+            self.gateway,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            http=protocol_class(self.gateway.settings.max_header_bytes),
         )
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
@@ -77,6 +87,9 @@ def settings_for(upstream_url: str, **overrides: Any) -> Settings:
         connect_timeout=2.0,
         first_byte_timeout=10.0,
         keepalive_interval=15.0,
+        metrics_port=0,
+        ready_cache_seconds=0.0,
+        usage_metrics=False,
     )
     return replace(base, **overrides)
 

@@ -157,7 +157,9 @@ def test_health_ready_and_metrics(gateway: RunningGateway, fresh_upstream: FakeU
     with httpx.Client(timeout=10) as client:
         assert client.get(gateway.url + "/health").json() == {"status": "ok"}
         assert client.get(gateway.url + "/ready").status_code == 200
-        metrics = client.get(gateway.url + "/metrics").text
+        # /metrics has its own port, which the load balancer does not forward.
+        assert client.get(gateway.url + "/metrics").status_code == 404
+        metrics = client.get(gateway.metrics_url).text
     assert 'gateway_requests_total{route="/chat/completions",status="200"}' in metrics
     for name in (
         "gateway_request_seconds_bucket",

@@ -38,8 +38,7 @@ async def _with_server(handler: Handler, body: Callable[[Pool], Awaitable[None]]
 
 async def _request(pool: Pool, path: bytes = b"/v1/models") -> tuple[int, bytes, bool]:
     connection = await pool.acquire()
-    assert connection.transport is not None
-    connection.transport.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    connection.send(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     await connection.wait_headers()
     data = await connection.read()
     status = connection.status
@@ -99,7 +98,7 @@ def test_a_connection_closed_by_the_server_while_idle_is_not_reused() -> None:
     async def body(pool: Pool) -> None:
         first = await pool.acquire()
         assert first.transport is not None
-        first.transport.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         await first.wait_headers()
         assert await first.read() == b"ok"
         pool.release(first)
@@ -121,7 +120,7 @@ def test_a_reply_cut_mid_body_is_broken_and_an_unfinished_one_is_not_pooled() ->
     async def body(pool: Pool) -> None:
         connection = await pool.acquire()
         assert connection.transport is not None
-        connection.transport.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         await connection.wait_headers()
         assert await connection.next_chunk() == b"short"
         with pytest.raises(ReplyBroken):

@@ -41,6 +41,7 @@ def test_the_stack_describes_the_model_with_environment_variables() -> None:
     assert engine_command([], env) == [
         "vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--served-model-name", "llama-3.1-8b",
         "--enable-prefix-caching", "--no-enforce-eager", "--max-model-len", "8192",
+        "--allowed-media-domains", "media-fetch-disabled.invalid",
         "--host", "127.0.0.1", "--port", "8000",
     ]  # fmt: skip
 

@@ -21,7 +21,7 @@ def test_upstream_down_is_503_with_retry_after() -> None:
         assert caught.value.body["code"] == "upstream_connect"  # type: ignore[index]
         with httpx.Client(timeout=10) as http:
             ready = http.get(gateway.url + "/ready")
-            metrics = http.get(gateway.url + "/metrics").text
+            metrics = http.get(gateway.metrics_url).text
         assert ready.status_code == 503
         assert ready.headers["retry-after"]
         assert 'gateway_upstream_errors_total{kind="connect"} 1.0' in metrics
@@ -109,7 +109,9 @@ def test_client_disconnect_cancels_the_upstream_request(
     )
     first = next(iter(stream))
     assert first.choices[0].delta.content == "tok0 "
-    assert fresh_upstream.holding.is_set()
+    # The upstream sets `holding` just after writing the chunk the client already has: wait for it
+    # (asserting it at once raced the upstream's thread).
+    assert fresh_upstream.holding.wait(10)
     assert not fresh_upstream.aborted.is_set()
     stream.close()
     # The upstream sees its connection dropped: the engine would free the sequence's GPU slot.

@@ -13,6 +13,7 @@ import binascii
 import struct
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -280,3 +281,54 @@ def test_invocations_dispatch_by_custom_attributes_or_body(fresh_upstream: FakeU
         "/v1/chat/completions",
         "/v1/embeddings",
     ]
+
+
+# -- sagemaker: timeouts and readiness (issue 10, item 9) --------------------------------------------
+
+
+def test_sagemaker_read_timeout_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inference_server.app import build_gateway
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    base = settings_for(
+        "http://unused/v1", upstream="sagemaker", sagemaker_endpoint="ep", sagemaker_contract=True
+    )
+    # botocore's default read timeout is 60 s, InvokeEndpoint's model limit 60 s: AWS documents
+    # 70 s for the SDK socket timeout.
+    default = build_gateway(base).upstream._runtime_factory()  # type: ignore[attr-defined]
+    assert default.meta.config.read_timeout == 70
+    assert default.meta.config.retries["total_max_attempts"] == 1
+    configured = build_gateway(replace(base, upstream_timeout=480)).upstream._runtime_factory()  # type: ignore[attr-defined]
+    assert configured.meta.config.read_timeout == 480
+
+
+def test_sagemaker_readiness_is_describe_endpoint_cached() -> None:
+    # Stubber with DescribeEndpoint's documented response shape (moto's endpoints never leave
+    # Creating without a model behind them).
+    control = boto3.client(
+        "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stubber = Stubber(control)
+    stubber.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": "ep",
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/ep",
+            "EndpointConfigName": "cfg",
+            "EndpointStatus": "InService",
+            "CreationTime": "2026-01-01T00:00:00Z",
+            "LastModifiedTime": "2026-01-01T00:00:00Z",
+        },
+        {"EndpointName": "ep"},
+    )
+    upstream = SageMakerUpstream("ep", object, lambda: control, ready_cache_seconds=30)
+
+    async def scenario() -> list[bool]:
+        await upstream.start()
+        return [await upstream.ready() for _ in range(10)]
+
+    with stubber:
+        assert asyncio.run(scenario()) == [True] * 10
+        stubber.assert_no_pending_responses()  # one DescribeEndpoint for ten checks

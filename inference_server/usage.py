@@ -1,0 +1,137 @@
+"""Usage per client as CloudWatch embedded metric format (EMF) lines on stdout, one per client per flush.
+
+No API call per request: the task's log driver (awslogs: PutLogEvents) ships stdout to CloudWatch
+Logs, which extracts the metrics; the `x-amzn-logs-format: json/emf` header is optional, per
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_PutLogEvents.html
+Each line carries both dimension sets of CONTRACTS.md, ["Stack"] and ["Stack", "Client"], so the
+deployment's totals are the Sum over its clients' lines. Document structure as AWS specifies it:
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+(root `_aws` {Timestamp in ms, CloudWatchMetrics: [{Namespace, Dimensions, Metrics: [{Name, Unit}]}]};
+a metric's value is a number or an array of at most 100 numbers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+
+import orjson
+
+NAMESPACE = "deployctl/Gateway"
+_MAX_VALUES = 100  # EMF's limit on the values of one metric in one document
+
+_METRICS = (
+    {"Name": "Requests", "Unit": "Count"},
+    {"Name": "Errors", "Unit": "Count"},
+    {"Name": "PromptTokens", "Unit": "Count"},
+    {"Name": "CompletionTokens", "Unit": "Count"},
+    {"Name": "Latency", "Unit": "Milliseconds"},
+)
+
+
+class _Totals:
+    __slots__ = ("completion", "errors", "latencies", "prompt", "requests")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.prompt = 0
+        self.completion = 0
+        self.latencies: list[float] = []
+
+
+class UsageMetrics:
+    """Aggregates per client in memory; `flush` writes one EMF line per client seen since the last."""
+
+    def __init__(self, stack: str, *, interval: float = 60.0, fd: int = 1, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._stack = stack
+        self._interval = interval
+        self._fd = fd
+        self._totals: dict[str, _Totals] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def record(
+        self,
+        client: str,
+        status: int,
+        latency: float,
+        prompt: int | None,
+        completion: int | None,
+        error: bool,
+    ) -> None:
+        if not self.enabled:
+            return
+        totals = self._totals.get(client)
+        if totals is None:
+            totals = self._totals[client] = _Totals()
+        totals.requests += 1
+        if error or status >= 400:
+            totals.errors += 1
+        if prompt:
+            totals.prompt += prompt
+        if completion:
+            totals.completion += completion
+        latencies = totals.latencies
+        # A uniform sample of at most 100 latencies (reservoir sampling), so the percentiles
+        # CloudWatch computes from them are unbiased however busy the interval was.
+        if len(latencies) < _MAX_VALUES:
+            latencies.append(latency)
+        else:
+            slot = random.randrange(totals.requests)  # noqa: S311 - sampling, not security
+            if slot < _MAX_VALUES:
+                latencies[slot] = latency
+
+    def lines(self) -> list[bytes]:
+        totals, self._totals = self._totals, {}
+        stamp = int(time.time() * 1000)
+        out = []
+        for client, t in totals.items():
+            document = {
+                "_aws": {
+                    "Timestamp": stamp,
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": NAMESPACE,
+                            "Dimensions": [["Stack"], ["Stack", "Client"]],
+                            "Metrics": list(_METRICS),
+                        }
+                    ],
+                },
+                "Stack": self._stack,
+                "Client": client,
+                "Requests": t.requests,
+                "Errors": t.errors,
+                "PromptTokens": t.prompt,
+                "CompletionTokens": t.completion,
+                "Latency": [round(value * 1000, 3) for value in t.latencies],
+            }
+            out.append(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE))
+        return out
+
+    def flush(self) -> None:
+        for line in self.lines():
+            # One write(2) per line keeps lines whole next to the access log's.
+            with contextlib.suppress(OSError):
+                os.write(self._fd, line)
+
+    async def start(self) -> None:
+        if self.enabled and self._task is None:
+            self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self.flush()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.enabled:
+            self.flush()
