@@ -570,9 +570,78 @@ class Network(Section):
         return self
 
 
+ClientName = _pattern(
+    "client_name",
+    r"[a-z][a-z0-9-]{1,31}",
+    "2-32 characters: lowercase letters, digits and '-', starting with a letter",
+)
+# The deployment's own key (the one `deployctl smoke` and `rotate-keys` use) is a client of this name.
+OPERATIONS_CLIENT = "deployctl"
+# The gateway reads the client list from one SSM parameter: an advanced parameter holds 8 KB, about 25
+# entries at the longest names and every limit set.
+MAX_CLIENTS = 25
+
+
+class Client(Section):
+    name: ClientName = Field(
+        description="Unique within the deployment; the Client dimension of its usage metrics."
+    )
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="Requests a minute, per gateway task (none: no limit)."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000_000,
+        description="Prompt and completion tokens a minute, per gateway task (none: no limit).",
+    )
+    concurrent_requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Requests in flight at once, per gateway task (none: no limit).",
+    )
+
+
 class Auth(Section):
     api_keys: bool = Field(default=True, description="Clients need a Bearer key kept in Secrets Manager.")
     rotation_days: int = Field(default=30, ge=1, le=365, description="Days between key rotations.")
+    clients: list[Client] = Field(
+        default_factory=list,
+        max_length=MAX_CLIENTS,
+        description="Named clients, each with its own key (a secret deployctl/<env>/<name>/clients/<client>, "
+        "rotated on the deployment's schedule) and optional limits. Adding or removing one is a stack "
+        "update; a removed client's key stops working within a minute. Without clients, one key serves all.",
+    )
+
+    @model_validator(mode="after")
+    def _clients(self) -> Auth:
+        if self.clients and not self.api_keys:
+            raise fail(
+                "clients",
+                "clients need API keys, and auth.api_keys is false",
+                hint="set auth.api_keys: true, or remove auth.clients",
+                field="clients",
+            )
+        seen: set[str] = set()
+        for index, client in enumerate(self.clients):
+            if client.name == OPERATIONS_CLIENT:
+                raise fail(
+                    "clients",
+                    f"the client name '{OPERATIONS_CLIENT}' is the deployment's own key (smoke tests and "
+                    "rotation checks use it)",
+                    hint="choose another name",
+                    field=f"clients.{index}.name",
+                )
+            if client.name in seen:
+                raise fail(
+                    "clients",
+                    f"client '{client.name}' is listed twice",
+                    hint="each client name once",
+                    field=f"clients.{index}.name",
+                )
+            seen.add(client.name)
+        return self
 
 
 class Observability(Section):

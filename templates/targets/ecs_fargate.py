@@ -7,7 +7,7 @@ from troposphere import Ref
 from templates import ecs as ecs_parts
 from templates.context import Stack
 from templates.fargate import GatewaySize, add_gateway_service
-from templates.iam import secret_arn_by_name, secret_reader, secret_value_from, statement
+from templates.iam import secret_arn_by_name, secret_value_from, statement
 from templates.load_balancer import IDLE_TIMEOUT_SECONDS
 from templates.targets.shared import Shared
 
@@ -40,7 +40,7 @@ def build(stack: Stack, shared: Shared) -> None:
         execution_statements=[
             statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(provider_secret))
         ],
-        task_statements=secret_reader(shared.api_key.arn, shared.key_arn) if shared.api_key else [],
+        task_statements=shared.key_readers(),
         minimum=spec.scaling.min,
         maximum=spec.scaling.max,
     )

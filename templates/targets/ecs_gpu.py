@@ -17,7 +17,6 @@ from templates.iam import (
     pull_statements,
     role,
     secret_arn_by_name,
-    secret_reader,
     secret_value_from,
     statement,
 )
@@ -110,8 +109,7 @@ def build(stack: Stack, shared: Shared) -> None:
         ],
     )
     task_statements = weight_readers(stack.spec)
-    if shared.api_key:
-        task_statements += secret_reader(shared.api_key.arn, shared.key_arn)
+    task_statements += shared.key_readers()
     task_role = role(stack, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
     memory = int(gpu.memory_gib * 1024 * 0.9) // 256 * 256  # the agent and the OS keep the rest
     task = stack.add(

@@ -13,7 +13,7 @@ from templates.autoscaling import add_application_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
 from templates.fargate import GatewaySize, add_gateway_service
-from templates.iam import pull_statements, role, secret_arn_by_name, secret_reader, statement
+from templates.iam import pull_statements, role, secret_arn_by_name, statement
 from templates.images import VLLM_REPOSITORY, image
 from templates.targets.shared import Shared
 from templates.weights import weight_readers
@@ -150,7 +150,7 @@ def build(stack: Stack, shared: Shared) -> None:
         execution_statements=[],
         task_statements=[
             invoke,
-            *(secret_reader(shared.api_key.arn, shared.key_arn) if shared.api_key else []),
+            *shared.key_readers(),
         ],
         # The gateway is light: two tasks for availability in prod, scaled on CPU, never to zero.
         minimum=2 if stack.prod else 1,

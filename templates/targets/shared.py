@@ -24,11 +24,7 @@ class Shared:
     def gateway_environment(self) -> dict[str, Any]:
         """What every gateway container gets, whichever target runs it (CONTRACTS.md, gateway side)."""
         # auth.api_keys: false is a deliberate choice (validation warns, and refuses it for public prod).
-        auth = (
-            {"GATEWAY_API_KEY_SECRET": self.api_key.arn}
-            if self.api_key
-            else {"GATEWAY_ALLOW_ANONYMOUS": "true"}
-        )
+        auth = self.api_key.gateway_environment() if self.api_key else {"GATEWAY_ALLOW_ANONYMOUS": "true"}
         return {
             **auth,
             # Longer than the ALB's idle timeout, so the ALB, not the gateway, closes idle connections.
@@ -36,3 +32,7 @@ class Shared:
             # The EMF metrics' Stack dimension.
             "GATEWAY_METRICS_STACK": Ref("AWS::StackName"),
         }
+
+    def key_readers(self) -> list[dict[str, Any]]:
+        """The gateway's task role statements for the keys it accepts: none when it takes anonymous calls."""
+        return self.api_key.reader_statements(self.key_arn) if self.api_key else []

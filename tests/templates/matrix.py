@@ -28,6 +28,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             "network: {public: true, certificate_arn: '" + CERT + "', nat_gateways: 2,"
             " domain_name: vision.example.com, hosted_zone_id: Z0123456789ABCDEFGHIJ}\n"
             "observability: {alarm_email: oncall@example.com, log_retention_days: 90}\n"
+            "auth: {clients: [{name: search, requests_per_minute: 600, tokens_per_minute: 200000},"
+            " {name: batch-jobs, concurrent_requests: 8}]}\n"
             "budget: {monthly_usd: 2000}\n",
         ),
         "gpu-public": (
@@ -35,7 +37,7 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             VLLM + "compute: {service: ecs-gpu, instance_type: g5.xlarge, volume_gib: 200}\n"
             "scaling: {min: 1, max: 4, target: {requests_per_target: 120}}\n"
             "network: {public: true, certificate_arn: '" + CERT + "', domain_name: llm.example.com}\n"
-            "auth: {rotation_days: 7}\n",
+            "auth: {rotation_days: 7, clients: [{name: chat, tokens_per_minute: 1000000}]}\n",
         ),
         "sagemaker-multi": (
             "eu-west-1",
@@ -84,7 +86,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             VLLM + "compute: {service: ec2, instance_type: g6.xlarge, spot: true, volume_gib: 100}\n"
             "scaling: {min: 1, max: 3, target: {cpu_percent: 60, requests_per_target: 100},"
             " schedules: [{name: nights, cron: '0 20 ? * MON-FRI *', min: 0, max: 0},"
-            " {name: mornings, cron: '0 7 ? * 2-6 *', min: 1, max: 3}]}\n",
+            " {name: mornings, cron: '0 7 ? * 2-6 *', min: 1, max: 3}]}\n"
+            "auth: {clients: [{name: notebooks, requests_per_minute: 60, concurrent_requests: 2}]}\n",
         ),
         "ec2-open-http": (
             "us-east-2",

@@ -155,18 +155,88 @@ def test_api_key_secret_is_generated_and_rotated(built: dict[str, Built], stack:
     if not spec.auth.api_keys:
         assert secrets == {}
         return
-    secret = item.one("AWS::SecretsManager::Secret")
-    assert secret["GenerateSecretString"]["PasswordLength"] >= 32
-    assert secret["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
-    rotation = item.one("AWS::SecretsManager::RotationSchedule")
-    assert rotation["RotationRules"]["AutomaticallyAfterDays"] == spec.auth.rotation_days
+    # The deployment's own key and one per client: each generated, encrypted, rotated by the one function.
+    assert set(secrets) == {"ApiKeySecret", *(_client_logical(c.name) for c in spec.auth.clients)}
+    schedules = item.of_type("AWS::SecretsManager::RotationSchedule")
+    permissions = item.of_type("AWS::Lambda::Permission")
+    for name, secret in secrets.items():
+        assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+        assert secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+        (rotation,) = [r for r in schedules.values() if r["Properties"]["SecretId"] == {"Ref": name}]
+        assert rotation["Properties"]["RotationRules"]["AutomaticallyAfterDays"] == spec.auth.rotation_days
+        assert rotation["Properties"]["RotationLambdaARN"] == {"Fn::GetAtt": ["RotationFunction", "Arn"]}
+        (permission,) = [p for p in permissions.values() if p["Properties"]["SourceArn"] == {"Ref": name}]
+        assert permission["Properties"]["Principal"] == "secretsmanager.amazonaws.com"
+        assert rotation["DependsOn"] == [k for k, v in permissions.items() if v is permission]
     code = item.resources["RotationFunction"]["Properties"]["Code"]["ZipFile"]
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         assert f'"{step}"' in code
     assert len(code) < 4096  # CloudFormation's limit for inline Lambda code
-    permission = item.one("AWS::Lambda::Permission")
-    assert permission["Principal"] == "secretsmanager.amazonaws.com"
-    assert permission["SourceArn"] == {"Ref": "ApiKeySecret"}
+
+
+def _client_logical(name: str) -> str:
+    return "Client" + "".join(part.capitalize() for part in name.split("-")) + "Secret"
+
+
+def _gateway_environments(item: Built) -> list[dict[str, Any]]:
+    """Every ECS gateway container's environment, as a name -> value mapping."""
+    found = []
+    for task in item.of_type("AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            env = {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+            if any(k.startswith("GATEWAY_") for k in env):
+                found.append(env)
+    return found
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_clients_have_their_own_keys_and_limits_in_the_gateway_list(
+    built: dict[str, Built], stack: str
+) -> None:
+    item = built[stack]
+    spec = item.deployment.spec
+    parameters = item.of_type("AWS::SSM::Parameter")
+    if not spec.auth.clients:
+        assert parameters == {}
+        for env in _gateway_environments(item):
+            assert ("GATEWAY_API_KEY_SECRET" in env) == spec.auth.api_keys
+            assert "GATEWAY_CLIENTS_PARAMETER" not in env
+        return
+    ((name, parameter),) = parameters.items()
+    props = parameter["Properties"]
+    assert props["Name"] == f"/deployctl/{item.deployment.environment}/{spec.name}/clients"
+    assert props["Type"] == "String"  # names, secret names and limits: no key is ever in it
+    assert props["Tier"] == ("Standard" if len(props["Value"].encode()) <= 4096 else "Advanced")
+    document = json.loads(props["Value"])
+    base = f"deployctl/{item.deployment.environment}/{spec.name}"
+    expected = [{"name": "deployctl", "secret_arn": f"{base}/api-key"}] + [
+        {
+            "name": c.name,
+            "secret_arn": f"{base}/clients/{c.name}",
+            **{k: v for k, v in c.model_dump().items() if k != "name" and v is not None},
+        }
+        for c in spec.auth.clients
+    ]
+    assert document == {"clients": expected}
+    # Each secret the list names is one this stack creates, under that name, before the list exists.
+    secrets = item.of_type("AWS::SecretsManager::Secret")
+    assert {e["secret_arn"] for e in expected} == {s["Properties"]["Name"] for s in secrets.values()}
+    assert set(parameter["DependsOn"]) == set(secrets)
+    # Every gateway reads the list, not a single key, and its role may read the list and every secret.
+    envs = _gateway_environments(item)
+    if spec.compute.service == "ec2":
+        user_data = json.dumps(
+            item.resources["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+        )
+        assert "GATEWAY_CLIENTS_PARAMETER" in user_data and "GATEWAY_API_KEY_SECRET" not in user_data
+        policies = json.dumps(item.resources["InstanceRole"]["Properties"])
+    else:
+        assert envs and all(env["GATEWAY_CLIENTS_PARAMETER"] == {"Ref": name} for env in envs)
+        assert all("GATEWAY_API_KEY_SECRET" not in env for env in envs)
+        policies = json.dumps(item.resources["TaskRole"]["Properties"])
+    assert "ssm:GetParameter" in policies and f"parameter{props['Name']}" in policies
+    for logical in secrets:
+        assert json.dumps({"Ref": logical}) in policies
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -296,7 +366,7 @@ def test_fargate_gateway(built: dict[str, Built]) -> None:
     assert env["GATEWAY_UPSTREAM_URL"] == "https://api.openai.com/v1"
     assert (env["GATEWAY_SERVED_MODEL"], env["GATEWAY_UPSTREAM_MODEL"]) == ("vision", "gpt-4o")
     assert env["GATEWAY_UPSTREAM_TIMEOUT"] == str(IDLE_TIMEOUT_SECONDS)
-    assert env["GATEWAY_API_KEY_SECRET"] == {"Ref": "ApiKeySecret"}
+    assert env["GATEWAY_CLIENTS_PARAMETER"] == {"Ref": "ClientsParameter"}  # the spec names clients
     assert "GatewayImageTag" in item.template["Parameters"]
     service = item.one("AWS::ECS::Service")
     assert service["LaunchType"] == "FARGATE"
