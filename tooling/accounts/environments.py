@@ -12,7 +12,6 @@ then whatever they reach); bootstrap and the workflows need it.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -313,12 +312,3 @@ def github_outputs(config: Environments, environment: str | None) -> dict[str, s
         out["region"] = env.regions[0]
         out.update({f"{role}_role": config.role_arn(environment, role) for role in ROLES})
     return out
-
-
-def check_name(config: Environments, environment: str) -> None:
-    if environment not in config.environments:
-        known = ", ".join(config.environments)
-        raise KeyError(f"'{environment}' is not in environments.yaml (declared: {known})")
-
-
-ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -72,12 +71,3 @@ def check(
             on_wait(f"waiting for {', '.join(absent)} to replicate to {region}")
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
     return []
-
-
-def describe(ecr: Any, repository: str, tag: str) -> bool:
-    """Whether one tag exists (for tests and callers holding their own client)."""
-    try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-    except ClientError:
-        return False
-    return True
