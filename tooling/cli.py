@@ -494,9 +494,10 @@ def bootstrap(obj: _Context, timeout: int) -> None:
 
 @cli.command("environments")
 @click.option("--environment", "-e", help="Add this environment's account, region and role ARNs.")
+@click.option("--all", "every", is_flag=True, help="Every environment's role ARNs, as <env>_<role>_role.")
 @click.option("--github-output", is_flag=True, help="name=value lines, for $GITHUB_OUTPUT.")
 @click.pass_obj
-def environments_(obj: _Context, environment: str | None, github_output: bool) -> None:
+def environments_(obj: _Context, environment: str | None, every: bool, github_output: bool) -> None:
     """Accounts, regions and role ARNs from deployments/environments.yaml (the workflows read these)."""
     import json  # noqa: PLC0415
 
@@ -508,7 +509,7 @@ def environments_(obj: _Context, environment: str | None, github_output: bool) -
             f"'{environment}' is not in environments.yaml ({', '.join(config.environments)})",
             param_hint="--environment",
         )
-    values = environments.github_outputs(config, environment)
+    values = environments.all_outputs(config) if every else environments.github_outputs(config, environment)
     if github_output:
         for key, value in values.items():
             click.echo(f"{key}={value}")

@@ -298,6 +298,15 @@ def schema_text() -> str:
     return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
+def all_outputs(config: Environments) -> dict[str, str]:
+    """Every environment's role ARNs as `<environment>_<role>_role`, and the CI registry's values."""
+    out = github_outputs(config, None)
+    for environment in config.environments:
+        for role in ROLES:
+            out[f"{environment}_{role}_role"] = config.role_arn(environment, role)
+    return out
+
+
 def github_outputs(config: Environments, environment: str | None) -> dict[str, str]:
     """What a workflow job needs to assume its role: `name=value` lines for $GITHUB_OUTPUT."""
     out = {
