@@ -357,6 +357,9 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             ),
             _public_parameters(),
             _allow(["s3:PutObject", "s3:GetObject"], templates, sid="LargeTemplates"),
+            # Deploys retry activating the budgets' cost-allocation tag until AWS accepts it (it has no
+            # resource to scope to: Cost Explorer's service authorization reference).
+            _allow(["ce:UpdateCostAllocationTagsStatus"], "*", sid="ActivateTheBudgetTag"),
         ],
         "smoke": [
             _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
@@ -392,10 +395,15 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
                 stacks,
                 sid="DetectDrift",
             ),
+            # `deployctl drift` finds our stacks by their tag: DescribeStacks without a name is on "*".
             _allow(
-                ["cloudformation:DescribeStackDriftDetectionStatus", "cloudformation:ListStacks"],
+                [
+                    "cloudformation:DescribeStackDriftDetectionStatus",
+                    "cloudformation:DescribeStacks",
+                    "cloudformation:ListStacks",
+                ],
                 "*",
-                sid="DriftStatus",
+                sid="FindStacksAndDriftStatus",
             ),
             # CloudFormation reads each resource with the caller's permissions when it detects drift:
             # the shared managed policy deployctl-drift-reads (drift_actions) is attached to the role.

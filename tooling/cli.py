@@ -430,6 +430,13 @@ def deploy(
         click.echo("interrupted: change sets not yet executed are being deleted", err=True)
         sys.exit(130)
     results += [engine.Result(s.stack_name, "invalid", reasons=s.errors) for s in invalid]
+    if any(r.outcome in ("created", "updated") for r in results):
+        # Budgets read $0 until the tag they filter on is active; AWS accepts it only once it has
+        # appeared in billing data, so each deploy tries again until it is (tooling/accounts/billing.py).
+        from tooling import aws  # noqa: PLC0415
+        from tooling.accounts import billing  # noqa: PLC0415
+
+        console.print(billing.activate(aws.client("ce", billing.REGION)).message, highlight=False)
     table = Table(title="Deploy", title_justify="left")
     for column in ("Stack", "Result", "Seconds", "Endpoint"):
         table.add_column(column, no_wrap=True)

@@ -180,3 +180,13 @@ def test_a_missing_tag_is_reported_with_its_region(monkeypatch: pytest.MonkeyPat
         (problem,) = images.check("prod-chat", "eu-west-1", {"deployctl/vllm": "v9"})
     assert problem.startswith("prod-chat: image deployctl/vllm:v9 is not in eu-west-1's ECR repository")
     assert problem.endswith("Nothing was changed.")
+
+
+def test_the_plan_says_the_budget_tag_must_be_active() -> None:
+    from tooling import plan_output
+    from tooling.plan import Plan, StackPlan
+
+    new = Plan("aws", [StackPlan("dev", "chat", "dev-chat", "create")], [])
+    assert plan_output.BUDGET_TAG_NOTE in plan_output.markdown(new)
+    same = Plan("aws", [StackPlan("dev", "chat", "dev-chat", "no-change")], [])
+    assert plan_output.BUDGET_TAG_NOTE not in plan_output.markdown(same)

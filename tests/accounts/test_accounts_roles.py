@@ -186,6 +186,7 @@ DEPLOY = {
     "ssm:GetParameters",
     "s3:PutObject",
     "s3:GetObject",
+    "ce:UpdateCostAllocationTagsStatus",
 }
 SMOKE = {
     "cloudformation:DescribeStacks",
