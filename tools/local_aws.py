@@ -135,7 +135,10 @@ def main(argv: list[str]) -> int:
         f"AWS emulator on {endpoint}. In another shell:\n"
         f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
         " AWS_DEFAULT_REGION=us-east-1\n"
-        "  .venv/bin/deployctl bootstrap && .venv/bin/deployctl deploy --image-tag local\n"
+        "  .venv/bin/deployctl bootstrap   # deployments/environments.yaml naming the emulator's account,"
+        " 123456789012\n"
+        "  then push an image tagged `local` to deployctl/gateway and deployctl/vllm, and\n"
+        "  .venv/bin/deployctl deploy --image-tag local\n"
         "Ctrl-C stops it (state lives in memory).",
         flush=True,
     )
