@@ -453,3 +453,32 @@ def test_the_account_stack_is_the_same_bytes_for_the_same_input() -> None:
     assert first == render(
         bootstrap.build_account(ENVIRONMENTS, REPO, ci_registry=True, ci_region="us-east-1")
     )
+
+
+def _managed_policy(arn: str) -> dict:
+    """An AWS managed policy's document, from the copy moto ships (AWS's published versions)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)[arn.rsplit("/", 1)[-1]]["Document"]
+
+
+def test_the_boundary_allows_everything_our_stacks_roles_are_granted(built: Any) -> None:
+    """A boundary denies silently at run time: every action a stack's role holds must be inside it."""
+    boundary = [RESOURCES["WorkloadBoundary"]["Properties"]["PolicyDocument"]]
+    for name, item in built.items():
+        for logical, role_ in item.of_type("AWS::IAM::Role").items():
+            props = plain(role_["Properties"])
+            docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
+            docs += [_managed_policy(arn) for arn in props.get("ManagedPolicyArns", [])]
+            for statement in (s for d in docs for s in d["Statement"] if s["Effect"] == "Allow"):
+                for action in (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                ):
+                    assert allowed(boundary, action.replace("*", "Any"), "*"), f"{name}/{logical}: {action}"
+
+
+def test_every_kms_key_carries_the_environment_tag_the_key_conditions_use(built: Any) -> None:
+    for name, item in built.items():
+        for logical, key in item.of_type("AWS::KMS::Key").items():
+            tags = {t["Key"]: t["Value"] for t in key["Properties"].get("Tags", [])}
+            assert tags.get("deployctl:environment") == item.deployment.environment, f"{name}/{logical}"
