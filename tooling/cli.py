@@ -75,10 +75,13 @@ def _with_environment_errors(obj: _Context, result: repository.Deployments) -> r
     from tooling.accounts import environments  # noqa: PLC0415
 
     try:
-        environments.load(obj.root)
+        loaded = environments.load(obj.root)
     except environments.EnvironmentsError as exc:
         return dataclasses.replace(result, diagnostics=[*result.diagnostics, *exc.diagnostics])
-    return result
+    if loaded is None:
+        return result
+    extra = environments.placement_errors(loaded.config, result.files)
+    return dataclasses.replace(result, diagnostics=[*result.diagnostics, *extra])
 
 
 def _budget_errors(result: repository.Deployments) -> repository.Deployments:

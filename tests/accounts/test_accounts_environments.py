@@ -137,3 +137,22 @@ def test_the_deployment_loader_does_not_take_it_for_a_deployment(tmp_path: Path)
 
     write(tmp_path, GOOD)
     assert repository.load(tmp_path).diagnostics == []
+
+
+def test_validate_locates_a_deployment_outside_its_environments_regions(tmp_path: Path) -> None:
+    write(tmp_path, GOOD)
+    (tmp_path / "deployments/dev").mkdir()
+    (tmp_path / "deployments/qa").mkdir()
+    spec = (
+        "name: chat\nowner: team@example.com\nregion: {region}\nmodel: {{id: gpt-4o-mini}}\n"
+        "engine: {{type: external, base_url: 'https://api.openai.com/v1',"
+        " provider_key_secret: team/openai}}\n"
+        "compute: {{service: ecs-fargate}}\n"
+    )
+    (tmp_path / "deployments/dev/chat.yaml").write_text(spec.format(region="eu-west-1"), encoding="utf-8")
+    (tmp_path / "deployments/qa/chat.yaml").write_text(spec.format(region="us-east-1"), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "validate"])
+    assert result.exit_code == 1
+    assert "deployments/dev/chat.yaml:3:9: error: region: dev may not run in eu-west-1" in result.output
+    assert "one of us-east-1" in result.output
+    assert "deployments/qa/chat.yaml:1:1: error: environment 'qa' is not declared" in result.output

@@ -286,6 +286,41 @@ def _examples(path: FieldPath) -> str:
     return text.strip() or (f"matching {examples[0]}" if examples else "")
 
 
+def placement_errors(config: Environments, files: list[Any]) -> list[Diagnostic]:
+    """Deployments (repository.DeploymentFile) in an undeclared environment or a region it does not list,
+    located at the deployment file's `region` (which may come from a _defaults.yaml)."""
+    out = []
+    for f in files:
+        if f.spec is None:
+            continue
+        where = (f.source.locate(("region",)) if f.source else None) or Location(f.path)
+        env = config.environments.get(f.environment)
+        if env is None:
+            declared = ", ".join(config.environments)
+            out.append(
+                Diagnostic(
+                    Location(f.path),
+                    "",
+                    f"environment '{f.environment}' is not declared in deployments/environments.yaml",
+                    "ENV010",
+                    hint=f"declared: {declared}; add it with its account and regions",
+                )
+            )
+        elif f.spec.region not in env.regions:
+            out.append(
+                Diagnostic(
+                    where,
+                    "region",
+                    f"{f.environment} may not run in {f.spec.region} (deployments/environments.yaml)",
+                    "ENV011",
+                    hint=f"one of {', '.join(env.regions)}, or add {f.spec.region} to {f.environment}'s "
+                    "regions and run `deployctl bootstrap` in its account and the CI account",
+                    via=f.path if where.file != f.path else None,
+                )
+            )
+    return out
+
+
 # ---------------------------------------------------------------------- schema and outputs
 
 
