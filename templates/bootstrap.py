@@ -465,9 +465,39 @@ def _document(statements: list[dict]) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def execution_iam_statements() -> list[dict]:
-    """IAM for the execution role: only roles under our path, each created with the workload boundary."""
+def execution_iam_statements(environments: Sequence[str] = ()) -> list[dict]:
+    """IAM for the execution role: only roles under our path, each created with the workload boundary.
+
+    Stacks deployed before roles had a path hold roles at `/` named after the stack (`<env>-…`). Path is
+    create-only, so their next update replaces each role, and CloudFormation then deletes the old one:
+    that deletion, and nothing else, is allowed on those names.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-iam-role.html#cfn-iam-role-path
+    """
     roles = _role_arn("*")
+    legacy = [
+        Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{environment}-*")
+        for environment in environments
+    ]
+    cleanup = (
+        [
+            _allow(
+                [
+                    "iam:DeleteRole",
+                    "iam:DeleteRolePolicy",
+                    "iam:DetachRolePolicy",
+                    "iam:GetRole",
+                    "iam:ListRolePolicies",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListInstanceProfilesForRole",
+                    "iam:RemoveRoleFromInstanceProfile",
+                ],
+                legacy,
+                sid="DeleteRolesOfOurStacksMadeBeforeThePath",
+            )
+        ]
+        if legacy
+        else []
+    )
     boundary = {"StringEquals": {"iam:PermissionsBoundary": _boundary_arn()}}
     return [
         _allow(
@@ -525,6 +555,7 @@ def execution_iam_statements() -> list[dict]:
             {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED)}},
             sid="ServiceLinkedRoles",
         ),
+        *cleanup,
         {
             "Sid": "BoundaryStaysOn",
             "Effect": "Deny",
@@ -710,7 +741,8 @@ def build_account(
             ManagedPolicyArns=[Ref(p) for p in execution_policies],
             Policies=[
                 iam.Policy(
-                    PolicyName="roles-under-our-path", PolicyDocument=_document(execution_iam_statements())
+                    PolicyName="roles-under-our-path",
+                    PolicyDocument=_document(execution_iam_statements(environments)),
                 )
             ],
             Metadata=checkov_skip(

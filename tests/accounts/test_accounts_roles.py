@@ -355,6 +355,19 @@ def test_the_execution_role_creates_roles_only_under_our_path_with_the_boundary(
         assert not allowed(docs, "iam:PutRolePolicy", arn, with_boundary)
         assert not allowed(docs, "iam:CreatePolicyVersion", arn)
     assert not allowed(docs, "iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/x")
+    # Roles our stacks made before roles had a path: CloudFormation may delete them, nothing more.
+    legacy = f"arn:aws:iam::{ACCOUNT}:role/prod-chat-TaskRole-1X2Y"
+    assert allowed(docs, "iam:DeleteRole", legacy)
+    assert allowed(docs, "iam:DetachRolePolicy", legacy)
+    for action in (
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+    ):
+        assert not allowed(docs, action, legacy, with_boundary), action
+    assert not allowed(docs, "iam:DeleteRole", f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole")
+    assert not allowed(docs, "iam:DeleteRole", f"arn:aws:iam::{ACCOUNT}:role/staging-chat-TaskRole-1X2Y")
     assert not allowed(docs, "iam:CreatePolicy", f"arn:aws:iam::{ACCOUNT}:policy/x")
     assert allowed(
         docs,
