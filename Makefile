@@ -46,8 +46,9 @@ list: $(STAMP)  ## the table of deployments
 render: $(STAMP)  ## render every deployment to build/<environment>/<name>.json and lint it
 	$(DEPLOYCTL) render --out build
 
-schema: $(STAMP)  ## regenerate deployments/schema.json and the README field reference from the spec
+schema: $(STAMP)  ## regenerate deployments/schema.json, environments.schema.json and the README field reference
 	$(DEPLOYCTL) schema --out deployments/schema.json
+	$(DEPLOYCTL) schema --environments --out deployments/environments.schema.json
 	$(DEPLOYCTL) docs --readme README.md
 
 lint: $(STAMP)  ## ruff, hadolint, actionlint and zizmor

@@ -1,20 +1,32 @@
-"""The account-level stack, once per account and region: what every deployment stack relies on.
+"""The bootstrap stacks: one account stack per AWS account, one regional stack per region in use.
 
-An artifacts bucket for templates over the inline limit, the two ECR repositories (immutable tags,
-scan on push, lifecycle rules), and for GitHub Actions an OIDC provider with a read-only plan role, a
-deploy role that can only drive our stacks, and the execution role CloudFormation uses for them.
+Account stack (`deployctl-account`, IAM is global): the GitHub OIDC provider (or an existing one,
+adopted by ARN), a permissions boundary every role of our stacks carries, the execution role
+CloudFormation acts with, and per environment of that account a plan, deploy, smoke, rotation and drift
+role, each trusting exactly the GitHub subject of the job that uses it. The CI registry's account also
+gets the image push role.
+
+Regional stack (`deployctl-bootstrap`, in each region a deployment runs in): the artifacts bucket for
+templates over the inline limit and the two ECR repositories images replicate into.
+
+Fixed-name resources never use `Retain` on create: a failed first bootstrap rolls back to nothing and can
+simply run again. Where keeping them is the intent (the bucket, the repositories holding rollback
+images), `RetainExceptOnCreate` keeps them on a stack delete only.
+https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 from troposphere import (
-    And,
-    Condition,
     Equals,
     GetAtt,
-    Not,
+    If,
     Output,
     Parameter,
     Ref,
@@ -27,56 +39,911 @@ from troposphere import (
 
 from templates import buckets
 from templates.context import checkov_skip
-from templates.images import GATEWAY_REPOSITORY, VLLM_REPOSITORY, repository_arn
+from templates.iam import BOUNDARY_POLICY, ROLE_PATH
+from templates.images import GATEWAY_REPOSITORY, VLLM_REPOSITORY
 
-STACK_NAME = "deployctl-bootstrap"
+STACK_NAME = "deployctl-bootstrap"  # the regional stack (its name predates the split; deploys read it)
+ACCOUNT_STACK_NAME = "deployctl-account"
 EXECUTION_ROLE = "deployctl-cloudformation-execution"
-# What the deployment stacks create; CloudFormation's execution role may manage exactly these services.
-SERVICES = (
-    "application-autoscaling",
-    "autoscaling",
-    "budgets",
-    "cloudwatch",
-    "ec2",
-    "ecs",
-    "elasticloadbalancing",
-    "iam",
-    "kms",
-    "lambda",
-    "logs",
-    "s3",
-    "sagemaker",
-    "secretsmanager",
-    "sns",
+PUSH_ROLE = "deployctl-image-push"
+OIDC_HOST = "token.actions.githubusercontent.com"
+REPOSITORY_PREFIX = "deployctl/"
+# A plan's change sets (and the REVIEW_IN_PROGRESS shells of new stacks) carry this tag and value;
+# the plan role may delete a stack only when it carries it (tooling/changesets.py stack_tags "plan").
+PLAN_TAG = "deployctl:template-hash"
+PLAN_TAG_VALUE = "plan"
+
+# Session lengths: each role's longest job (the workflows' timeout-minutes; tests keep them in step).
+# Allowed range 3600-43200 s: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html
+SESSION_SECONDS = {"plan": 3600, "deploy": 5400, "smoke": 3600, "rotation": 3600, "drift": 3600, "push": 5400}
+
+# Every CloudFormation resource type a deployment stack may contain. A test renders the whole spec matrix
+# and fails when a template uses a type missing here: the execution role could not create it.
+DEPLOYMENT_RESOURCE_TYPES = (
+    "AWS::ApplicationAutoScaling::ScalableTarget",
+    "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "AWS::AutoScaling::AutoScalingGroup",
+    "AWS::AutoScaling::ScalingPolicy",
+    "AWS::AutoScaling::ScheduledAction",
+    "AWS::Budgets::Budget",
+    "AWS::CloudWatch::Alarm",
+    "AWS::EC2::EIP",
+    "AWS::EC2::FlowLog",
+    "AWS::EC2::InternetGateway",
+    "AWS::EC2::LaunchTemplate",
+    "AWS::EC2::NatGateway",
+    "AWS::EC2::Route",
+    "AWS::EC2::RouteTable",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::SubnetRouteTableAssociation",
+    "AWS::EC2::VPC",
+    "AWS::EC2::VPCEndpoint",
+    "AWS::EC2::VPCGatewayAttachment",
+    "AWS::ECS::CapacityProvider",
+    "AWS::ECS::Cluster",
+    "AWS::ECS::ClusterCapacityProviderAssociations",
+    "AWS::ECS::Service",
+    "AWS::ECS::TaskDefinition",
+    "AWS::ElasticLoadBalancingV2::Listener",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer",
+    "AWS::ElasticLoadBalancingV2::TargetGroup",
+    "AWS::IAM::InstanceProfile",
+    "AWS::IAM::Role",
+    "AWS::KMS::Key",
+    "AWS::Lambda::Function",
+    "AWS::Lambda::Permission",
+    "AWS::Logs::LogGroup",
+    "AWS::Route53::RecordSet",
+    "AWS::S3::Bucket",
+    "AWS::S3::BucketPolicy",
+    "AWS::SNS::Subscription",
+    "AWS::SNS::Topic",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SageMaker::Endpoint",
+    "AWS::SageMaker::EndpointConfig",
+    "AWS::SageMaker::Model",
+    "AWS::SSM::Parameter",
+    "AWS::SecretsManager::RotationSchedule",
+    "AWS::SecretsManager::Secret",
+)
+
+# Services whose roles our stacks create, and the service-linked roles their resources need.
+PASSED_TO = (
+    "ec2.amazonaws.com",
+    "ecs-tasks.amazonaws.com",
+    "lambda.amazonaws.com",
+    "sagemaker.amazonaws.com",
+    "vpc-flow-logs.amazonaws.com",
+    "application-autoscaling.amazonaws.com",
+    "autoscaling.amazonaws.com",
+)
+SERVICE_LINKED = (
+    "autoscaling.amazonaws.com",
+    "ecs.amazonaws.com",
+    "elasticloadbalancing.amazonaws.com",
+    "ecs.application-autoscaling.amazonaws.com",
+    "sagemaker.application-autoscaling.amazonaws.com",
+    "sagemaker.amazonaws.com",
+    "spot.amazonaws.com",
 )
 
 
-def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Template:
+# ------------------------------------------------------------------ permissions derived from AWS's schemas
+
+
+@cache
+def _schemas() -> dict[str, dict[str, Any]]:
+    """The CloudFormation registry schemas cfn-lint ships (same bytes for the same cfn-lint pin)."""
+    import cfnlint.data.schemas as data  # noqa: PLC0415
+
+    base = Path(data.__file__).parent
+    names = json.loads((base / "providers" / "us-east-1.json").read_text(encoding="utf-8"))
+    out = {}
+    for kind in DEPLOYMENT_RESOURCE_TYPES:
+        out[kind] = json.loads((base / "resources" / f"{names[kind]}.json").read_text(encoding="utf-8"))
+    return out
+
+
+@cache
+def _iam_actions() -> dict[str, set[str]]:
+    """Service prefix -> its actions (lowercase), from the Service Authorization Reference data cfn-lint
+    ships: https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html"""
+    import cfnlint.data.AdditionalSpecs as specs  # noqa: PLC0415
+
+    data = json.loads((Path(specs.__file__).parent / "Policies.json").read_text(encoding="utf-8"))
+    return {service: set(entry.get("Actions", {})) for service, entry in data.items()}
+
+
+def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[str]:
+    """The IAM actions CloudFormation's resource handlers call for `kinds`, as each schema declares.
+
+    https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html (handlers)
+    Schemas also name a few actions IAM does not define (internal or not yet public); no policy can grant
+    those, so they are left out.
+    """
+    known = _iam_actions()
+    actions: set[str] = set()
+    for kind in kinds:
+        declared = _schemas()[kind].get("handlers", {})
+        for handler in handlers:
+            for action in declared.get(handler, {}).get("permissions", []):
+                service, _, name = action.partition(":")
+                if name.lower() in known.get(service.lower(), ()):
+                    actions.add(action)
+    return actions
+
+
+def execution_actions() -> list[str]:
+    """What the execution role may call outside IAM: create/update/delete/read of our resource types."""
+    actions = handler_permissions(DEPLOYMENT_RESOURCE_TYPES, ("create", "read", "update", "delete", "list"))
+    return sorted(a for a in actions if not a.lower().startswith("iam:"))
+
+
+def drift_actions() -> list[str]:
+    """Drift detection reads every resource with the caller's credentials: the schemas' read handlers."""
+    actions = handler_permissions(DEPLOYMENT_RESOURCE_TYPES, ("read",))
+    # Reading a secret's metadata is enough for drift; its value never is. Parameters are read only
+    # under our own path (DRIFT_PARAMETER_ACTIONS), never account-wide, where SecureStrings live.
+    return sorted(
+        a
+        for a in actions
+        if a != "secretsmanager:GetSecretValue"
+        and not a.startswith("kms:Decrypt")
+        and a not in DRIFT_PARAMETER_ACTIONS
+    )
+
+
+DRIFT_PARAMETER_ACTIONS = ("ssm:GetParameter", "ssm:GetParameters")
+
+
+# ------------------------------------------------------------------ policy pieces
+
+
+def _allow(actions: Iterable[str], resources: Any, condition: dict | None = None, sid: str = "") -> dict:
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": sorted(set(actions)), "Resource": resources}
+    if sid:
+        statement = {"Sid": sid, **statement}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _arn(service: str, resource: str, region: str = "*") -> Sub:
+    return Sub(f"arn:${{AWS::Partition}}:{service}:{region}:${{AWS::AccountId}}:{resource}")
+
+
+def _stacks(environment: str) -> Sub:
+    return _arn("cloudformation", f"stack/{environment}-*/*")
+
+
+def _secrets(environment: str) -> Sub:
+    return _arn("secretsmanager", f"secret:deployctl/{environment}/*")
+
+
+def _key_through_secrets_manager(environment: str) -> dict:
+    """A stack's KMS key, only as Secrets Manager uses it for this environment's secrets.
+
+    https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service
+    """
+    return _allow(
+        ["kms:Decrypt"],
+        _arn("kms", "key/*"),
+        {
+            "StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"},
+            "StringEquals": {"aws:ResourceTag/deployctl:environment": environment},
+        },
+        sid="KeyOnlyThroughSecretsManager",
+    )
+
+
+def _boundary_arn() -> Sub:
+    return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:policy" + ROLE_PATH + BOUNDARY_POLICY)
+
+
+def _role_arn(name: str) -> Sub:
+    return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role" + ROLE_PATH + name)
+
+
+def trust(provider: Any, repository: str, subject: str) -> dict:
+    """Only GitHub's tokens for exactly `repo:OWNER/NAME:<subject>`, minted for STS.
+
+    https://docs.github.com/en/actions/reference/security/oidc (subject claims: environment, pull_request,
+    ref); https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-idp_oidc.html
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{OIDC_HOST}:aud": "sts.amazonaws.com",
+                        f"{OIDC_HOST}:sub": f"repo:{repository}:{subject}",
+                    }
+                },
+            }
+        ],
+    }
+
+
+def subjects(environment: str) -> dict[str, str]:
+    """The subject each role trusts: deploys run in the environment's GitHub environment (its reviewers
+    approve them); plans in pull requests; smoke, rotation and drift on main (schedules run there)."""
+    return {
+        "plan": "pull_request",
+        "deploy": f"environment:{environment}",
+        "smoke": "ref:refs/heads/main",
+        "rotation": "ref:refs/heads/main",
+        "drift": "ref:refs/heads/main",
+    }
+
+
+def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
+    """Each workflow role's statements, scoped to the environment's stacks (`<env>-*`) and secrets."""
+    stacks = _stacks(environment)
+    templates = Sub("${Arn}/templates/*", Arn=bucket_arn)
+    reads = _allow(
+        ["cloudformation:DescribeStacks", "cloudformation:ListStacks", "sts:GetCallerIdentity"],
+        "*",
+        sid="ListOurStacks",
+    )
+    images = _allow(
+        ["ecr:DescribeImages"],
+        [_arn("ecr", f"repository/{r}") for r in (GATEWAY_REPOSITORY, VLLM_REPOSITORY)],
+        sid="ImageTagsPresent",
+    )
+    secret_reads = _allow(
+        ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], _secrets(environment),
+        sid="ApiKeys",
+    )  # fmt: skip
+    return {
+        "plan": [
+            reads,
+            images,
+            _allow(
+                [
+                    "cloudformation:DescribeChangeSet",
+                    "cloudformation:DeleteChangeSet",
+                    "cloudformation:DescribeStackEvents",
+                    "cloudformation:GetTemplate",
+                ],
+                stacks,
+                sid="ReadAndCleanChangeSets",
+            ),
+            # Change sets of plans only: each carries the plan tag, so the shell of a new stack does too.
+            _allow(
+                ["cloudformation:CreateChangeSet"],
+                stacks,
+                {"StringEquals": {f"aws:RequestTag/{PLAN_TAG}": PLAN_TAG_VALUE}},
+                sid="PlanChangeSets",
+            ),
+            # The only stacks it may delete: the review shells its own change sets made.
+            _allow(
+                ["cloudformation:DeleteStack"],
+                stacks,
+                {"StringEquals": {f"aws:ResourceTag/{PLAN_TAG}": PLAN_TAG_VALUE}},
+                sid="DeleteOwnReviewShells",
+            ),
+            _public_parameters(),
+            _allow(
+                ["budgets:ViewBudget"],
+                Sub("arn:${AWS::Partition}:budgets::${AWS::AccountId}:budget/*"),
+                sid="Budgets",
+            ),
+            _allow(["s3:PutObject", "s3:GetObject"], templates, sid="LargeTemplates"),
+        ],
+        "deploy": [
+            reads,
+            images,
+            _allow(
+                [
+                    "cloudformation:CreateChangeSet",
+                    "cloudformation:DescribeChangeSet",
+                    "cloudformation:DeleteChangeSet",
+                    "cloudformation:ExecuteChangeSet",
+                    "cloudformation:DeleteStack",
+                    "cloudformation:DescribeStackEvents",
+                    "cloudformation:GetTemplate",
+                    "cloudformation:ContinueUpdateRollback",
+                    "cloudformation:UpdateTerminationProtection",
+                ],
+                stacks,
+                sid="DriveOurStacks",
+            ),
+            _allow(
+                ["cloudformation:DescribeStacks"],
+                _arn("cloudformation", f"stack/{STACK_NAME}/*"),
+                sid="FindTheExecutionRole",
+            ),
+            _allow(
+                ["iam:PassRole"],
+                _role_arn(EXECUTION_ROLE),
+                {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+                sid="PassOnlyTheExecutionRole",
+            ),
+            _public_parameters(),
+            _allow(["s3:PutObject", "s3:GetObject"], templates, sid="LargeTemplates"),
+            # Deploys retry activating the budgets' cost-allocation tag until AWS accepts it (it has no
+            # resource to scope to: Cost Explorer's service authorization reference).
+            _allow(["ce:UpdateCostAllocationTagsStatus"], "*", sid="ActivateTheBudgetTag"),
+        ],
+        "smoke": [
+            _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
+            secret_reads,
+            _key_through_secrets_manager(environment),
+        ],
+        "rotation": [
+            _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
+            _allow(
+                [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:RotateSecret",
+                ],
+                _secrets(environment),
+                sid="RotateApiKeys",
+            ),
+            # RotateSecret needs lambda:InvokeFunction on the rotation function (the API reference).
+            _allow(
+                ["lambda:InvokeFunction"],
+                _arn("lambda", f"function:{environment}-*"),
+                sid="InvokeOurRotationFunctions",
+            ),
+            _key_through_secrets_manager(environment),
+        ],
+        "drift": [
+            _allow(
+                [
+                    "cloudformation:DetectStackDrift",
+                    "cloudformation:DescribeStackResourceDrifts",
+                    "cloudformation:DescribeStacks",
+                ],
+                stacks,
+                sid="DetectDrift",
+            ),
+            # `deployctl drift` finds our stacks by their tag: DescribeStacks without a name is on "*".
+            _allow(
+                [
+                    "cloudformation:DescribeStackDriftDetectionStatus",
+                    "cloudformation:DescribeStacks",
+                    "cloudformation:ListStacks",
+                ],
+                "*",
+                sid="FindStacksAndDriftStatus",
+            ),
+            # CloudFormation reads each resource with the caller's permissions when it detects drift:
+            # the shared managed policy deployctl-drift-reads (drift_actions) is attached to the role.
+        ],
+    }
+
+
+def _public_parameters() -> dict:
+    return _allow(
+        ["ssm:GetParameters"],
+        Sub("arn:${AWS::Partition}:ssm:*::parameter/aws/service/*"),
+        sid="PublicParameters",
+    )
+
+
+# IAM's size quotas, counted without whitespace: a managed policy 6,144 characters, a role's inline
+# policies together 10,240. https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+MANAGED_POLICY_LIMIT = 6_144
+INLINE_POLICIES_LIMIT = 10_240
+
+
+def policy_size(document: dict) -> int:
+    """A policy's size as IAM counts it (no whitespace), with Fn::Sub strings at their written length."""
+    return len(json.dumps(_plain(document), separators=(",", ":")))
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        if set(value) == {"Fn::Sub"}:
+            sub = value["Fn::Sub"]
+            return (sub[0] if isinstance(sub, list) else sub).replace("${AWS::AccountId}", "123456789012")
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def execution_resource_documents() -> list[dict]:
+    """The execution role's resource permissions, split into managed policies that each fit IAM's quota.
+
+    Actions are grouped by service, in order, so the same cfn-lint pin always gives the same documents.
+    """
+    documents: list[dict] = []
+    current: list[str] = []
+    budget = MANAGED_POLICY_LIMIT - 200  # the statement's own syntax
+    for action in execution_actions():
+        if current and len(json.dumps([*current, action])) > budget:
+            documents.append(_document([_allow(current, "*", sid="DeploymentResources")]))
+            current = []
+        current.append(action)
+    if current:
+        documents.append(_document([_allow(current, "*", sid="DeploymentResources")]))
+    return documents
+
+
+def custom_resource_statement(environments: Sequence[str]) -> dict:
+    """A Lambda-backed custom resource (ecs-gpu's HostCleanup) is invoked by CloudFormation with the stack's
+    role: only functions of our stacks, whose generated names start with the stack name `<env>-…`.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-custom-resources-lambda.html
+    """
+    return _allow(
+        ["lambda:InvokeFunction"],
+        [_arn("lambda", f"function:{environment}-*") for environment in environments]
+        or [_arn("lambda", "function:none")],
+        sid="InvokeOurCustomResourceFunctions",
+    )
+
+
+def _document(statements: list[dict]) -> dict:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def execution_iam_statements(environments: Sequence[str] = ()) -> list[dict]:
+    """IAM for the execution role: only roles under our path, each created with the workload boundary.
+
+    Stacks deployed before roles had a path hold roles at `/` named after the stack (`<env>-…`). Path is
+    create-only, so their next update replaces each role, and CloudFormation then deletes the old one:
+    that deletion, and nothing else, is allowed on those names.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-iam-role.html#cfn-iam-role-path
+    """
+    roles = _role_arn("*")
+    legacy = [
+        Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{environment}-*")
+        for environment in environments
+    ]
+    cleanup = (
+        [
+            _allow(
+                [
+                    "iam:DeleteRole",
+                    "iam:DeleteRolePolicy",
+                    "iam:DetachRolePolicy",
+                    "iam:GetRole",
+                    "iam:ListRolePolicies",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListInstanceProfilesForRole",
+                    "iam:RemoveRoleFromInstanceProfile",
+                ],
+                legacy,
+                sid="DeleteRolesOfOurStacksMadeBeforeThePath",
+            )
+        ]
+        if legacy
+        else []
+    )
+    boundary = {"StringEquals": {"iam:PermissionsBoundary": _boundary_arn()}}
+    return [
+        _allow(
+            [
+                "iam:CreateRole",
+                "iam:PutRolePolicy",
+                "iam:AttachRolePolicy",
+                "iam:DetachRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:PutRolePermissionsBoundary",
+            ],
+            roles,
+            boundary,
+            sid="RolesOnlyUnderOurPathWithTheBoundary",
+        ),
+        _allow(
+            [
+                "iam:DeleteRole",
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:TagRole",
+                "iam:UntagRole",
+                "iam:UpdateRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:ListRoleTags",
+                "iam:ListInstanceProfilesForRole",
+            ],
+            roles,
+            sid="ManageRolesUnderOurPath",
+        ),
+        _allow(
+            ["iam:PassRole"],
+            roles,
+            {"StringEquals": {"iam:PassedToService": list(PASSED_TO)}},
+            sid="PassOurRolesToTheirServices",
+        ),
+        _allow(
+            [
+                "iam:CreateInstanceProfile",
+                "iam:DeleteInstanceProfile",
+                "iam:GetInstanceProfile",
+                "iam:AddRoleToInstanceProfile",
+                "iam:RemoveRoleFromInstanceProfile",
+                "iam:TagInstanceProfile",
+                "iam:UntagInstanceProfile",
+            ],
+            Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*"),
+            sid="InstanceProfilesOfOurRoles",
+        ),
+        _allow(
+            ["iam:CreateServiceLinkedRole"],
+            Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
+            {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED)}},
+            sid="ServiceLinkedRoles",
+        ),
+        *cleanup,
+        {
+            "Sid": "BoundaryStaysOn",
+            "Effect": "Deny",
+            "Action": ["iam:DeleteRolePermissionsBoundary"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "NeverTheBootstrapItself",
+            "Effect": "Deny",
+            "Action": ["iam:*"],
+            "Resource": [
+                _boundary_arn(),
+                Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:policy" + ROLE_PATH + "deployctl-*"),
+                Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role" + ROLE_PATH + "deployctl-*"),
+            ],
+        },
+    ]
+
+
+def boundary_statements() -> list[dict]:
+    """The most any role of a deployment stack may do, whatever its own policy says.
+
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html
+    """
+    return [
+        _allow(
+            [
+                # Container images and logs (gateway tasks, GPU hosts, Lambda, SageMaker)
+                "ecr:GetAuthorizationToken",
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+                # API keys and model tokens, and the keys that encrypt them
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:ListSecretVersionIds",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecretVersionStage",
+                "secretsmanager:GetRandomPassword",
+                "kms:Decrypt",
+                "kms:GenerateDataKey",
+                # Gateway settings, weights, metrics, SageMaker invocations
+                "ssm:GetParameter",
+                "ssm:GetParameters",
+                "s3:GetObject",
+                "s3:ListBucket",
+                "cloudwatch:PutMetricData",
+                "sagemaker:InvokeEndpoint",
+                "sagemaker:InvokeEndpointWithResponseStream",
+                "sagemaker:DescribeEndpoint",
+                # ECS container instances (the agent's managed policy) and Lambda in a VPC
+                "ecs:CreateCluster",
+                "ecs:DeregisterContainerInstance",
+                "ecs:DiscoverPollEndpoint",
+                "ecs:Poll",
+                "ecs:RegisterContainerInstance",
+                "ecs:StartTelemetrySession",
+                "ecs:UpdateContainerInstancesState",
+                "ecs:Submit*",
+                "ecs:TagResource",
+                "ecs:ListTagsForResource",
+                "ec2:DescribeTags",
+                "ec2:CreateNetworkInterface",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeVpcs",
+                "ec2:DescribeDhcpOptions",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterfacePermission",
+                "ec2:DescribeInstances",
+                "autoscaling:CompleteLifecycleAction",
+                # ecs-gpu's HostCleanup custom resource, when its stack is deleted
+                "autoscaling:DeleteAutoScalingGroup",
+                "autoscaling:DescribeAutoScalingGroups",
+                "ecs:ListContainerInstances",
+                # ec2 hosts tell CloudFormation they serve (their role: their own stack only)
+                "cloudformation:SignalResource",
+                "ssmmessages:CreateControlChannel",
+                "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel",
+                "ssmmessages:OpenDataChannel",
+            ],
+            "*",
+            sid="WhatDeploymentRolesMayDoAtMost",
+        ),
+    ]
+
+
+# ------------------------------------------------------------------ the account stack
+
+
+def build_account(
+    environments: Sequence[str], github_repository: str, *, ci_registry: bool, ci_region: str = ""
+) -> Template:
+    """The account stack of one account: `environments` are those environments.yaml puts in it."""
     t = Template()
     t.set_version("2010-09-09")
-    t.set_description("deployctl bootstrap: artifacts bucket, ECR repositories, GitHub OIDC roles")
-    repo = t.add_parameter(
-        Parameter(
-            "GitHubRepository", Type="String", Default="", Description="owner/name; empty: no GitHub roles"
-        )
+    t.set_description(
+        "deployctl account stack: GitHub OIDC roles per environment, the CloudFormation execution role "
+        "and the permissions boundary of every role the deployment stacks create"
     )
-    create_provider = t.add_parameter(
+    adopted = t.add_parameter(
         Parameter(
-            "CreateOidcProvider",
+            "OidcProviderArn",
             Type="String",
-            AllowedValues=["true", "false"],
-            Default="true",
-            Description="false when the account already has token.actions.githubusercontent.com",
+            Default="",
+            Description="An existing token.actions.githubusercontent.com provider; empty: create it",
         )
     )
-    t.add_condition("HasGitHub", Not(Equals(Ref(repo), "")))
-    t.add_condition("MakeProvider", And(Condition("HasGitHub"), Equals(Ref(create_provider), "true")))
+    t.add_condition("MakeProvider", Equals(Ref(adopted), ""))
+    t.add_resource(
+        iam.OIDCProvider(
+            "GitHubOidcProvider",
+            Condition="MakeProvider",
+            Url=f"https://{OIDC_HOST}",
+            ClientIdList=["sts.amazonaws.com"],
+        )
+    )
+    provider = If("MakeProvider", Ref("GitHubOidcProvider"), Ref(adopted))
+    t.add_resource(
+        iam.ManagedPolicy(
+            "WorkloadBoundary",
+            ManagedPolicyName=BOUNDARY_POLICY,
+            Path=ROLE_PATH,
+            Description="Permissions boundary of every role a deployctl deployment stack creates",
+            PolicyDocument={"Version": "2012-10-17", "Statement": boundary_statements()},
+            Metadata=checkov_skip(
+                dict.fromkeys(
+                    ("CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
+                    "a permissions boundary grants nothing: it caps what the roles our stacks create may do, "
+                    "each of which has its own resource-scoped policy",
+                )
+            ),
+        )
+    )
+    execution_policies = [
+        t.add_resource(
+            iam.ManagedPolicy(
+                f"ExecutionPolicy{index}",
+                ManagedPolicyName=f"deployctl-execution-{index}",
+                Path=ROLE_PATH,
+                Description="What CloudFormation's handlers call for the deployment stacks' resource types",
+                PolicyDocument=document,
+                Metadata=checkov_skip(
+                    dict.fromkeys(
+                        ("CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
+                        "exactly the actions CloudFormation's handlers call for our resource types (the "
+                        "registry schemas); stack resources get generated names, so no ARN can be listed "
+                        "ahead; attached only to the role CloudFormation alone assumes",
+                    )
+                ),
+            )
+        )
+        for index, document in enumerate(execution_resource_documents(), start=1)
+    ]
+    drift_reads = t.add_resource(
+        iam.ManagedPolicy(
+            "DriftReads",
+            ManagedPolicyName="deployctl-drift-reads",
+            Path=ROLE_PATH,
+            Description="Drift detection reads every resource with the caller's credentials",
+            PolicyDocument=_document(
+                [
+                    _allow(drift_actions(), "*", sid="ReadResourcesForDrift"),
+                    _allow(
+                        DRIFT_PARAMETER_ACTIONS,
+                        _arn("ssm", "parameter/deployctl/*"),
+                        sid="ReadOurParametersForDrift",
+                    ),
+                ]
+            ),
+        )
+    )
+    t.add_resource(
+        iam.Role(
+            "CloudFormationExecutionRole",
+            RoleName=EXECUTION_ROLE,
+            Path=ROLE_PATH,
+            AssumeRolePolicyDocument={
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "cloudformation.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": Ref("AWS::AccountId")}},
+                    }
+                ],
+            },
+            ManagedPolicyArns=[Ref(p) for p in execution_policies],
+            Policies=[
+                iam.Policy(
+                    PolicyName="roles-under-our-path",
+                    PolicyDocument=_document(execution_iam_statements(environments)),
+                ),
+                iam.Policy(
+                    PolicyName="custom-resources",
+                    PolicyDocument=_document([custom_resource_statement(environments)]),
+                ),
+            ],
+            Metadata=checkov_skip(
+                dict.fromkeys(
+                    ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
+                    "CloudFormation creates the deployments' resources with this role: exactly the actions "
+                    "of their types' handlers; IAM only under /deployctl/ with the workload boundary",
+                )
+            ),
+        )
+    )
+    bucket_arn = Sub("arn:${AWS::Partition}:s3:::deployctl-artifacts-${AWS::AccountId}-*")
+    for environment in environments:
+        policies = role_policies(environment, bucket_arn)
+        for role, subject in subjects(environment).items():
+            managed = [Ref(drift_reads)] if role == "drift" else []
+            _github_role(t, provider, github_repository, environment, role, subject, policies[role], managed)
+    if ci_registry:
+        _push_role(t, provider, github_repository, ci_region)
+    t.add_output(Output("ExecutionRoleArn", Value=GetAtt("CloudFormationExecutionRole", "Arn")))
+    t.add_output(Output("OidcProviderArn", Value=provider))
+    return t
 
+
+def _logical(environment: str, role: str) -> str:
+    return "".join(p.capitalize() for p in (*environment.split("-"), role, "role"))
+
+
+def _github_role(
+    t: Template, provider: Any, repository: str, environment: str, role: str, subject: str,
+    statements: list[dict], managed: list[Any],
+) -> None:  # fmt: skip
+    name = f"deployctl-{role}-{environment}"
+    skips = {
+        "plan": {"CKV_AWS_108": "s3:GetObject on the artifacts buckets' templates/ only: CloudFormation "
+                 "reads templates over the inline limit with the caller's credentials"},
+        "smoke": {"CKV_AWS_108": "reads this environment's API keys (deployctl/<env>/*) to smoke-test"},
+        "rotation": {"CKV_AWS_108": "rotates and reads back this environment's client API keys only"},
+        "drift": {"CKV_AWS_108": "drift detection reads each resource (the schemas' read handlers)",
+                  "CKV_AWS_107": "drift detection reads each resource (the schemas' read handlers)"},
+        "deploy": {"CKV_AWS_108": "s3:GetObject on the artifacts buckets' templates/ only"},
+    }  # fmt: skip
+    t.add_resource(
+        iam.Role(
+            _logical(environment, role),
+            RoleName=name,
+            Path=ROLE_PATH,
+            MaxSessionDuration=SESSION_SECONDS[role],
+            AssumeRolePolicyDocument=trust(provider, repository, subject),
+            Policies=[
+                iam.Policy(
+                    PolicyName=f"{role}-{environment}",
+                    PolicyDocument={"Version": "2012-10-17", "Statement": statements},
+                )
+            ],
+            **({"ManagedPolicyArns": managed} if managed else {}),
+            **({"Metadata": checkov_skip(skips[role])} if role in skips else {}),
+        )
+    )
+
+
+def push_statements(ci_region: str) -> list[dict]:
+    repositories = [
+        Sub(f"arn:${{AWS::Partition}}:ecr:{ci_region}:${{AWS::AccountId}}:repository/{r}")
+        for r in (GATEWAY_REPOSITORY, VLLM_REPOSITORY)
+    ]
+    return [
+        # GetAuthorizationToken has no resource to scope to (ECR's service authorization reference).
+        _allow(["ecr:GetAuthorizationToken"], "*", sid="RegistryLogin"),
+        _allow(
+            [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:CompleteLayerUpload",
+                "ecr:InitiateLayerUpload",
+                "ecr:PutImage",
+                "ecr:UploadLayerPart",
+                "ecr:BatchGetImage",
+                "ecr:DescribeImages",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            repositories,
+            sid="PushToTheCiRegistry",
+        ),
+    ]
+
+
+def _push_role(t: Template, provider: Any, repository: str, ci_region: str) -> None:
+    """Image builds push once, to the CI registry; ECR replicates to every account and region in use."""
+    t.add_resource(
+        iam.Role(
+            "ImagePushRole",
+            RoleName=PUSH_ROLE,
+            Path=ROLE_PATH,
+            MaxSessionDuration=SESSION_SECONDS["push"],
+            AssumeRolePolicyDocument=trust(provider, repository, "ref:refs/heads/main"),
+            Policies=[
+                iam.Policy(
+                    PolicyName="push",
+                    PolicyDocument={"Version": "2012-10-17", "Statement": push_statements(ci_region)},
+                )
+            ],
+        )
+    )
+
+
+# ------------------------------------------------------------------ the regional stack
+
+LIFECYCLE = {
+    "rules": [
+        {
+            "rulePriority": 1,
+            "description": "untagged layers go after a week",
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 7,
+            },
+            "action": {"type": "expire"},
+        },
+        {
+            "rulePriority": 2,
+            "description": "keep the 50 newest images (rollback targets)",
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
+            "action": {"type": "expire"},
+        },
+    ]
+}
+REPOSITORIES = (("GatewayRepository", GATEWAY_REPOSITORY), ("VllmRepository", VLLM_REPOSITORY))
+
+
+def build_regional() -> Template:
+    """The artifacts bucket and the ECR repositories of one region.
+
+    A bucket or repository of that name that exists outside the stack (left by an earlier bootstrap, or
+    made by hand) is used as it is and never managed: bootstrap passes Create<X>=false and says so.
+    """
+    t = Template()
+    t.set_version("2010-09-09")
+    t.set_description("deployctl regional stack: artifacts bucket and ECR repositories")
+    creates = {}
+    for logical in ("ArtifactsBucket", *(r for r, _ in REPOSITORIES)):
+        parameter = t.add_parameter(
+            Parameter(
+                f"Create{logical}",
+                Type="String",
+                AllowedValues=["true", "false"],
+                Default="true",
+                Description="false: one exists already outside this stack; use it unmanaged",
+            )
+        )
+        t.add_condition(f"Make{logical}", Equals(Ref(parameter), "true"))
+        creates[logical] = f"Make{logical}"
     bucket = t.add_resource(
         s3.Bucket(
             "ArtifactsBucket",
+            Condition=creates["ArtifactsBucket"],
             BucketName=Sub("deployctl-artifacts-${AWS::AccountId}-${AWS::Region}"),
-            DeletionPolicy="Retain",
+            DeletionPolicy="RetainExceptOnCreate",
             UpdateReplacePolicy="Retain",
             VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
             **buckets.private("aws:kms"),
@@ -98,243 +965,29 @@ def build(environments: tuple[str, ...] = ("dev", "staging", "prod")) -> Templat
     t.add_resource(
         s3.BucketPolicy(
             "ArtifactsBucketPolicy",
+            Condition=creates["ArtifactsBucket"],
             Bucket=Ref(bucket),
-            PolicyDocument={
-                "Version": "2012-10-17",
-                "Statement": [buckets.tls_only(bucket)],
-            },
+            PolicyDocument={"Version": "2012-10-17", "Statement": [buckets.tls_only(bucket)]},
         )
     )
-    lifecycle = {
-        "rules": [
-            {
-                "rulePriority": 1,
-                "description": "untagged layers go after a week",
-                "selection": {
-                    "tagStatus": "untagged",
-                    "countType": "sinceImagePushed",
-                    "countUnit": "days",
-                    "countNumber": 7,
-                },
-                "action": {"type": "expire"},
-            },
-            {
-                "rulePriority": 2,
-                "description": "keep the 50 newest images (rollback targets)",
-                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
-                "action": {"type": "expire"},
-            },
-        ]
-    }
-    for logical, name in (("GatewayRepository", GATEWAY_REPOSITORY), ("VllmRepository", VLLM_REPOSITORY)):
+    for logical, name in REPOSITORIES:
         t.add_resource(
             ecr.Repository(
                 logical,
+                Condition=creates[logical],
                 RepositoryName=name,
                 ImageTagMutability="IMMUTABLE",
                 ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),
                 EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="KMS"),
                 LifecyclePolicy=ecr.LifecyclePolicy(
-                    LifecyclePolicyText=json.dumps(lifecycle, sort_keys=True)
+                    LifecyclePolicyText=json.dumps(LIFECYCLE, sort_keys=True)
                 ),
-                DeletionPolicy="Retain",
+                DeletionPolicy="RetainExceptOnCreate",
                 UpdateReplacePolicy="Retain",
             )
         )
-
-    provider_arn = Sub(
-        "arn:${AWS::Partition}:iam::${AWS::AccountId}:oidc-provider/token.actions.githubusercontent.com"
+    t.add_output(
+        Output("ArtifactsBucketName", Value=Sub("deployctl-artifacts-${AWS::AccountId}-${AWS::Region}"))
     )
-    t.add_resource(
-        iam.OIDCProvider(
-            "GitHubOidcProvider",
-            Condition="MakeProvider",
-            Url="https://token.actions.githubusercontent.com",
-            ClientIdList=["sts.amazonaws.com"],
-        )
-    )
-    stacks = [
-        Sub(f"arn:${{AWS::Partition}}:cloudformation:*:${{AWS::AccountId}}:stack/{env}-*/*")
-        for env in environments
-    ]
-
-    def github_role(
-        logical: str, name: str, subjects: list[str], statements: list[dict], skip: dict[str, str]
-    ) -> iam.Role:
-        """A role GitHub Actions of the named repository assume through OIDC, only for `subjects`."""
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
-                        "StringLike": {
-                            "token.actions.githubusercontent.com:sub": [
-                                Sub("repo:${Repo}:" + s, Repo=Ref(repo)) for s in subjects
-                            ]
-                        },
-                    },
-                }
-            ],
-        }
-        policy = iam.Policy(
-            PolicyName=name.removeprefix("deployctl-"),
-            PolicyDocument={"Version": "2012-10-17", "Statement": statements},
-        )
-        return t.add_resource(
-            iam.Role(
-                logical,
-                Condition="HasGitHub",
-                RoleName=name,
-                Metadata=checkov_skip(skip),
-                AssumeRolePolicyDocument=trust,
-                Policies=[policy],
-            )
-        )
-
-    change_sets = [
-        "cloudformation:CreateChangeSet",
-        "cloudformation:DescribeChangeSet",
-        "cloudformation:DeleteChangeSet",
-        "cloudformation:DeleteStack",
-        "cloudformation:DescribeStacks",
-        "cloudformation:DescribeStackEvents",
-        "cloudformation:GetTemplate",
-    ]
-    reads = [
-        "cloudformation:DescribeStacks",
-        "cloudformation:ListStacks",
-        "sts:GetCallerIdentity",
-        "ssm:GetParameters",
-        "budgets:ViewBudget",
-    ]
-    upload = {
-        "Effect": "Allow",
-        "Action": ["s3:PutObject", "s3:GetObject"],
-        "Resource": Sub("${Arn}/templates/*", Arn=GetAtt(bucket, "Arn")),
-    }
-    github_role(
-        "PlanRole",
-        "deployctl-plan",
-        ["pull_request", "ref:refs/heads/main"],
-        [
-            # A plan makes change sets (and the empty shells of new stacks) and deletes them;
-            # it can execute nothing.
-            {"Effect": "Allow", "Action": change_sets, "Resource": stacks},
-            {"Effect": "Allow", "Action": reads, "Resource": "*"},
-            upload,
-        ],
-        {
-            "CKV_AWS_108": "CloudFormation reads templates over the inline limit with the caller's "
-            "credentials: s3:GetObject on the artifacts bucket's templates/ only"
-        },
-    )
-    execution = t.add_resource(
-        iam.Role(
-            "CloudFormationExecutionRole",
-            RoleName=EXECUTION_ROLE,
-            AssumeRolePolicyDocument={
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "cloudformation.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                        "Condition": {"StringEquals": {"aws:SourceAccount": Ref("AWS::AccountId")}},
-                    }
-                ],
-            },
-            Policies=[
-                iam.Policy(
-                    PolicyName="deployment-stacks",
-                    PolicyDocument={
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {"Effect": "Allow", "Action": [f"{s}:*" for s in SERVICES], "Resource": "*"},
-                            {
-                                "Effect": "Allow",
-                                "Action": ["ssm:GetParameters"],
-                                "Resource": Sub("arn:${AWS::Partition}:ssm:*::parameter/aws/service/*"),
-                            },
-                        ],
-                    },
-                )
-            ],
-            Metadata=checkov_skip(
-                dict.fromkeys(
-                    ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
-                    "CloudFormation creates the deployments' resources of these services with this role; "
-                    "only deploy roles may pass it, and only to our stacks",
-                )
-            ),
-        )
-    )
-    github_role(
-        "DeployRole",
-        "deployctl-deploy",
-        ["environment:*", "ref:refs/heads/main"],
-        [
-            {
-                "Effect": "Allow",
-                "Action": [
-                    *change_sets,
-                    "cloudformation:ExecuteChangeSet",
-                    "cloudformation:ContinueUpdateRollback",
-                    "cloudformation:UpdateTerminationProtection",
-                    "cloudformation:DetectStackDrift",
-                    "cloudformation:DescribeStackResourceDrifts",
-                ],
-                "Resource": stacks,
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
-                    *reads,
-                    "cloudformation:DescribeStackDriftDetectionStatus",
-                    "ecr:GetAuthorizationToken",
-                ],
-                "Resource": "*",
-            },
-            {
-                "Effect": "Allow",
-                "Action": "iam:PassRole",
-                "Resource": GetAtt(execution, "Arn"),
-                "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:CompleteLayerUpload",
-                    "ecr:InitiateLayerUpload",
-                    "ecr:PutImage",
-                    "ecr:UploadLayerPart",
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                ],
-                "Resource": [repository_arn(r) for r in (GATEWAY_REPOSITORY, VLLM_REPOSITORY)],
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "secretsmanager:RotateSecret",
-                    "secretsmanager:DescribeSecret",
-                    "secretsmanager:GetSecretValue",
-                ],
-                "Resource": Sub(
-                    "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:deployctl/*"
-                ),
-            },
-            upload,
-        ],
-        {
-            "CKV_AWS_108": "reads the deployments' own client API keys (deployctl/* only) to "
-            "smoke-test endpoints and prove key rotations"
-        },
-    )
-    t.add_output(Output("ArtifactsBucketName", Value=Ref(bucket)))
-    t.add_output(Output("ExecutionRoleArn", Value=GetAtt(execution, "Arn")))
+    t.add_output(Output("ExecutionRoleArn", Value=_role_arn(EXECUTION_ROLE)))
     return t

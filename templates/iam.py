@@ -9,6 +9,22 @@ from troposphere import GetAtt, Sub, iam
 from templates.context import Stack
 from templates.images import repository_arn
 
+# Every role a deployment stack creates lives under this path and carries this permissions boundary (a
+# managed policy of the account stack, templates/bootstrap.py): the CloudFormation execution role may
+# create no other role, so nothing a stack makes can grant more than the boundary allows.
+ROLE_PATH = "/deployctl/"
+BOUNDARY_POLICY = "deployctl-workload-boundary"
+
+
+def placement() -> dict[str, Any]:
+    """Path and PermissionsBoundary, which every iam.Role of a deployment stack must carry."""
+    return {
+        "Path": ROLE_PATH,
+        "PermissionsBoundary": Sub(
+            "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy" + ROLE_PATH + BOUNDARY_POLICY
+        ),
+    }
+
 
 def statement(actions: list[str], resources: Any, **extra: Any) -> dict[str, Any]:
     return {"Effect": "Allow", "Action": sorted(actions), "Resource": resources, **extra}
@@ -39,7 +55,7 @@ def role(
             }
         ],
     }
-    props: dict[str, Any] = {"AssumeRolePolicyDocument": assume}
+    props: dict[str, Any] = {"AssumeRolePolicyDocument": assume, **placement()}
     if statements:
         props["Policies"] = [
             iam.Policy(

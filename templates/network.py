@@ -16,6 +16,7 @@ from typing import Any
 from troposphere import GetAtt, GetAZs, Ref, Select, Sub, ec2, iam
 
 from templates.context import Stack
+from templates.iam import placement
 from templates.logs import add_log_group
 
 # The VPC's range in sixteenths: public subnets the first two, private ones the two from the middle,
@@ -169,6 +170,7 @@ def _flow_logs(stack: Stack, vpc: ec2.VPC, key: Any) -> None:
     role = stack.add(
         iam.Role(
             "FlowLogRole",
+            **placement(),
             AssumeRolePolicyDocument={
                 "Version": "2012-10-17",
                 "Statement": [

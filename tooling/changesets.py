@@ -91,7 +91,9 @@ def image_tags(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     return tags
 
 
-def plan(head: Snapshot, *, image_tag: Mapping[str, str] | None, max_parallel: int = 4) -> Plan:
+def plan(
+    head: Snapshot, *, image_tag: Mapping[str, str] | None, max_parallel: int = 4, environments: Any = None
+) -> Plan:
     plans: list[StackPlan] = []
     valid = [s for s in head.stacks.values() if s.valid]
     for state in head.stacks.values():
@@ -108,15 +110,31 @@ def plan(head: Snapshot, *, image_tag: Mapping[str, str] | None, max_parallel: i
                 )
             )
     with ThreadPoolExecutor(max_workers=max_parallel) as pool:
-        plans += list(pool.map(lambda s: _plan_stack(s, image_tag), valid))
+        plans += list(pool.map(lambda s: _plan_stack(s, image_tag, environments), valid))
     plans += _orphans(head)
     plans.sort(key=lambda s: (ORDER[s.action], s.stack_name))
     return Plan("aws", plans, list(head.problems))
 
 
-def _plan_stack(state: StackState, image_tag: Mapping[str, str] | None) -> StackPlan:
+def _plan_stack(
+    state: StackState, image_tag: Mapping[str, str] | None, environments: Any = None
+) -> StackPlan:
+    from tooling.accounts import guard  # noqa: PLC0415
+
     result = StackPlan(state.environment, state.name, state.stack_name, "no-change", warnings=state.warnings,
                        region=state.region)  # fmt: skip
+    # Wrong account, a region the environment may not use, or an image tag missing from the stack's
+    # own region: the plan says so instead of showing changes that could not be deployed.
+    if problems := guard.before_change(
+        state.stack_name,
+        state.environment,
+        state.region,
+        state.text or "",
+        dict(image_tag or {}),
+        environments,
+    ):
+        result.action, result.errors = "invalid", problems
+        return result
     verdict = certificates.check(state.text or "{}", state.region)
     result.warnings = [*result.warnings, *verdict.warnings]
     if verdict.errors:

@@ -52,6 +52,7 @@ def validate(obj: _Context, paths: tuple[Path, ...], fmt: str, fail_over_budget:
     result = obj.load(paths)
     if fail_over_budget:
         result = _budget_errors(result)
+    result = _with_environment_errors(obj, result)
     if fmt == "json":
         click.echo(dump_json(result.diagnostics, len(result.files)))
     else:
@@ -65,6 +66,22 @@ def validate(obj: _Context, paths: tuple[Path, ...], fmt: str, fail_over_budget:
             err=fmt == "github",
         )
     sys.exit(1 if result.errors else 0)
+
+
+def _with_environment_errors(obj: _Context, result: repository.Deployments) -> repository.Deployments:
+    """environments.yaml's own errors, located like a deployment file's."""
+    import dataclasses  # noqa: PLC0415
+
+    from tooling.accounts import environments  # noqa: PLC0415
+
+    try:
+        loaded = environments.load(obj.root)
+    except environments.EnvironmentsError as exc:
+        return dataclasses.replace(result, diagnostics=[*result.diagnostics, *exc.diagnostics])
+    if loaded is None:
+        return result
+    extra = environments.placement_errors(loaded.config, result.files)
+    return dataclasses.replace(result, diagnostics=[*result.diagnostics, *extra])
 
 
 def _budget_errors(result: repository.Deployments) -> repository.Deployments:
@@ -218,6 +235,8 @@ def plan(
     auto = against == "auto"
     if auto:
         against = "aws" if _has_aws() else "git:"
+    if against == "aws":
+        _environments(obj)  # its errors, located, before any AWS call
     try:
         if against == "aws":
             result = planning.plan_against_aws(obj.root, store, image_tag=_image_tags(image_tag))
@@ -431,6 +450,13 @@ def _select_states(
     help="Per-stack tags from `deployctl status --format json` (a rollback to what ran before).",
 )
 @click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack.")
+@click.option(
+    "--image-wait",
+    default=900,
+    show_default=True,
+    type=click.IntRange(0, 3600),
+    help="Seconds to wait for a new image to replicate into a stack's region before failing that stack.",
+)
 @click.pass_obj
 def deploy(
     obj: _Context,
@@ -443,6 +469,7 @@ def deploy(
     image_tag: tuple[str, ...],
     image_tags_from: Path | None,
     timeout: int,
+    image_wait: int,
 ) -> None:
     """Deploy through change sets, in parallel; exit 1 when any stack failed."""
     import threading  # noqa: PLC0415
@@ -468,6 +495,8 @@ def deploy(
         timeout=timeout,
         max_parallel=max_parallel,
         on_event=on_event,
+        environments=_environments(obj),
+        image_wait=image_wait,
     )
     results: list[engine.Result] = []
     try:
@@ -489,6 +518,13 @@ def deploy(
         click.echo("interrupted: change sets not yet executed are being deleted", err=True)
         sys.exit(130)
     results += [engine.Result(s.stack_name, "invalid", reasons=s.errors) for s in invalid]
+    if any(r.outcome in ("created", "updated") for r in results):
+        # Budgets read $0 until the tag they filter on is active; AWS accepts it only once it has
+        # appeared in billing data, so each deploy tries again until it is (tooling/accounts/billing.py).
+        from tooling import aws  # noqa: PLC0415
+        from tooling.accounts import billing  # noqa: PLC0415
+
+        console.print(billing.activate(aws.client("ce", billing.REGION)).message, highlight=False)
     table = Table(title="Deploy", title_justify="left")
     for column in ("Stack", "Result", "Seconds", "Endpoint"):
         table.add_column(column, no_wrap=True)
@@ -502,67 +538,78 @@ def deploy(
     sys.exit(1 if any(r.outcome in ("failed", "invalid", "interrupted") for r in results) else 0)
 
 
+def _environments(obj: _Context, *, required: bool = False):
+    """deployments/environments.yaml, or its located errors and exit 1."""
+    from tooling.accounts import environments  # noqa: PLC0415
+
+    try:
+        loaded = environments.require(obj.root) if required else environments.load(obj.root)
+    except environments.EnvironmentsError as exc:
+        for diagnostic in exc.diagnostics:
+            click.echo(format_text(diagnostic), err=True)
+        sys.exit(1)
+    return loaded.config if loaded else None
+
+
+def _regions_by_environment(obj: _Context) -> dict[str, set[str]]:
+    regions: dict[str, set[str]] = {}
+    for f in obj.load(()).valid:
+        if f.spec is not None:
+            regions.setdefault(f.environment, set()).add(f.spec.region)
+    return regions
+
+
 @cli.command()
-@click.option(
-    "--region", "regions", multiple=True, help="Region(s); default: every region the deployments use."
-)
-@click.option("--github-repository", default="", help="owner/name: creates the OIDC plan and deploy roles.")
-@click.option("--no-oidc-provider", is_flag=True, help="The account already has GitHub's OIDC provider.")
+@click.option("--timeout", default=1800, show_default=True, type=int, help="Seconds to wait for each stack.")
 @click.pass_obj
-def bootstrap(
-    obj: _Context, regions: tuple[str, ...], github_repository: str, no_oidc_provider: bool
-) -> None:
-    """Create or update the account stack: artifacts bucket, ECR repositories, GitHub OIDC roles."""
-    import threading  # noqa: PLC0415
+def bootstrap(obj: _Context, timeout: int) -> None:
+    """Prepare the account these credentials reach: run once per account, again whenever regions change.
 
-    from templates import bootstrap as account  # noqa: PLC0415
-    from templates.stack import render  # noqa: PLC0415
-    from tooling import aws  # noqa: PLC0415
-    from tooling import cloudformation as cf  # noqa: PLC0415
+    Reads deployments/environments.yaml; creates or updates the regional stack of every region the
+    account's deployments use, the account stack (roles, OIDC provider), ECR replication and the
+    cost-allocation tag. Idempotent: run it again after any failure.
+    """
+    from tooling.accounts import bootstrap as steps  # noqa: PLC0415
 
-    if not regions:
-        regions = tuple(sorted({f.spec.region for f in obj.load(()).valid if f.spec}) or ["us-east-1"])
-    text = render(account.build())
-    failed = False
-    for region in regions:
-        cfn = aws.client("cloudformation", region)
-        stack = cf.describe(cfn, account.STACK_NAME)
-        if stack is not None and stack["StackStatus"] in cf.RECREATE:
-            cf.delete_stack(cfn, account.STACK_NAME, timeout=900)
-            stack = None
-        name = f"deployctl-bootstrap-{threading.get_ident() % 100000}"
-        params = [
-            {"ParameterKey": "GitHubRepository", "ParameterValue": github_repository},
-            {"ParameterKey": "CreateOidcProvider", "ParameterValue": "false" if no_oidc_provider else "true"},
-        ]
-        cf.create_change_set(
-            cfn,
-            account.STACK_NAME,
-            name,
-            kind="CREATE" if stack is None else "UPDATE",
-            template={"TemplateBody": text},
-            parameters=params,
-            tags={"deployctl:managed-by": "deployctl-bootstrap"},
-        )
-        described = cf.wait_change_set(cfn, account.STACK_NAME, name)
-        if cf.is_empty(described):
-            cf.delete_change_set(cfn, account.STACK_NAME, name)
-            click.echo(f"{region}: {account.STACK_NAME} is up to date")
-            continue
-        cfn.execute_change_set(StackName=account.STACK_NAME, ChangeSetName=name)
-        final = cf.wait(
-            cfn,
-            account.STACK_NAME,
-            timeout=1800,
-            events=cf.Events(),
+    config = _environments(obj, required=True)
+    try:
+        report = steps.run(
+            config,
+            _regions_by_environment(obj),
             on_event=lambda line: click.echo(f"  {line}"),
+            timeout=timeout,
         )
-        status = (final or {}).get("StackStatus", "GONE")
-        failed |= status not in cf.SUCCESS
-        click.echo(f"{region}: {account.STACK_NAME} {status}")
-        for key, value in cf.outputs_of(final).items():
-            click.echo(f"  {key}: {value}")
-    sys.exit(1 if failed else 0)
+    except steps.BootstrapError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"account {report.account}:")
+    for line in report.lines:
+        click.echo(f"  {line}")
+    sys.exit(1 if report.failed else 0)
+
+
+@cli.command("environments")
+@click.option("--environment", "-e", help="Add this environment's account, region and role ARNs.")
+@click.option("--all", "every", is_flag=True, help="Every environment's role ARNs, as <env>_<role>_role.")
+@click.option("--github-output", is_flag=True, help="name=value lines, for $GITHUB_OUTPUT.")
+@click.pass_obj
+def environments_(obj: _Context, environment: str | None, every: bool, github_output: bool) -> None:
+    """Accounts, regions and role ARNs from deployments/environments.yaml (the workflows read these)."""
+    import json  # noqa: PLC0415
+
+    from tooling.accounts import environments  # noqa: PLC0415
+
+    config = _environments(obj, required=True)
+    if environment is not None and environment not in config.environments:
+        raise click.BadParameter(
+            f"'{environment}' is not in environments.yaml ({', '.join(config.environments)})",
+            param_hint="--environment",
+        )
+    values = environments.all_outputs(config) if every else environments.github_outputs(config, environment)
+    if github_output:
+        for key, value in values.items():
+            click.echo(f"{key}={value}")
+        return
+    click.echo(json.dumps(values, indent=2))
 
 
 @cli.command()
@@ -854,9 +901,12 @@ def drift(obj: _Context, environment: str | None, fmt: str) -> None:
 
 @cli.command("schema")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-def schema_(out: Path | None) -> None:
-    """The JSON Schema of a deployment file, generated from the spec models."""
-    text = schema.schema_text()
+@click.option("--environments", "of_environments", is_flag=True, help="The schema of environments.yaml.")
+def schema_(out: Path | None, of_environments: bool) -> None:
+    """The JSON Schema of a deployment file (or of environments.yaml), generated from the models."""
+    from tooling.accounts import environments  # noqa: PLC0415
+
+    text = environments.schema_text() if of_environments else schema.schema_text()
     if out:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}", err=True)

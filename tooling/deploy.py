@@ -19,6 +19,8 @@ from botocore.exceptions import ClientError
 
 from tooling import aws, certificates
 from tooling import cloudformation as cf
+from tooling.accounts import guard
+from tooling.accounts.environments import Environments
 from tooling.changesets import managed_stacks, parameter_values, parameters, stack_tags
 from tooling.snapshot import StackState
 
@@ -42,6 +44,10 @@ class Options:
     timeout: float = 3600.0
     max_parallel: int = 4
     on_event: Callable[[str, str], None] = lambda stack, line: None
+    # deployments/environments.yaml (None: no such file; the credentials' account is used as it is)
+    environments: Environments | None = None
+    # Seconds to wait for a new image to replicate into a stack's region before failing it.
+    image_wait: float = 0.0
 
 
 def deploy_all(states: list[StackState], options: Options, cancel: threading.Event) -> list[Result]:
@@ -76,7 +82,14 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
     def report(line: str) -> None:
         options.on_event(name, line)
 
-    # Before anything in the account is touched: a certificate that is not for the endpoint's name.
+    # The account, the region and the images, before anything changes (a stack recreated included).
+    given = {**options.image_tags, **options.stack_image_tags.get(name, {})}
+    if problems := guard.before_change(
+        name, state.environment, state.region, state.text, given, options.environments,
+        image_wait=options.image_wait, on_wait=report,
+    ):  # fmt: skip
+        return Result(name, "failed", reasons=problems)
+    # Still before anything changes: a certificate that is not for the endpoint's name.
     verdict = certificates.check(state.text, state.region)
     for warning in verdict.warnings:
         report(f"warning: {warning}")
@@ -159,7 +172,7 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
     if status not in cf.SUCCESS:
         reasons = events.failures or [f"{status}: {(final or {}).get('StackStatusReason', '')}"]
         return Result(name, "failed", reasons=reasons)
-    if state.environment == "prod":
+    if guard.protected(state.environment, options.environments):
         # Deleting a prod endpoint takes a deliberate step (prune with --yes turns this off first).
         cfn.update_termination_protection(StackName=name, EnableTerminationProtection=True)
     if new_subscriptions:
@@ -201,8 +214,8 @@ def prune(
             env = cf.tags_of(stack).get("deployctl:environment", "")
             if name in wanted or (environments is not None and env not in environments):
                 continue
-            if env == "prod" and not allow_prod:
-                results.append(Result(name, "skipped", reasons=["a prod stack: prune it with --yes"]))
+            if guard.protected(env, options.environments) and not allow_prod:
+                results.append(Result(name, "skipped", reasons=[f"a {env} stack: prune it with --yes"]))
                 continue
             started = time.monotonic()
             try:

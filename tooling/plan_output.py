@@ -58,6 +58,18 @@ def _cost_text(stack: StackPlan) -> str:
     return text + (" (over budget)" if stack.over_budget else "")
 
 
+# Stacks with a budget filter it on this cost-allocation tag, which reads $0 until it is active.
+BUDGET_TAG_NOTE = (
+    "New stacks' budgets filter on the `deployctl:stack` cost-allocation tag, which must be active in "
+    "the account: `deployctl bootstrap` and each deploy activate it once AWS has seen it in billing data "
+    "(up to a day after the first deploy; in an AWS Organization, the management account activates it)."
+)
+
+
+def _creates(plan: Plan) -> bool:
+    return any(s.action == "create" for s in plan.stacks)
+
+
 def print_text(plan: Plan, console: Console) -> None:
     console.print(f"[bold]Plan against {escape(plan.against)}[/]: {summary_line(plan)}")
     if total := _total_cost(plan):
@@ -88,6 +100,8 @@ def print_text(plan: Plan, console: Console) -> None:
     unchanged = [s.stack_name for s in plan.stacks if s.action == "no-change"]
     if unchanged:
         console.print(f"\n[dim]= unchanged: {', '.join(unchanged)}[/]")
+    if _creates(plan):
+        console.print(f"\n[dim]{escape(BUDGET_TAG_NOTE)}[/]")
 
 
 def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
@@ -97,6 +111,8 @@ def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
     if total:
         head += [total, ""]
     head += [f"> {p}" for p in plan.problems]
+    if _creates(plan):
+        head += [f"_{BUDGET_TAG_NOTE}_", ""]
     sections = [_section(stack) for stack in plan.stacks if stack.action != "no-change"]
     unchanged = [s.stack_name for s in plan.stacks if s.action == "no-change"]
     if unchanged:

@@ -26,9 +26,11 @@ def plan_against_git(root: Path, ref: str | None, store: Cache) -> Plan:
 
 def plan_against_aws(root: Path, store: Cache, *, image_tag: dict[str, str] | None) -> Plan:
     from tooling import changesets  # noqa: PLC0415 - boto3 loads only for AWS plans
+    from tooling.accounts import environments  # noqa: PLC0415
 
     head = take(root, lint=True, store=store)
-    return changesets.plan(head, image_tag=image_tag)
+    loaded = environments.load(root)
+    return changesets.plan(head, image_tag=image_tag, environments=loaded.config if loaded else None)
 
 
 def select(plan: Plan, root: Path, paths: tuple[Path, ...]) -> Plan:

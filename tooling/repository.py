@@ -70,7 +70,13 @@ class Deployments:
         return [f for f in self.files if f.valid]
 
 
+# deployments/environments.yaml (tooling/accounts/environments.py) declares accounts, not a deployment.
+ENVIRONMENTS_FILE = "environments.yaml"
+
+
 def _is_deployment_file(path: Path) -> bool:
+    if path.name == ENVIRONMENTS_FILE and path.parent.name == DEPLOYMENTS_DIR:
+        return False
     return path.suffix in SUFFIXES and path.name != DEFAULTS_FILE and not path.name.startswith(".")
 
 

@@ -26,6 +26,7 @@ from tools.local_aws import announce, fix_moto
 
 ROOT = Path(__file__).parents[2]
 CERT_PLACEHOLDER = "arn:aws:acm:us-east-1:123456789012:certificate/"
+MOTO_ACCOUNT = "123456789012"  # moto's default account: what plain test credentials reach
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +85,12 @@ def repo(tmp_path: Path, aws_env: str) -> Path:
             if CERT_PLACEHOLDER in line:
                 text = text.replace(line.split(": ", 1)[1], cert)
         path.write_text(text, encoding="utf-8")
+    # One emulated account holds every environment here (tests/aws/test_aws_bootstrap.py has several).
+    environments = tmp_path / "deployments/environments.yaml"
+    text = environments.read_text(encoding="utf-8")
+    for account in ("111111111111", "222222222222", "333333333333"):
+        text = text.replace(account, MOTO_ACCOUNT)
+    environments.write_text(text, encoding="utf-8")
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", ".")
     git(tmp_path, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "examples")

@@ -29,21 +29,46 @@ def actions(plan: dict) -> dict[str, str]:
     return {s["stack_name"]: s["action"] for s in plan["stacks"]}
 
 
+MANIFEST = json.dumps(
+    {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+     "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                "digest": "sha256:" + "b" * 64}, "layers": []}
+)  # fmt: skip
+
+
+def push(*tags: str) -> None:
+    """What CI's image jobs do (the examples' account is also the CI registry here)."""
+    ecr = boto3.client("ecr", region_name="us-east-1")
+    for tag in tags:
+        for repository in ("deployctl/gateway", "deployctl/vllm"):
+            ecr.put_image(repositoryName=repository, imageManifest=MANIFEST, imageTag=tag)
+
+
 def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
-    code, out = run(repo, "bootstrap", "--region", "us-east-1", "--github-repository", "acme/models")
+    code, out = run(repo, "bootstrap")
     assert code == 0, out
-    assert "deployctl-bootstrap CREATE_COMPLETE" in out
+    assert "us-east-1: deployctl-bootstrap CREATE_COMPLETE" in out
+    assert "us-east-1: deployctl-account CREATE_COMPLETE" in out
     repositories = boto3.client("ecr", region_name="us-east-1").describe_repositories()["repositories"]
     assert {r["repositoryName"]: r["imageTagMutability"] for r in repositories} == {
         "deployctl/gateway": "IMMUTABLE",
         "deployctl/vllm": "IMMUTABLE",
     }
+    # An image tag that was never pushed: the plan says so, before any change set.
+    code, out = run(repo, "plan", "--format", "json", "--against", "aws", "--image-tag", "abc123")
+    assert code == 1, out
+    plan = json.loads(out)
+    assert set(actions(plan).values()) == {"invalid"}
+    assert all("is not in us-east-1's ECR repository" in s["errors"][0] for s in plan["stacks"])
+    push("abc123", "v2")
 
     # Nothing deployed yet: the AWS plan creates everything, and leaves no change set or shell behind.
     plan = plan_json(repo, "--against", "aws", "--image-tag", "abc123")
     assert set(actions(plan).values()) == {"create"}
     cfn = boto3.client("cloudformation", region_name="us-east-1")
-    assert [s["StackName"] for s in cfn.describe_stacks()["Stacks"]] == ["deployctl-bootstrap"]
+    assert sorted(s["StackName"] for s in cfn.describe_stacks()["Stacks"]) == [
+        "deployctl-account", "deployctl-bootstrap"
+    ]  # fmt: skip
 
     code, out = run(repo, "deploy", "--image-tag", "abc123")
     assert code == 0, out

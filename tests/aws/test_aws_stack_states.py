@@ -303,7 +303,11 @@ def test_templates_over_the_inline_limit_go_through_the_artifacts_bucket(aws_env
     assert list(cf.template_argument(TEMPLATE, NAME, "us-east-1")) == ["TemplateBody"]
 
 
-def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(cfn: Stubber) -> None:
+def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(
+    cfn: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The recorded tags are in the stack's registry (the ECR check itself: tests/accounts).
+    monkeypatch.setattr("tooling.accounts.images.missing", lambda region, images: [])
     text = json.dumps({"Parameters": {"VllmImageTag": {"Type": "String"}}, "Resources": {}})
     deployed = stack("UPDATE_COMPLETE", Parameters=[{"ParameterKey": "VllmImageTag", "ParameterValue": "v2"}])
     cfn.add_response("describe_stacks", deployed, {"StackName": NAME})

@@ -1,9 +1,7 @@
-"""Our rules over every template the spec matrix and the examples render.
+"""Our rules over every template the spec matrix and the examples render, and the bootstrap stacks.
 
-On the main this branch started from, most stacks break a contract of issue 10; each (rule, stack) pair
-that does is listed in KNOWN with the branch that fixes the templates. Those are strict expected
-failures: when a fix lands the test passes, pytest reports XPASS as a failure, and the pair must be
-removed from KNOWN. The lead empties KNOWN at merge; then every rule passes on every stack.
+Every rule passes on every stack: a pair that does not is a defect of the templates (or of the rule),
+never an expected failure. Each rule's failing templates live in test_rules.py.
 """
 
 from __future__ import annotations
@@ -13,39 +11,17 @@ from typing import Any
 
 import pytest
 
-from templates import bootstrap
-from templates.stack import render
 from tests.templates.conftest import Built, stack_names
+from tests.templates.test_templates_checks import BOOTSTRAP_STACKS, bootstrap_templates
 from tooling import lint
 from tooling.diagnostics import Diagnostic
 
 RULES = [f"E9{n:03d}" for n in range(1, 17)]
-STACKS = [*stack_names(), "bootstrap"]  # the deployment stacks, and the account's bootstrap stack
-
-# rule -> (branch fixing it, issue item, the stacks it still fails on)
-_FAILING_ON_MAIN: dict[str, tuple[str, str, str]] = {
-    "E9002": ("accounts", "issue 11, retries of a failed bootstrap", "bootstrap"),
-}
-KNOWN: dict[tuple[str, str], str] = {
-    (rule, stack): f"{branch} ({item})"
-    for rule, (branch, item, stacks) in _FAILING_ON_MAIN.items()
-    for stack in stacks.split()
-}
+STACKS = [*stack_names(), *BOOTSTRAP_STACKS]  # the deployment stacks, and the bootstrap stacks
 
 
 def _cases() -> list[Any]:
-    return [
-        pytest.param(
-            rule,
-            stack,
-            id=f"{rule}-{stack}",
-            marks=[pytest.mark.xfail(strict=True, reason=f"fixed on branch {KNOWN[rule, stack]}")]
-            if (rule, stack) in KNOWN
-            else [],
-        )
-        for rule in RULES
-        for stack in STACKS
-    ]
+    return [pytest.param(rule, stack, id=f"{rule}-{stack}") for rule in RULES for stack in STACKS]
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +30,13 @@ def matrix_findings(built: dict[str, Built]) -> dict[str, list[Diagnostic]]:
         name: lint.lint(item.text, item.deployment.spec.region, Path(f"{name}.json"), project_only=True)
         for name, item in built.items()
     }
-    found["bootstrap"] = lint.lint(
-        render(bootstrap.build()), "us-east-1", Path("bootstrap.json"), project_only=True
-    )
+    for name, text in bootstrap_templates().items():
+        found[name] = lint.lint(text, "us-east-1", Path(f"{name}.json"), project_only=True)
     return found
 
 
 def test_the_table_names_our_rules_and_the_matrix(rules: list[Any]) -> None:
     assert {r.id for r in rules} == set(RULES)
-    assert {stack for _, stack in KNOWN} <= set(STACKS)
 
 
 @pytest.mark.parametrize(("rule", "stack"), _cases())

@@ -44,10 +44,8 @@ def test_checkov_fails_no_check_and_every_exception_has_a_reason(
     )
     for name, item in built.items():
         (tmp_path / f"{name}.json").write_text(item.text, encoding="utf-8")
-    from templates import bootstrap
-    from templates.stack import render
-
-    (tmp_path / "bootstrap.json").write_text(render(bootstrap.build()), encoding="utf-8")
+    for name, text in bootstrap_templates().items():
+        (tmp_path / f"{name}.json").write_text(text, encoding="utf-8")
     done = subprocess.run(
         [str(CHECKOV), "-d", str(tmp_path), "--framework", "cloudformation", "--output", "json",
          "--skip-download", "--compact"],
@@ -70,11 +68,26 @@ def test_checkov_fails_no_check_and_every_exception_has_a_reason(
     assert passed > 100 * len(built) / 2
 
 
-def test_the_bootstrap_stack_lints_clean() -> None:
+def bootstrap_templates() -> dict[str, str]:
+    """The regional stack and account stacks: the CI account's, and one holding three environments."""
     from templates import bootstrap
     from templates.stack import render
 
-    text = render(bootstrap.build())
-    problems = lint.lint(text, "us-east-1", Path("b.json"))
-    # (ours: tests/cfn_rules/test_matrix.py, as for the deployment stacks)
-    assert [f"{p.code} {p.field}: {p.message}" for p in problems if p.code[1:2] != "9"] == []
+    return {
+        "bootstrap-regional": render(bootstrap.build_regional()),
+        "bootstrap-account-ci": render(
+            bootstrap.build_account(("dev",), "acme/models", ci_registry=True, ci_region="us-east-1")
+        ),
+        "bootstrap-account": render(
+            bootstrap.build_account(("dev", "staging", "prod"), "acme/models", ci_registry=False)
+        ),
+    }
+
+
+BOOTSTRAP_STACKS = ("bootstrap-regional", "bootstrap-account-ci", "bootstrap-account")
+
+
+@pytest.mark.parametrize("name", BOOTSTRAP_STACKS)
+def test_the_bootstrap_stacks_lint_clean(name: str) -> None:
+    text = bootstrap_templates()[name]
+    assert [f"{p.code} {p.field}: {p.message}" for p in lint.lint(text, "us-east-1", Path("b.json"))] == []

@@ -168,16 +168,87 @@ def test_no_aws_keys_anywhere(name):
     assert not re.search(r"\$\{\{[^}]*secrets\.", text), "no stored secret is read"
 
 
+def credential_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in steps(job) if str(s.get("uses", "")).startswith(f"{AWS_CREDENTIALS}@")]
+
+
+ROLE_OUTPUT = re.compile(
+    r"^\$\{\{ (?:steps\.roles\.outputs\.(?P<kind>[a-z]+)_role"
+    r"|needs\.changed\.outputs\.(?:(?P<env>[a-z]+)_(?P<envkind>[a-z]+)_role|(?P<push>push_role))) \}\}$"
+)
+# Which role each job assumes: what its steps call, and nothing more.
+EXPECTED_ROLES = {
+    ("pr", "plan"): "plan",
+    ("deploy", "build-gateway"): "push",
+    ("deploy", "build-vllm"): "push",
+    **{("deploy", f"deploy-{e}"): "deploy" for e in ENVIRONMENTS},
+    **{("deploy", f"smoke-{e}"): "smoke" for e in ENVIRONMENTS},
+    **{("deploy", f"rollback-{e}"): "deploy" for e in ENVIRONMENTS},
+    ("smoke", "smoke"): "smoke",
+    ("rotate-keys", "rotate"): "rotation",
+    ("drift", "drift"): "drift",
+}
+
+
+def assumed(name: str, job_id: str) -> tuple[str, str | None]:
+    """(role kind, environment or None) of the job's one credential step."""
+    (step,) = credential_steps(ALL[name]["jobs"][job_id])
+    match = ROLE_OUTPUT.match(step["with"]["role-to-assume"])
+    assert match, f"{name}/{job_id}: the role comes from `deployctl environments` outputs"
+    if match["push"]:
+        return "push", None
+    return (match["kind"] or match["envkind"]), match["env"]
+
+
 @pytest.mark.parametrize(("name", "job_id"), ALL_JOBS)
-def test_roles_come_from_oidc_variables(name, job_id):
-    for step in steps(ALL[name]["jobs"][job_id]):
-        if str(step.get("uses", "")).startswith(f"{AWS_CREDENTIALS}@"):
-            inputs = step["with"]
-            assert set(inputs) >= {"role-to-assume", "aws-region"}
-            assert "vars" in inputs["role-to-assume"]
-            # The Price List Query API is served from us-east-1, whatever the deployments' region.
-            region = "us-east-1" if name == "prices" else "vars.AWS_REGION"
-            assert region in inputs["aws-region"]
+def test_roles_come_from_environments_yaml(name, job_id):
+    job = ALL[name]["jobs"][job_id]
+    if not assumes_role(job):
+        assert (name, job_id) not in EXPECTED_ROLES
+        return
+    kind, env = assumed(name, job_id)
+    assert kind == EXPECTED_ROLES[(name, job_id)]
+    if env is not None:
+        assert job_id.endswith(f"-{env}")
+    (step,) = credential_steps(job)
+    assert step["with"]["aws-region"].endswith(".ci_region }}")
+    if "steps.roles" in step["with"]["role-to-assume"]:
+        roles = next(s for s in steps(job) if s.get("id") == "roles")
+        assert "deployctl environments" in roles["run"] and "--github-output" in roles["run"]
+        assert steps(job).index(roles) < steps(job).index(step)
+
+
+@pytest.mark.parametrize(("name", "job_id"), sorted(EXPECTED_ROLES))
+def test_each_role_trusts_the_subject_its_job_presents(name, job_id):
+    """GitHub's sub claim: environment:<env> in a job with an environment, pull_request on pull requests,
+    else ref:refs/heads/main (push and schedule run there). The role must trust exactly that."""
+    from templates import bootstrap
+
+    job = ALL[name]["jobs"][job_id]
+    kind, env = assumed(name, job_id)
+    if "environment" in job:
+        presented = f"environment:{job['environment']}"
+    elif "pull_request" in triggers(ALL[name]):
+        presented = "pull_request"
+    else:
+        presented = "ref:refs/heads/main"
+    if kind == "push":
+        assert presented == "ref:refs/heads/main"
+        return
+    environment = env or job.get("environment") or "prod"
+    assert bootstrap.subjects(environment)[kind] == presented
+
+
+@pytest.mark.parametrize(("name", "job_id"), sorted(EXPECTED_ROLES))
+def test_sessions_last_the_whole_job_and_fit_the_role(name, job_id):
+    from templates import bootstrap
+
+    job = ALL[name]["jobs"][job_id]
+    (step,) = credential_steps(job)
+    kind, _ = assumed(name, job_id)
+    duration = step["with"]["role-duration-seconds"]
+    assert duration >= job["timeout-minutes"] * 60, "the session would end before the job may"
+    assert 900 <= duration <= bootstrap.SESSION_SECONDS[kind], "above the role's MaxSessionDuration"
 
 
 def test_deploy_job_graph():
@@ -192,6 +263,7 @@ def test_deploy_job_graph():
         "smoke-staging": {"changed", "deploy-staging"},
         "deploy-prod": {"changed", "smoke-staging"},
         "smoke-prod": {"changed", "deploy-prod"},
+        **{f"rollback-{e}": {"changed", f"deploy-{e}", f"smoke-{e}"} for e in ENVIRONMENTS},
     }
     assert {job_id: needs(job) for job_id, job in jobs.items()} == expected
 
@@ -226,13 +298,11 @@ def test_image_builds(job_id, platform, runner, dockerfile):
     assert options["push"] is True
     assert options["provenance"] is False
     assert options["tags"] == "${{ steps.tags.outputs.list }}"
-    # One build, tagged with the commit SHA, pushed to each environment's account.
-    roles = [
-        s["with"]["role-to-assume"] for s in steps(job) if str(s.get("uses", "")).startswith(AWS_CREDENTIALS)
-    ]
-    assert roles == [f"${{{{ vars.AWS_DEPLOY_ROLE_ARN_{e.upper()} }}}}" for e in ENVIRONMENTS]
+    # One build, tagged with the commit SHA, pushed once, to the CI registry (ECR replicates it).
+    roles = [s["with"]["role-to-assume"] for s in credential_steps(job)]
+    assert roles == ["${{ needs.changed.outputs.push_role }}"]
     tagged = [s for s in steps(job) if "$REGISTRY/$REPOSITORY:$TAG" in s.get("run", "")]
-    assert len(tagged) == len(ENVIRONMENTS)
+    assert len(tagged) == 1
     assert all(s["env"]["TAG"] == "${{ github.sha }}" for s in tagged)
     assert options["cache-from"]
     assert options["cache-to"]
@@ -252,8 +322,11 @@ def test_deploy_jobs(environment):
 def test_prod_deploy_waits_for_the_prod_environment():
     jobs = ALL["deploy"]["jobs"]
     assert jobs["deploy-prod"]["environment"] == "prod"
-    # Only the deploy jobs are environments: a smoke job would ask the prod reviewers a second time.
-    assert [j for j, job in jobs.items() if "environment" in job] == [f"deploy-{e}" for e in ENVIRONMENTS]
+    # Only jobs that change stacks are environments: a smoke job would ask the prod reviewers again.
+    assert {j: job["environment"] for j, job in jobs.items() if "environment" in job} == {
+        **{f"deploy-{e}": e for e in ENVIRONMENTS},
+        **{f"rollback-{e}": e for e in ENVIRONMENTS},
+    }
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -263,8 +336,14 @@ def test_smoke_after_each_environment_rolls_back_and_fails(environment):
     smoke = next(s for s in steps(job) if s.get("id") == "smoke")
     assert f"deployctl smoke --environment {environment}" in smoke["run"]
     assert "--key-from-secret" in smoke["run"]
-    rollback = next(s for s in steps(job) if "Roll back" in s.get("name", ""))
-    assert "steps.smoke.outcome == 'failure'" in rollback["if"]
+    verdict = next(s for s in steps(job) if s.get("id") == "verdict")
+    assert "steps.smoke.outcome == 'failure'" in verdict["if"]
+    assert job["outputs"]["failed"] == "${{ steps.verdict.outputs.failed }}"
+    # The rollback changes stacks, so it runs in the environment, with the deploy role.
+    rollback_job = ALL["deploy"]["jobs"][f"rollback-{environment}"]
+    assert f"needs.smoke-{environment}.outputs.failed == 'true'" in rollback_job["if"]
+    assert rollback_job["concurrency"] == {"group": f"deploy-{environment}", "cancel-in-progress": False}
+    rollback = next(s for s in steps(rollback_job) if "Roll back" in s.get("name", ""))
     assert "deployctl deploy" in rollback["run"]
     assert "--image-tag" in rollback["run"]
     assert rollback["run"].rstrip().endswith("exit 1")
@@ -279,7 +358,7 @@ def test_smoke_after_each_environment_rolls_back_and_fails(environment):
     ids = [s.get("id") for s in steps(deploy)]
     names = [s.get("name") for s in steps(deploy)]
     assert ids.index("previous") < names.index("Deploy")
-    assert steps(job).index(smoke) < steps(job).index(rollback)
+    assert steps(job).index(smoke) < steps(job).index(verdict)
 
 
 @pytest.mark.parametrize("name", NAMES)

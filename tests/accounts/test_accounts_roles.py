@@ -1,0 +1,514 @@
+"""The account stack's trust and permission policies, as data: every statement, every condition.
+
+Each role is checked twice: its statements against the exact list we mean (so an added action fails a
+test), and its behaviour through tests/accounts/policies.py, which evaluates the documents with IAM's
+logic (no IAM policy simulator is available offline; see that module).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from templates import bootstrap
+from templates.iam import BOUNDARY_POLICY, ROLE_PATH
+from templates.stack import render
+from tests.accounts.policies import ACCOUNT, allowed, plain, size, trusts
+
+ENVIRONMENTS = ("dev", "prod")
+REPO = "acme/models"
+AUD = "token.actions.githubusercontent.com:aud"
+SUB = "token.actions.githubusercontent.com:sub"
+PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+EXECUTION = f"arn:aws:iam::{ACCOUNT}:role/deployctl/deployctl-cloudformation-execution"
+BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/deployctl/{BOUNDARY_POLICY}"
+
+
+def stack(region: str = "us-east-1") -> dict[str, Any]:
+    text = render(bootstrap.build_account(ENVIRONMENTS, REPO, ci_registry=True, ci_region="us-east-1"))
+    return plain(json.loads(text)["Resources"], region, {"GitHubOidcProvider": PROVIDER})
+
+
+RESOURCES = stack()
+
+
+def role(environment: str, kind: str) -> dict[str, Any]:
+    return RESOURCES[f"{environment.capitalize()}{kind.capitalize()}Role"]["Properties"]
+
+
+def documents(props: dict[str, Any]) -> list[dict]:
+    """A role's inline documents and the managed policies of this stack it attaches."""
+    docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
+    for arn in props.get("ManagedPolicyArns", []):
+        logical = arn.removeprefix("ref:")
+        docs.append(RESOURCES[logical]["Properties"]["PolicyDocument"])
+    return docs
+
+
+def actions(props: dict[str, Any]) -> set[str]:
+    return {
+        a for d in documents(props) for s in d["Statement"] if s["Effect"] == "Allow" for a in s["Action"]
+    }
+
+
+def stack_arn(name: str, region: str = "us-east-1") -> str:
+    return f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{name}/0f6c0a50-1234"
+
+
+def token(sub: str, aud: str = "sts.amazonaws.com") -> dict[str, str]:
+    return {SUB: sub, AUD: aud}
+
+
+# ---------------------------------------------------------------------- trust
+
+
+SUBJECTS = {
+    "plan": "pull_request",
+    "deploy": "environment:{env}",
+    "smoke": "ref:refs/heads/main",
+    "rotation": "ref:refs/heads/main",
+    "drift": "ref:refs/heads/main",
+}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("kind", sorted(SUBJECTS))
+def test_each_github_role_trusts_exactly_one_subject_of_this_repository(environment: str, kind: str) -> None:
+    props = role(environment, kind)
+    assert props["RoleName"] == f"deployctl-{kind}-{environment}"
+    assert props["Path"] == ROLE_PATH
+    (statement,) = props["AssumeRolePolicyDocument"]["Statement"]
+    subject = f"repo:{REPO}:{SUBJECTS[kind].format(env=environment)}"
+    assert statement == {
+        "Effect": "Allow",
+        "Principal": {"Federated": PROVIDER},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {AUD: "sts.amazonaws.com", SUB: subject}},
+    }
+    assert "*" not in json.dumps(statement["Condition"])
+
+
+def test_the_prod_deploy_role_answers_only_the_prod_environment() -> None:
+    trust = role("prod", "deploy")["AssumeRolePolicyDocument"]
+    federated = {"Federated": PROVIDER}
+    action = "sts:AssumeRoleWithWebIdentity"
+    assert trusts(trust, action, federated, token(f"repo:{REPO}:environment:prod"))
+    for refused in (
+        f"repo:{REPO}:environment:dev",
+        f"repo:{REPO}:environment:prod-copy",
+        f"repo:{REPO}:environment:*",
+        f"repo:{REPO}:ref:refs/heads/main",
+        f"repo:{REPO}:ref:refs/heads/feature",
+        f"repo:{REPO}:pull_request",
+        "repo:someone/fork:environment:prod",
+    ):
+        assert not trusts(trust, action, federated, token(refused)), refused
+    assert not trusts(trust, action, federated, token(f"repo:{REPO}:environment:prod", aud="other"))
+    assert not trusts(
+        trust,
+        action,
+        {"Federated": "arn:aws:iam::999999999999:oidc-provider/x"},
+        token(f"repo:{REPO}:environment:prod"),
+    )
+
+
+def test_the_execution_role_is_for_cloudformation_of_this_account_only() -> None:
+    props = RESOURCES["CloudFormationExecutionRole"]["Properties"]
+    assert props["Path"] == ROLE_PATH
+    (statement,) = props["AssumeRolePolicyDocument"]["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudformation.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+    }
+
+
+def test_the_push_role_trusts_main_only() -> None:
+    props = RESOURCES["ImagePushRole"]["Properties"]
+    (statement,) = props["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Condition"] == {
+        "StringEquals": {AUD: "sts.amazonaws.com", SUB: f"repo:{REPO}:ref:refs/heads/main"}
+    }
+    assert actions(props) == {
+        "ecr:GetAuthorizationToken",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:CompleteLayerUpload",
+        "ecr:InitiateLayerUpload",
+        "ecr:PutImage",
+        "ecr:UploadLayerPart",
+        "ecr:BatchGetImage",
+        "ecr:DescribeImages",
+        "ecr:GetDownloadUrlForLayer",
+    }
+    docs = documents(props)
+    ci_repo = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/deployctl/vllm"
+    assert allowed(docs, "ecr:PutImage", ci_repo)
+    assert not allowed(docs, "ecr:PutImage", f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/deployctl/vllm")
+    assert not allowed(docs, "ecr:PutImage", f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/other")
+
+
+# ---------------------------------------------------------------------- permissions, role by role
+
+PLAN = {
+    "cloudformation:DescribeStacks",
+    "cloudformation:ListStacks",
+    "sts:GetCallerIdentity",
+    "ecr:DescribeImages",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:DeleteChangeSet",
+    "cloudformation:DescribeStackEvents",
+    "cloudformation:GetTemplate",
+    "cloudformation:CreateChangeSet",
+    "cloudformation:DeleteStack",
+    "ssm:GetParameters",
+    "budgets:ViewBudget",
+    "s3:PutObject",
+    "s3:GetObject",
+}
+DEPLOY = {
+    "cloudformation:DescribeStacks",
+    "cloudformation:ListStacks",
+    "sts:GetCallerIdentity",
+    "ecr:DescribeImages",
+    "cloudformation:CreateChangeSet",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:DeleteChangeSet",
+    "cloudformation:ExecuteChangeSet",
+    "cloudformation:DeleteStack",
+    "cloudformation:DescribeStackEvents",
+    "cloudformation:GetTemplate",
+    "cloudformation:ContinueUpdateRollback",
+    "cloudformation:UpdateTerminationProtection",
+    "iam:PassRole",
+    "ssm:GetParameters",
+    "s3:PutObject",
+    "s3:GetObject",
+    "ce:UpdateCostAllocationTagsStatus",
+}
+SMOKE = {
+    "cloudformation:DescribeStacks",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "kms:Decrypt",
+}
+ROTATION = SMOKE | {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
+DRIFT_OWN = {
+    "cloudformation:DetectStackDrift",
+    "cloudformation:DescribeStackResourceDrifts",
+    "cloudformation:DescribeStacks",
+    "cloudformation:DescribeStackDriftDetectionStatus",
+    "cloudformation:ListStacks",
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("plan", PLAN), ("deploy", DEPLOY), ("smoke", SMOKE), ("rotation", ROTATION)],
+)
+def test_each_role_has_exactly_its_actions(kind: str, expected: set[str]) -> None:
+    for environment in ENVIRONMENTS:
+        assert actions(role(environment, kind)) == expected
+
+
+def test_the_plan_role_deletes_only_its_own_review_shells() -> None:
+    docs = documents(role("dev", "plan"))
+    shell = {"aws:ResourceTag/deployctl:template-hash": "plan"}
+    deployed = {"aws:ResourceTag/deployctl:template-hash": "3f2a9c0d1b"}
+    assert allowed(docs, "cloudformation:DeleteStack", stack_arn("dev-chat"), shell)
+    assert not allowed(docs, "cloudformation:DeleteStack", stack_arn("dev-chat"), deployed)
+    assert not allowed(docs, "cloudformation:DeleteStack", stack_arn("dev-chat"), {})
+    assert not allowed(docs, "cloudformation:DeleteStack", stack_arn("prod-chat"), shell)
+    assert not allowed(docs, "cloudformation:DeleteStack", stack_arn("deployctl-bootstrap"), shell)
+    # Its change sets carry the plan tag, so the shells they create do too; it can execute none.
+    plan_tag = {"aws:RequestTag/deployctl:template-hash": "plan"}
+    assert allowed(docs, "cloudformation:CreateChangeSet", stack_arn("dev-chat"), plan_tag)
+    assert not allowed(docs, "cloudformation:CreateChangeSet", stack_arn("dev-chat"), {})
+    assert not allowed(docs, "cloudformation:ExecuteChangeSet", stack_arn("dev-chat"))
+    assert not allowed(docs, "iam:PassRole", EXECUTION)
+    assert not allowed(
+        docs,
+        "secretsmanager:GetSecretValue",
+        f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:deployctl/dev/chat/api-key-AbCdEf",
+    )
+
+
+def test_the_plan_tag_is_what_plans_put_on_their_change_sets() -> None:
+    from tooling.changesets import stack_tags
+    from tooling.snapshot import StackState
+
+    tags = stack_tags(StackState("dev", "chat", "x.yaml", "us-east-1", "{}"), "plan")
+    assert tags[bootstrap.PLAN_TAG] == bootstrap.PLAN_TAG_VALUE
+
+
+def test_the_deploy_role_drives_only_its_environment_and_passes_only_the_execution_role() -> None:
+    docs = documents(role("prod", "deploy"))
+    for action in (
+        "cloudformation:ExecuteChangeSet",
+        "cloudformation:DeleteStack",
+        "cloudformation:UpdateTerminationProtection",
+    ):
+        assert allowed(docs, action, stack_arn("prod-chat", "eu-west-1"))
+        assert not allowed(docs, action, stack_arn("dev-chat"))
+        assert not allowed(docs, action, stack_arn("deployctl-bootstrap"))
+    passed = {"iam:PassedToService": "cloudformation.amazonaws.com"}
+    assert allowed(docs, "iam:PassRole", EXECUTION, passed)
+    assert not allowed(docs, "iam:PassRole", EXECUTION, {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not allowed(
+        docs, "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/deployctl/deployctl-deploy-prod", passed
+    )
+    assert not allowed(docs, "secretsmanager:GetSecretValue", "*")
+    assert not allowed(docs, "ecr:PutImage", "*")
+
+
+@pytest.mark.parametrize("kind", ["smoke", "rotation"])
+def test_keys_only_of_its_environment_and_kms_only_through_secrets_manager(kind: str) -> None:
+    docs = documents(role("prod", kind))
+    secret = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:deployctl/prod/chat/api-key-AbCdEf"
+    other = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:deployctl/dev/chat/api-key-AbCdEf"
+    provider_key = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:team/openai-AbCdEf"
+    assert allowed(docs, "secretsmanager:GetSecretValue", secret)
+    assert not allowed(docs, "secretsmanager:GetSecretValue", other)
+    assert not allowed(docs, "secretsmanager:GetSecretValue", provider_key)
+    key = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    via = {
+        "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com",
+        "aws:ResourceTag/deployctl:environment": "prod",
+    }
+    assert allowed(docs, "kms:Decrypt", key, via)
+    assert not allowed(docs, "kms:Decrypt", key, {**via, "kms:ViaService": "s3.eu-west-1.amazonaws.com"})
+    assert not allowed(docs, "kms:Decrypt", key, {"aws:ResourceTag/deployctl:environment": "prod"})
+    assert not allowed(docs, "kms:Decrypt", key, {**via, "aws:ResourceTag/deployctl:environment": "dev"})
+    (kms,) = [s for d in docs for s in d["Statement"] if "kms:Decrypt" in s["Action"]]
+    assert kms["Condition"] == {
+        "StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"},
+        "StringEquals": {"aws:ResourceTag/deployctl:environment": "prod"},
+    }
+    rotate = allowed(docs, "secretsmanager:RotateSecret", secret)
+    invoke = allowed(
+        docs,
+        "lambda:InvokeFunction",
+        f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:prod-chat-RotationFunction-x1",
+    )
+    assert rotate == invoke == (kind == "rotation")
+    assert not allowed(
+        docs,
+        "lambda:InvokeFunction",
+        f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:dev-chat-RotationFunction-x1",
+    )
+    assert not allowed(docs, "cloudformation:DescribeStacks", stack_arn("dev-chat"))
+
+
+def test_the_drift_role_detects_drift_and_reads_what_detection_reads() -> None:
+    props = role("dev", "drift")
+    assert actions(props) >= DRIFT_OWN
+    assert actions(props) - DRIFT_OWN == {*bootstrap.drift_actions(), *bootstrap.DRIFT_PARAMETER_ACTIONS}
+    docs = documents(props)
+    # Parameters only under our path: never an account's other (SecureString) parameters.
+    assert allowed(
+        docs, "ssm:GetParameters", f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/deployctl/dev/chat/clients"
+    )
+    assert not allowed(docs, "ssm:GetParameters", f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/db/password")
+    assert allowed(docs, "cloudformation:DetectStackDrift", stack_arn("dev-chat"))
+    assert not allowed(docs, "cloudformation:DetectStackDrift", stack_arn("prod-chat"))
+    reads = set(bootstrap.drift_actions())
+    # Every read handler of every resource type our stacks use; never a secret's value or a decrypt.
+    assert {
+        "ecs:DescribeServices",
+        "elasticloadbalancing:DescribeLoadBalancers",
+        "iam:GetRole",
+        "sagemaker:DescribeEndpoint",
+        "secretsmanager:DescribeSecret",
+    } <= reads
+    assert "secretsmanager:GetSecretValue" not in reads
+    assert not any(a.startswith("kms:Decrypt") for a in reads)
+    assert not any(a.split(":")[1].startswith(("Create", "Delete", "Put", "Update")) for a in reads)
+
+
+# ---------------------------------------------------------------------- the execution role and boundary
+
+
+def execution_documents() -> list[dict]:
+    return documents(RESOURCES["CloudFormationExecutionRole"]["Properties"])
+
+
+def test_the_execution_role_creates_roles_only_under_our_path_with_the_boundary() -> None:
+    docs = execution_documents()
+    ours = f"arn:aws:iam::{ACCOUNT}:role/deployctl/prod-chat-TaskRole-1X2Y"
+    with_boundary = {"iam:PermissionsBoundary": BOUNDARY}
+    assert allowed(docs, "iam:CreateRole", ours, with_boundary)
+    assert not allowed(docs, "iam:CreateRole", ours, {})
+    assert not allowed(
+        docs,
+        "iam:CreateRole",
+        ours,
+        {"iam:PermissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"},
+    )
+    assert not allowed(
+        docs, "iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/prod-chat-TaskRole-1X2Y", with_boundary
+    )
+    assert allowed(docs, "iam:PutRolePolicy", ours, with_boundary)
+    assert not allowed(docs, "iam:PutRolePolicy", ours, {})
+    assert allowed(docs, "iam:AttachRolePolicy", ours, with_boundary)
+    assert not allowed(docs, "iam:DeleteRolePermissionsBoundary", ours)
+    assert allowed(docs, "iam:PassRole", ours, {"iam:PassedToService": "ecs-tasks.amazonaws.com"})
+    assert not allowed(docs, "iam:PassRole", ours, {"iam:PassedToService": "cloudformation.amazonaws.com"})
+    # Never the bootstrap's own roles and policies, whatever the conditions.
+    for arn in (EXECUTION, BOUNDARY, f"arn:aws:iam::{ACCOUNT}:role/deployctl/deployctl-deploy-prod"):
+        assert not allowed(docs, "iam:PutRolePolicy", arn, with_boundary)
+        assert not allowed(docs, "iam:CreatePolicyVersion", arn)
+    assert not allowed(docs, "iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/x")
+    # Roles our stacks made before roles had a path: CloudFormation may delete them, nothing more.
+    legacy = f"arn:aws:iam::{ACCOUNT}:role/prod-chat-TaskRole-1X2Y"
+    assert allowed(docs, "iam:DeleteRole", legacy)
+    assert allowed(docs, "iam:DetachRolePolicy", legacy)
+    for action in (
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+    ):
+        assert not allowed(docs, action, legacy, with_boundary), action
+    assert not allowed(docs, "iam:DeleteRole", f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole")
+    assert not allowed(docs, "iam:DeleteRole", f"arn:aws:iam::{ACCOUNT}:role/staging-chat-TaskRole-1X2Y")
+    assert not allowed(docs, "iam:CreatePolicy", f"arn:aws:iam::{ACCOUNT}:policy/x")
+    assert allowed(
+        docs,
+        "iam:CreateServiceLinkedRole",
+        f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
+        {"iam:AWSServiceName": "ecs.amazonaws.com"},
+    )
+
+
+def test_the_execution_role_may_call_what_the_handlers_of_our_resource_types_call() -> None:
+    docs = execution_documents()
+    resource_actions = {
+        a
+        for d in docs
+        for s in d["Statement"]
+        if s["Effect"] == "Allow" and s["Resource"] == "*"
+        for a in s["Action"]
+    }
+    assert resource_actions == set(bootstrap.execution_actions())
+    assert not any(a.lower().startswith("iam:") or a.endswith(":*") or a == "*" for a in resource_actions)
+    for action in (
+        "ecs:CreateService",
+        "elasticloadbalancing:CreateLoadBalancer",
+        "sagemaker:CreateEndpoint",
+        "secretsmanager:CreateSecret",
+        "kms:CreateKey",
+        "lambda:CreateFunction",
+        "ec2:CreateVpc",
+    ):
+        assert action in resource_actions, action
+    for never in (
+        "dynamodb:CreateTable",
+        "organizations:LeaveOrganization",
+        "sts:AssumeRole",
+        "ec2:CreateVpnGateway",
+    ):
+        assert never not in resource_actions
+
+
+def test_every_resource_type_our_stacks_render_is_one_the_execution_role_covers(built: Any) -> None:
+    types = {r["Type"] for item in built.values() for r in item.resources.values()}
+    custom = {t for t in types if t.startswith("Custom::")}
+    registry = types - custom
+    assert registry <= set(bootstrap.DEPLOYMENT_RESOURCE_TYPES), registry - set(
+        bootstrap.DEPLOYMENT_RESOURCE_TYPES
+    )
+    # A custom resource is a Lambda CloudFormation invokes as the stack's role: our stacks' functions only.
+    assert custom == {"Custom::HostCleanup"}
+    invoke = bootstrap.custom_resource_statement(["dev", "prod"])
+    assert invoke["Action"] == ["lambda:InvokeFunction"]
+    assert [r.to_dict()["Fn::Sub"].split(":")[-2:] for r in invoke["Resource"]] == [
+        ["function", "dev-*"],
+        ["function", "prod-*"],
+    ]
+
+
+def test_every_role_our_stacks_create_is_under_our_path_with_the_boundary(built: Any) -> None:
+    for name, item in built.items():
+        for logical, role_ in item.of_type("AWS::IAM::Role").items():
+            props = plain(role_["Properties"])
+            assert props["Path"] == ROLE_PATH, f"{name}/{logical}"
+            assert props["PermissionsBoundary"] == BOUNDARY, f"{name}/{logical}"
+
+
+def test_the_boundary_lets_no_role_touch_iam_or_leave_the_account() -> None:
+    (document,) = [RESOURCES["WorkloadBoundary"]["Properties"]["PolicyDocument"]]
+    assert RESOURCES["WorkloadBoundary"]["Properties"]["ManagedPolicyName"] == BOUNDARY_POLICY
+    for action in (
+        "iam:CreateRole",
+        "iam:PassRole",
+        "sts:AssumeRole",
+        "organizations:ListAccounts",
+        "secretsmanager:DeleteSecret",
+        "kms:CreateGrant",
+        "s3:PutObject",
+        "ec2:RunInstances",
+    ):
+        assert not allowed([document], action, "*"), action
+    for action in (
+        "ecr:BatchGetImage",
+        "logs:PutLogEvents",
+        "secretsmanager:GetSecretValue",
+        "kms:Decrypt",
+        "sagemaker:InvokeEndpoint",
+        "ssm:GetParameter",
+    ):
+        assert allowed([document], action, "*"), action
+
+
+# ---------------------------------------------------------------------- IAM's size quotas
+
+
+def test_every_policy_fits_iams_quotas() -> None:
+    for logical, resource in RESOURCES.items():
+        props = resource["Properties"]
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            assert size(props["PolicyDocument"]) <= bootstrap.MANAGED_POLICY_LIMIT, logical
+        if resource["Type"] == "AWS::IAM::Role":
+            inline = sum(size(p["PolicyDocument"]) for p in props.get("Policies", []))
+            assert inline <= bootstrap.INLINE_POLICIES_LIMIT, logical
+            assert size(props["AssumeRolePolicyDocument"]) <= 2048, logical  # the default trust quota
+            assert len(props.get("ManagedPolicyArns", [])) <= 10, logical
+            assert 3600 <= props.get("MaxSessionDuration", 3600) <= 43200, logical
+
+
+def test_the_account_stack_is_the_same_bytes_for_the_same_input() -> None:
+    first = render(bootstrap.build_account(ENVIRONMENTS, REPO, ci_registry=True, ci_region="us-east-1"))
+    assert first == render(
+        bootstrap.build_account(ENVIRONMENTS, REPO, ci_registry=True, ci_region="us-east-1")
+    )
+
+
+def _managed_policy(arn: str) -> dict:
+    """An AWS managed policy's document, from the copy moto ships (AWS's published versions)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)[arn.rsplit("/", 1)[-1]]["Document"]
+
+
+def test_the_boundary_allows_everything_our_stacks_roles_are_granted(built: Any) -> None:
+    """A boundary denies silently at run time: every action a stack's role holds must be inside it."""
+    boundary = [RESOURCES["WorkloadBoundary"]["Properties"]["PolicyDocument"]]
+    for name, item in built.items():
+        for logical, role_ in item.of_type("AWS::IAM::Role").items():
+            props = plain(role_["Properties"])
+            docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
+            docs += [_managed_policy(arn) for arn in props.get("ManagedPolicyArns", [])]
+            for statement in (s for d in docs for s in d["Statement"] if s["Effect"] == "Allow"):
+                for action in (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                ):
+                    assert allowed(boundary, action.replace("*", "Any"), "*"), f"{name}/{logical}: {action}"
+
+
+def test_every_kms_key_carries_the_environment_tag_the_key_conditions_use(built: Any) -> None:
+    for name, item in built.items():
+        for logical, key in item.of_type("AWS::KMS::Key").items():
+            tags = {t["Key"]: t["Value"] for t in key["Properties"].get("Tags", [])}
+            assert tags.get("deployctl:environment") == item.deployment.environment, f"{name}/{logical}"
