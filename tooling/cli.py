@@ -246,6 +246,13 @@ def _has_aws() -> bool:
     "--image-tag", multiple=True, help="Image tag for new stacks (aws plans): TAG, gateway=TAG or vllm=TAG."
 )
 @click.option("--fail-over-budget", is_flag=True, help="A stack estimated over its budget fails the plan.")
+@click.option(
+    "--markdown-limit",
+    type=click.IntRange(1000, 65_536),
+    default=65_536,
+    show_default=True,
+    help="Cut the markdown to this many bytes (sections whole, every summary line kept).",
+)
 @click.pass_obj
 def plan(
     obj: _Context,
@@ -256,6 +263,7 @@ def plan(
     no_cache: bool,
     image_tag: tuple[str, ...],
     fail_over_budget: bool,
+    markdown_limit: int,
 ) -> None:
     """What applying the working tree would change, stack by stack (make plan runs this)."""
     from tooling import gitbase, plan_output, planning  # noqa: PLC0415
@@ -295,7 +303,7 @@ def plan(
     if fmt == "json":
         click.echo(plan_output.to_json(result))
     elif fmt == "markdown":
-        click.echo(plan_output.markdown(result), nl=False)
+        click.echo(plan_output.markdown(result, limit=markdown_limit), nl=False)
     else:
         console = Console() if Console().is_terminal else Console(width=200)
         plan_output.print_text(result, console)

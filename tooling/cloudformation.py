@@ -318,7 +318,7 @@ def delete_stack(
     *,
     timeout: float,
     cancel: threading.Event | None = None,
-    lift_protection: bool = False,
+    lift_protection: bool = True,
 ) -> None:
     """Delete and wait. Termination protection is lifted only when the caller was allowed to (prod
     with --yes), after every check that the stack may go:

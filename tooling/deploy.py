@@ -205,9 +205,9 @@ def _backwards(deployed: str, options: Options) -> str | None:
     ancestor = gitbase.is_ancestor(options.root, deployed, options.commit)
     if ancestor is None:
         return (
-            f"the stack runs commit {deployed[:12]}, which this clone does not have: fetch it "
-            f"(git fetch origin {deployed}) to check it is an ancestor of {options.commit[:12]}, "
-            "or pass --allow-revert"
+            f"the stack runs commit {deployed[:12]}, and this clone cannot tell whether it is an "
+            f"ancestor of {options.commit[:12]}: fetch the history (git fetch --unshallow origin, or "
+            "check out with fetch-depth: 0), or pass --allow-revert"
         )
     if not ancestor:
         return (

@@ -135,19 +135,27 @@ def head_commit(root: Path) -> str | None:
 
 
 def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
-    """Whether `older` is an ancestor of (or equal to) `newer`; None when `older` is not in this clone."""
+    """Whether `older` is an ancestor of (or equal to) `newer`; None when this clone cannot tell (the
+    commit is missing, or a shallow history ends before the two meet)."""
     if _commit(root, older) is None:
         if is_shallow(root) and _has_origin(root):
             _fetch(root, older)
         if _commit(root, older) is None:
             return None
-    done = subprocess.run(
-        ["git", "merge-base", "--is-ancestor", older, newer],  # noqa: S607
-        cwd=root, capture_output=True, check=False, timeout=120,
-    )  # fmt: skip
-    if done.returncode not in (0, 1):
-        raise GitError(done.stderr.decode(errors="replace").strip())
-    return done.returncode == 0
+    for depth in (0, *DEEPEN_STEPS):
+        if depth:
+            _fetch(root, "HEAD", f"--deepen={depth}")
+        done = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", older, newer],  # noqa: S607
+            cwd=root, capture_output=True, check=False, timeout=120,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return True
+        if done.returncode != 1:
+            raise GitError(done.stderr.decode(errors="replace").strip())
+        if not (is_shallow(root) and _has_origin(root)):
+            return False
+    return None if is_shallow(root) else False
 
 
 def extract(archive: bytes, folder: Path) -> None:

@@ -75,6 +75,8 @@ def print_text(plan: Plan, console: Console) -> None:
             f"\n[{color}]{SYMBOL[stack.action]} {stack.stack_name}[/] [dim]{stack.action}[/]"
             + (f"  {escape(cost)}" if cost else "")
         )
+        if stack.recreate:
+            console.print(f"    [yellow]recreate ({escape(stack.recreate)})[/]")
         for error in stack.errors:
             console.print(f"    [red]{escape(error)}[/]")
         for warning in stack.warnings:

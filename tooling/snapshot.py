@@ -62,7 +62,11 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Snapshot:
-        stacks = {k: StackState(**v) for k, v in data["stacks"].items()}
+        # Another revision's code may know more (or fewer) fields: keep the ones this code knows.
+        known = set(StackState.__dataclass_fields__)
+        stacks = {
+            k: StackState(**{f: x for f, x in v.items() if f in known}) for k, v in data["stacks"].items()
+        }
         return cls(stacks, data["problems"], data["code_version"])
 
 
