@@ -28,6 +28,9 @@ def digest(*parts: bytes | str) -> str:
 class Cache:
     def __init__(self, folder: Path | None):
         self.folder = folder
+        # Why entries could not be written (a read-only checkout, a full disk): the run goes on
+        # without caching, and the command says so once.
+        self.unwritable: str | None = None
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
@@ -46,11 +49,14 @@ class Cache:
             return None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        if self.folder is None:
+        if self.folder is None or self.unwritable is not None:
             return
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, separators=(",", ":"))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(value, handle, separators=(",", ":"))
+            os.replace(tmp, path)
+        except OSError as exc:
+            self.unwritable = f"{self.folder}: {exc.strerror or type(exc).__name__}"

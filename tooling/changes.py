@@ -17,10 +17,11 @@ IMAGE_INPUTS = {
 
 
 def changed(root: Path, since: str, store: Cache) -> dict[str, Any]:
-    from tooling.planning import plan_against_git  # noqa: PLC0415
+    from tooling.planning import head_snapshot, plan_against_git  # noqa: PLC0415
 
     commit = gitbase.resolve(root, since)
-    plan: Plan = plan_against_git(root, since, store)
+    # What changed needs renders, not lint findings.
+    plan: Plan = plan_against_git(root, since, store, head=head_snapshot(root, store, lint=False))
     files = str(gitbase.git(root, "diff", "--name-only", commit, "--")).splitlines()
     files += str(gitbase.git(root, "ls-files", "--others", "--exclude-standard")).splitlines()
 

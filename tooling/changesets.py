@@ -1,24 +1,36 @@
 """Plans from AWS itself: a change set per stack, read with property values, then deleted.
 
 Every change set the plan creates is deleted afterwards, and so is every REVIEW_IN_PROGRESS shell that a
-CREATE change set made for a stack that does not exist yet: a plan leaves the account as it found it.
+CREATE change set made for a stack that does not exist yet: a plan leaves the account as it found it,
+or says on the stack what it could not remove. A stack whose plan fails (throttling past the retries, a
+dropped connection, an HTML error page) is that stack's error; the other stacks are planned.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tooling import aws, certificates
 from tooling import cloudformation as cf
-from tooling.diff import PropertyChange, ResourceChange
-from tooling.plan import ORDER, Plan, StackPlan, stack_action
+from tooling.diff import PropertyChange, ResourceChange, diff_templates
+from tooling.ownership import (
+    COMMIT_TAG,
+    DEPLOYMENT_TAG,
+    ENVIRONMENT_TAG,
+    FILE_TAG,
+    MANAGEMENT_TAG,
+    REGIONS_TAG,
+    default_regions,
+    find,
+    ownership_tags,
+)
+from tooling.plan import ORDER, Plan, StackPlan, stack_action, stack_hash
 from tooling.snapshot import Snapshot, StackState
 
-MANAGEMENT_TAG = "deployctl:managed-by"
 PLAN_TAGS = {"GatewayImageTag": "not-yet-built", "VllmImageTag": "not-yet-built"}
 
 
@@ -66,14 +78,16 @@ def parameter_values(
     return values
 
 
-def stack_tags(state: StackState, digest: str) -> dict[str, str]:
-    return {
-        MANAGEMENT_TAG: "deployctl",
-        "deployctl:environment": state.environment,
-        "deployctl:deployment": state.name,
-        "deployctl:stack": state.stack_name,
-        cf.HASH_TAG: digest,
-    }
+def stack_tags(
+    state: StackState, digest: str, *, repository: str, commit: str = "", regions: Iterable[str] = ()
+) -> dict[str, str]:
+    """Every tag of our stacks: ownership, the fast path's hash, the commit deployed, our regions."""
+    tags = {**ownership_tags(state, repository), cf.HASH_TAG: digest}
+    if commit:
+        tags[COMMIT_TAG] = commit
+    if recorded := " ".join(sorted(set(regions) | {state.region})):
+        tags[REGIONS_TAG] = recorded[:256]  # a tag value holds 256 characters
+    return {k: v for k, v in tags.items() if v}  # a tag value is 1 to 256 characters
 
 
 def image_tags(values: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -92,37 +106,56 @@ def image_tags(values: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def plan(
-    head: Snapshot, *, image_tag: Mapping[str, str] | None, max_parallel: int = 4, environments: Any = None
-) -> Plan:
+    head: Snapshot, *, image_tag: Mapping[str, str] | None, max_parallel: int = 4,
+    only: set[str] | None = None, repository: str = "", regions: Iterable[str] = (),
+    environments: Any = None,
+) -> Plan:  # fmt: skip
+    """A change set per stack in `only` (default: all), then deleted; one stack's failure is that
+    stack's error, and the others go on."""
+    chosen = [s for n, s in head.stacks.items() if only is None or n in only]
     plans: list[StackPlan] = []
-    valid = [s for s in head.stacks.values() if s.valid]
-    for state in head.stacks.values():
+    for state in chosen:
         if not state.valid:
             plans.append(
-                StackPlan(
-                    state.environment,
-                    state.name,
-                    state.stack_name,
-                    "invalid",
-                    errors=state.errors,
-                    warnings=state.warnings,
-                    region=state.region,
-                )
-            )
+                StackPlan(state.environment, state.name, state.stack_name, "invalid", errors=state.errors,
+                          warnings=state.warnings, region=state.region, file=state.file)
+            )  # fmt: skip
+    valid = [s for s in chosen if s.valid]
     with ThreadPoolExecutor(max_workers=max_parallel) as pool:
-        plans += list(pool.map(lambda s: _plan_stack(s, image_tag, environments), valid))
-    plans += _orphans(head)
-    plans.sort(key=lambda s: (ORDER[s.action], s.stack_name))
-    return Plan("aws", plans, list(head.problems))
+        # Each worker deletes its change set and shell in `finally`; leaving the block waits for them,
+        # so an interrupted plan still cleans up what it made.
+        plans += list(pool.map(lambda s: _plan_stack(s, image_tag, repository, environments), valid))
+    problems = list(head.problems)
+    if repository:
+        planned = {s.environment for s in chosen}
+        found, errors, kept = _orphans(head, repository, planned, set(regions))
+        plans += found
+        problems += [f"{region}: could not list stacks: {error}" for region, error in errors.items()]
+        problems += kept
+    else:
+        problems.append(
+            "no repository identity (see `deployctl deploy --help`): stacks to delete are not shown"
+        )
+    plans.sort(key=lambda s: (ORDER[s.action], s.stack_name, s.region))
+    return Plan("aws", plans, problems)
 
 
 def _plan_stack(
-    state: StackState, image_tag: Mapping[str, str] | None, environments: Any = None
+    state: StackState, image_tag: Mapping[str, str] | None, repository: str = "", environments: Any = None
 ) -> StackPlan:
     from tooling.accounts import guard  # noqa: PLC0415
 
-    result = StackPlan(state.environment, state.name, state.stack_name, "no-change", warnings=state.warnings,
-                       region=state.region)  # fmt: skip
+    result = StackPlan(
+        state.environment,
+        state.name,
+        state.stack_name,
+        "no-change",
+        warnings=list(state.warnings),
+        region=state.region,
+        file=state.file,
+    )
+    tags = ownership_tags(state, repository)
+    result.hash = stack_hash(state.text or "", tags, image_tag)
     # Wrong account, a region the environment may not use, or an image tag missing from the stack's
     # own region: the plan says so instead of showing changes that could not be deployed.
     if problems := guard.before_change(
@@ -140,30 +173,44 @@ def _plan_stack(
     if verdict.errors:
         result.action, result.errors = "invalid", verdict.errors
         return result
-    cfn = aws.client("cloudformation", state.region)
-    existing = cf.describe(cfn, state.stack_name)
-    shell = existing is None or existing["StackStatus"] in cf.RECREATE
-    name = f"deployctl-plan-{uuid.uuid4().hex[:12]}"
+    name = ""
+    existing: dict[str, Any] | None = None
+    cfn = None
     try:
+        cfn = aws.client("cloudformation", state.region)
+        existing = cf.describe(cfn, state.stack_name)
+        status = (existing or {}).get("StackStatus", "")
+        if status == "DELETE_FAILED":
+            result.action = "invalid"
+            result.errors = [cf.delete_failed_report(cfn, state.stack_name, existing)]
+            return result
+        if status in cf.RECREATE and status != "REVIEW_IN_PROGRESS":
+            # A stack whose creation failed cannot be updated, and a CREATE change set for its name
+            # is refused (AlreadyExistsException): a deploy deletes it and creates it again.
+            result.action = "create"
+            result.recreate = cf.recreate_reason(cfn, state.stack_name, existing)
+            result.changes = diff_templates(None, json.loads(state.text or "{}"), state.region)
+            return result
+        shell = existing is None or status == "REVIEW_IN_PROGRESS"
         try:
             params = parameters(state, None if shell else existing, image_tag)
         except MissingParameter:
             # A plan of a new stack needs some tag to make its change set; it is never executed.
             params = parameters(state, None, {**PLAN_TAGS, **(image_tag or {})})
         digest = cf.template_hash(
-            state.text or "", parameter_values(state, params, None if shell else existing)
+            state.text or "", parameter_values(state, params, None if shell else existing), tags
         )
         if not shell and cf.tags_of(existing).get(cf.HASH_TAG) == digest:
-            name = ""  # what was deployed is exactly this: no change set needed
-            return result
+            return result  # what was deployed is exactly this: no change set needed
+        name = f"deployctl-plan-{uuid.uuid4().hex[:12]}"
         cf.create_change_set(
             cfn,
             state.stack_name,
             name,
-            kind="CREATE" if existing is None else ("CREATE" if shell else "UPDATE"),
+            kind="CREATE" if shell else "UPDATE",
             template=cf.template_argument(state.text or "", state.stack_name, state.region),
             parameters=params,
-            tags=stack_tags(state, "plan"),
+            tags=stack_tags(state, "plan", repository=repository),
         )
         described = cf.wait_change_set(cfn, state.stack_name, name)
         if cf.is_empty(described):
@@ -180,13 +227,11 @@ def _plan_stack(
     except Exception as exc:
         if cf.NO_UPDATES in str(exc):  # some endpoints refuse an empty change set outright
             return result
-        result.action, result.errors = "invalid", [f"{type(exc).__name__}: {exc}"]
+        result.action, result.errors = "invalid", [f"could not plan this stack: {cf.describe_error(exc)}"]
         return result
     finally:
-        if name:
-            cf.delete_change_set(cfn, state.stack_name, name)
-        if existing is None:
-            cf.delete_shell(cfn, state.stack_name)
+        if cfn is not None:
+            result.errors += cf.clean_up(cfn, state.stack_name, name, shell=bool(name) and existing is None)
 
 
 def translate(change: dict[str, Any]) -> ResourceChange:
@@ -215,28 +260,66 @@ def _value(text: str | None) -> Any:
         return text
 
 
+def all_stacks(region: str) -> list[dict[str, Any]]:
+    """Every stack in `region` with its tags (DescribeStacks, every page)."""
+    cfn = aws.client("cloudformation", region)
+    return [stack for page in cfn.get_paginator("describe_stacks").paginate() for stack in page["Stacks"]]
+
+
 def managed_stacks(region: str) -> list[dict[str, Any]]:
     """Every stack in `region` that carries our management tag (and only those)."""
-    cfn = aws.client("cloudformation", region)
-    found = []
-    for page in cfn.get_paginator("describe_stacks").paginate():
-        for stack in page["Stacks"]:
-            if (
-                cf.tags_of(stack).get(MANAGEMENT_TAG) == "deployctl"
-                and stack["StackStatus"] != "DELETE_COMPLETE"
-            ):
-                found.append(stack)
-    return found
+    return [
+        stack
+        for stack in all_stacks(region)
+        if cf.tags_of(stack).get(MANAGEMENT_TAG) == "deployctl" and stack["StackStatus"] != "DELETE_COMPLETE"
+    ]
 
 
-def _orphans(head: Snapshot) -> list[StackPlan]:
-    """Our stacks in the regions in use whose deployment file is gone: the plan deletes them."""
-    regions = sorted({s.region for s in head.stacks.values() if s.region})
+def orphans(
+    head: Snapshot, repository: str, environments: set[str] | None, regions: set[str]
+) -> tuple[list[tuple[str, dict[str, Any], str]], dict[str, str], list[str]]:
+    """Stacks of this repository and of `environments` that no deployment asks for, in every region
+    where our stacks exist: (region, stack, why), the regions that could not be listed, and the
+    stacks kept because their file is still there under another name (a typo is no deletion)."""
+    wanted = {(s.stack_name, s.region) for s in head.stacks.values()}
+    files = {s.file: s for s in head.stacks.values()}
+    search = regions | {s.region for s in head.stacks.values() if s.region} | default_regions()
+    found = find(repository, search, environments)
+    out, kept = [], []
+    for region, stack in found.stacks:
+        name, tags = stack["StackName"], cf.tags_of(stack)
+        if (name, region) in wanted:
+            continue
+        moved = next((s for s in head.stacks.values() if s.stack_name == name), None)
+        owner = files.get(tags.get(FILE_TAG, ""))
+        if moved is not None:
+            out.append((region, stack, f"{moved.file} moved it to {moved.region}"))
+        elif owner is not None:
+            kept.append(
+                f"{name} ({region}): kept; {owner.file} still exists but now names {owner.stack_name}; "
+                "rename it back, or delete the old stack yourself"
+            )
+        else:
+            out.append((region, stack, f"{tags.get(FILE_TAG) or 'its deployment file'} is gone"))
+    return out, found.errors, kept
+
+
+def _orphans(
+    head: Snapshot, repository: str, environments: set[str], regions: set[str]
+) -> tuple[list[StackPlan], dict[str, str], list[str]]:
+    """Our stacks whose deployment file is gone (or whose region changed): the plan deletes them."""
+    found, errors, kept = orphans(head, repository, environments, regions)
     plans = []
-    for region in regions:
-        for stack in managed_stacks(region):
-            tags = cf.tags_of(stack)
-            env, name = tags.get("deployctl:environment", ""), tags.get("deployctl:deployment", "")
-            if stack["StackName"] not in head.stacks:
-                plans.append(StackPlan(env, name, stack["StackName"], "delete", region=region))
-    return plans
+    for region, stack, why in found:
+        tags = cf.tags_of(stack)
+        plan = StackPlan(
+            tags.get(ENVIRONMENT_TAG, ""),
+            tags.get(DEPLOYMENT_TAG, ""),
+            stack["StackName"],
+            "delete",
+            region=region,
+            file=tags.get(FILE_TAG, ""),
+            warnings=[why],
+        )
+        plans.append(plan)
+    return plans, errors, kept

@@ -24,11 +24,46 @@ class _Context:
     def load(self, paths: tuple[Path, ...]) -> repository.Deployments:
         return repository.load(self.root, paths)
 
+    def check_paths(self, paths: tuple[Path, ...]) -> None:
+        """A path that names nothing, or something outside deployments/, selects nothing: an error."""
+        base = (self.root / repository.DEPLOYMENTS_DIR).resolve()
+        for path in paths:
+            if not path.exists() and not path.is_symlink():
+                raise click.ClickException(f"{path}: no such file or folder")
+            if not path.resolve().is_relative_to(base):
+                raise click.ClickException(
+                    f"{path}: not under {base} (deployment files live in deployments/<environment>/)"
+                )
+
+    def environment(self, name: str | None) -> None:
+        if name is None:
+            return
+        base = self.root / repository.DEPLOYMENTS_DIR
+        known = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+        if name not in known:
+            raise click.ClickException(
+                f"--environment {name}: no such environment; environments: {', '.join(known) or 'none'}"
+            )
+
+    def repository(self) -> str:
+        from tooling import ownership  # noqa: PLC0415
+
+        try:
+            return ownership.repository_of(self.root)
+        except ownership.NoIdentity as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _cache_note(store: object) -> None:
+    unwritable = getattr(store, "unwritable", None)
+    if unwritable:
+        click.echo(f"warning: cache not writable ({unwritable}); ran without caching", err=True)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
     envvar="DEPLOYCTL_ROOT",
     help="Repository root (the folder holding deployments/). Default: found upwards from here.",
 )
@@ -151,11 +186,13 @@ def render_(obj: _Context, paths: tuple[Path, ...], out: Path, lint: bool) -> No
     from templates.stack import INLINE_LIMIT, inline_size  # noqa: PLC0415
     from tooling import planning, render  # noqa: PLC0415
     from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
-    from tooling.snapshot import take  # noqa: PLC0415
 
+    obj.check_paths(paths)
     # The same cached, parallel machinery as plans: an unchanged deployment costs a hash.
-    head = take(obj.root, lint=lint, store=Cache(obj.root / DEFAULT_DIR))
-    chosen = {s.stack_name for s in planning.select(planning.offline_all(head), obj.root, paths).stacks}
+    store = Cache(obj.root / DEFAULT_DIR)
+    head = _head(obj, store, lint=lint)
+    _cache_note(store)
+    chosen = planning.chosen_stacks(head, obj.root, paths)
     for problem in head.problems:
         click.echo(problem)
     table = Table(title=f"Templates in {out}", title_justify="left")
@@ -180,6 +217,16 @@ def render_(obj: _Context, paths: tuple[Path, ...], out: Path, lint: bool) -> No
         table.add_row(name, str(len(json.loads(state.text)["Resources"])), shown, status)
     _print(table)
     sys.exit(1 if failed else 0)
+
+
+def _head(obj: _Context, store: object, *, lint: bool = True):
+    """The checkout rendered by its own code; its code failing to run is an error, not a traceback."""
+    from tooling import gitbase, planning  # noqa: PLC0415
+
+    try:
+        return planning.head_snapshot(obj.root, store, lint=lint)  # type: ignore[arg-type]
+    except gitbase.GitError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _print(table: object) -> None:
@@ -216,6 +263,13 @@ def _has_aws() -> bool:
     "--image-tag", multiple=True, help="Image tag for new stacks (aws plans): TAG, gateway=TAG or vllm=TAG."
 )
 @click.option("--fail-over-budget", is_flag=True, help="A stack estimated over its budget fails the plan.")
+@click.option(
+    "--markdown-limit",
+    type=click.IntRange(1000, 65_536),
+    default=65_536,
+    show_default=True,
+    help="Cut the markdown to this many bytes (sections whole, every summary line kept).",
+)
 @click.pass_obj
 def plan(
     obj: _Context,
@@ -226,37 +280,49 @@ def plan(
     no_cache: bool,
     image_tag: tuple[str, ...],
     fail_over_budget: bool,
+    markdown_limit: int,
 ) -> None:
     """What applying the working tree would change, stack by stack (make plan runs this)."""
     from tooling import gitbase, plan_output, planning  # noqa: PLC0415
     from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
 
+    obj.check_paths(paths)
     store = Cache(None if no_cache else obj.root / DEFAULT_DIR)
     auto = against == "auto"
     if auto:
         against = "aws" if _has_aws() else "git:"
     if against == "aws":
         _environments(obj)  # its errors, located, before any AWS call
+    tags = _image_tags(image_tag)
+    identity = _identity_or_empty(obj)
     try:
         if against == "aws":
-            result = planning.plan_against_aws(obj.root, store, image_tag=_image_tags(image_tag))
+            result = planning.plan_against_aws(
+                obj.root, store, image_tag=tags, paths=paths, repository=identity
+            )
         elif against.startswith("git:"):
-            result = planning.plan_against_git(obj.root, against.removeprefix("git:") or None, store)
+            head = _head(obj, store)
+            try:
+                result = planning.plan_against_git(
+                    obj.root, against.removeprefix("git:") or None, store, head=head,
+                    repository=identity, image_tags=tags or None,
+                )  # fmt: skip
+            except gitbase.NotARepository as exc:
+                if not auto:
+                    raise
+                # Not a git checkout (a tarball, a fresh copy): everything is new, and the plan says so.
+                result = planning.offline_all(head, repository=identity, image_tags=tags or None)
+                result.against = f"nothing deployed (no git history: {exc})"
         else:
             raise click.BadParameter("use aws, git:REF or auto", param_hint="--against")
     except gitbase.GitError as exc:
-        if not auto:
-            raise click.ClickException(f"git: {exc}") from None
-        # Not a git checkout (a tarball, a fresh copy): everything is new, and the plan says so.
-        from tooling.snapshot import take  # noqa: PLC0415
-
-        result = planning.offline_all(take(obj.root, lint=True, store=store))
-        result.against = f"nothing deployed (no git history: {exc})"
+        raise click.ClickException(f"git: {exc}") from None
+    _cache_note(store)
     result = planning.select(result, obj.root, paths)
     if fmt == "json":
         click.echo(plan_output.to_json(result))
     elif fmt == "markdown":
-        click.echo(plan_output.markdown(result), nl=False)
+        click.echo(plan_output.markdown(result, limit=markdown_limit), nl=False)
     else:
         console = Console() if Console().is_terminal else Console(width=200)
         plan_output.print_text(result, console)
@@ -381,6 +447,16 @@ def prices_refresh(
     sys.exit(2 if changed_exit_code and moved else 0)
 
 
+def _identity_or_empty(obj: _Context) -> str:
+    """The repository for a plan's tags hash; a plan without one still plans (and says so)."""
+    from tooling import ownership  # noqa: PLC0415
+
+    try:
+        return ownership.repository_of(obj.root)
+    except ownership.NoIdentity:
+        return ""
+
+
 def _image_tags(values: tuple[str, ...]) -> dict[str, str]:
     from tooling.changesets import image_tags  # noqa: PLC0415
 
@@ -410,22 +486,27 @@ def _select_states(
 ):
     from tooling import gitbase, planning  # noqa: PLC0415
     from tooling.cache import DEFAULT_DIR, Cache  # noqa: PLC0415
-    from tooling.snapshot import take  # noqa: PLC0415
 
+    obj.check_paths(paths)
+    obj.environment(environment)
     store = Cache(obj.root / DEFAULT_DIR)
-    head = take(obj.root, lint=True, store=store)
+    head = _head(obj, store)
+    _cache_note(store)
     names = set(head.stacks)
     if paths:
-        names &= {s.stack_name for s in planning.select(planning.offline_all(head), obj.root, paths).stacks}
+        names &= planning.chosen_stacks(head, obj.root, paths)
     if environment:
         names = {n for n in names if head.stacks[n].environment == environment}
+    base_regions: set[str] = set()
     if changed_since:
         try:
-            diff = planning.plan_against_git(obj.root, changed_since, store)
+            diff = planning.plan_against_git(obj.root, changed_since, store, head=head)
         except gitbase.GitError as exc:
             raise click.ClickException(f"git: {exc}") from None
         names &= {s.stack_name for s in diff.stacks if s.action != "no-change"}
-    return head, [head.stacks[n] for n in sorted(names)]
+        # Where the base revision had stacks: a deployment that left a region is found there.
+        base_regions = {s.region for s in diff.stacks if s.region}
+    return head, [head.stacks[n] for n in sorted(names)], base_regions
 
 
 @cli.command()
@@ -435,9 +516,24 @@ def _select_states(
     "--changed-since", metavar="REF", help="Only deployments whose spec or template changed since REF."
 )
 @click.option("--max-parallel", default=4, show_default=True, type=click.IntRange(1, 32))
-@click.option("--prune", is_flag=True, help="Delete our stacks whose deployment file was removed.")
 @click.option(
-    "--yes", is_flag=True, help="Allow pruning prod stacks (their termination protection is lifted)."
+    "--prune",
+    is_flag=True,
+    help="Delete this repository's stacks (of the environments deployed) whose deployment file was removed.",
+)
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Prod: allow pruning (termination protection is lifted) and recreating a failed stack.",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The reviewed `plan --format json`: refuse if what would be applied differs from it.",
+)
+@click.option(
+    "--allow-revert", is_flag=True, help="Allow deploying a commit that is not a descendant of the stack's."
 )
 @click.option(
     "--image-tag",
@@ -470,13 +566,20 @@ def deploy(
     image_tags_from: Path | None,
     timeout: int,
     image_wait: int,
+    plan_file: Path | None,
+    allow_revert: bool,
 ) -> None:
-    """Deploy through change sets, in parallel; exit 1 when any stack failed."""
+    """Deploy through change sets, in parallel; exit 1 when any stack failed or was refused.
+
+    Every stack is tagged with this repository (the checkout's `origin` remote, else
+    $GITHUB_REPOSITORY), its environment, its file and the commit deployed."""
     import threading  # noqa: PLC0415
 
     from tooling import deploy as engine  # noqa: PLC0415
+    from tooling import gitbase, ownership, reviewed  # noqa: PLC0415
 
-    head, states = _select_states(obj, paths, environment, changed_since)
+    head, states, base_regions = _select_states(obj, paths, environment, changed_since)
+    identity = obj.repository()
     console = Console() if Console().is_terminal else Console(width=200)
     invalid = [s for s in states if not s.valid]
     for state in invalid:
@@ -497,7 +600,31 @@ def deploy(
         on_event=on_event,
         environments=_environments(obj),
         image_wait=image_wait,
+        repository=identity,
+        commit=gitbase.head_commit(obj.root) or "",
+        root=obj.root,
+        regions={s.region for s in head.stacks.values() if s.region}
+        | base_regions
+        | ownership.default_regions(),
+        yes=yes,
+        allow_revert=allow_revert,
     )
+    if plan_file is not None:
+        try:
+            plan_data = reviewed.load(plan_file)
+        except reviewed.Unreadable as exc:
+            raise click.ClickException(str(exc)) from None
+        refused = reviewed.refusals(
+            plan_data, [s for s in states if s.valid], repository=identity,
+            image_tags=options.image_tags, stack_image_tags=options.stack_image_tags,
+        )  # fmt: skip
+        if refused:
+            for line in refused:
+                click.echo(f"refused: {line}", err=True)
+            raise click.ClickException(
+                f"{len(refused)} stack(s) differ from the reviewed plan {plan_file}; nothing deployed"
+            )
+        options.reviewed_deletions = reviewed.deletions(plan_data)
     results: list[engine.Result] = []
     try:
         valid = [s for s in states if s.valid]
@@ -508,11 +635,14 @@ def deploy(
         else:
             results = engine.deploy_all(valid, options, cancel)
         if prune:
-            regions = {s.region for s in head.stacks.values() if s.region}
-            envs = {environment} if environment else None
-            results += engine.prune(
-                set(head.stacks), regions, envs, allow_prod=yes, options=options, cancel=cancel
-            )
+            envs = {environment} if environment else ({s.environment for s in states} if paths else None)
+
+            def listed(lines: list[str]) -> None:
+                click.echo(f"prune: {len(lines)} stack(s) of {identity} to delete" + (":" if lines else ""))
+                for line in lines:
+                    click.echo(f"  - {line}")
+
+            results += engine.prune(head, envs, options=options, cancel=cancel, on_list=listed)
     except KeyboardInterrupt:
         cancel.set()
         click.echo("interrupted: change sets not yet executed are being deleted", err=True)
@@ -529,13 +659,13 @@ def deploy(
     for column in ("Stack", "Result", "Seconds", "Endpoint"):
         table.add_column(column, no_wrap=True)
     for r in sorted(results, key=lambda r: r.stack_name):
-        color = "red" if r.outcome in ("failed", "invalid", "interrupted") else "green"
+        color = "red" if r.outcome in engine.FAILED else "green"
         table.add_row(r.stack_name, f"[{color}]{r.outcome}[/]", f"{r.seconds:.0f}", r.endpoint)
     console.print(table)
     for r in results:
         for reason in r.reasons:
             console.print(f"[red]{r.stack_name}[/]: {escape(reason)}", highlight=False)
-    sys.exit(1 if any(r.outcome in ("failed", "invalid", "interrupted") for r in results) else 0)
+    sys.exit(1 if any(r.outcome in engine.FAILED for r in results) else 0)
 
 
 def _environments(obj: _Context, *, required: bool = False):
@@ -937,8 +1067,16 @@ def docs(readme: Path | None, check: bool) -> None:
     click.echo(f"updated {readme}", err=True)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # A cancelled CI job gets SIGTERM: unwind like Ctrl-C, so change sets and shells are cleaned up.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point: never a traceback for the user, unless DEPLOYCTL_DEBUG asks for one."""
+    import signal  # noqa: PLC0415
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(standalone_mode=True)
     except KeyboardInterrupt:

@@ -35,10 +35,27 @@ class Cancelled(Exception):
 
 @dataclass
 class Events:
-    """Stack events seen so far, so each is reported once while a stack is waited on."""
+    """Stack events seen so far, so each is reported once while a stack is waited on.
+
+    `since` is the newest event that existed before this deploy acted (see `mark`): DescribeStackEvents
+    returns a stack's whole history newest first, and what happened before this deploy is neither
+    streamed nor reported as today's failure.
+    """
 
     seen: set[str] = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
+    since: str | None = None
+
+
+def mark(cfn: Any, name: str, events: Events) -> None:
+    """Remember the newest event now, before executing a change set: only later events are ours.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackEvents.html"""
+    try:
+        page = cfn.describe_stack_events(StackName=name)
+    except ClientError:
+        return  # no stack yet: every event will be this deploy's
+    if page.get("StackEvents"):
+        events.since = page["StackEvents"][0]["EventId"]
 
 
 def describe(cfn: Any, name: str) -> dict[str, Any] | None:
@@ -58,10 +75,90 @@ def outputs_of(stack: dict[str, Any] | None) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in (stack or {}).get("Outputs", [])}
 
 
-def template_hash(text: str, parameters: dict[str, str]) -> str:
-    """What the fast path compares: the template as sent and its parameter values."""
+def template_hash(text: str, parameters: dict[str, str], tags: dict[str, str] | None = None) -> str:
+    """What the fast path compares: the template as sent, its parameter values and ownership tags
+    (a stack deployed before it carried them is updated once to get them)."""
     compact = json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256((compact + json.dumps(parameters, sort_keys=True)).encode()).hexdigest()[:32]
+    extra = json.dumps(tags, sort_keys=True) if tags else ""
+    return hashlib.sha256((compact + json.dumps(parameters, sort_keys=True) + extra).encode()).hexdigest()[
+        :32
+    ]
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an AWS call that failed: the error code and message, or the transport fault."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code") or str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        message = " ".join(str(error.get("Message", "")).split())[:300]
+        return f"{code}: {message}" if message else f"{code or 'ClientError'} (no message)"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+def clean_up(cfn: Any, name: str, change_set: str, *, shell: bool) -> list[str]:
+    """Delete a plan's change set and the REVIEW_IN_PROGRESS shell it made; what could not be
+    removed is returned, never swallowed."""
+    left = []
+    if change_set:
+        try:
+            cfn.delete_change_set(StackName=name, ChangeSetName=change_set)
+        except ClientError as exc:
+            if "does not exist" not in str(exc):
+                left.append(
+                    f"change set {change_set} left behind ({describe_error(exc)}); delete it: aws "
+                    f"cloudformation delete-change-set --stack-name {name} --change-set-name {change_set}"
+                )
+        except Exception as exc:
+            left.append(f"change set {change_set} left behind ({describe_error(exc)})")
+    if shell:
+        try:
+            delete_shell(cfn, name)
+        except Exception as exc:
+            left.append(f"review shell {name} left behind ({describe_error(exc)}); delete it: "
+                        f"aws cloudformation delete-stack --stack-name {name}")  # fmt: skip
+    return left
+
+
+def failed_resources(cfn: Any, name: str) -> list[str]:
+    """The resources whose deletion failed, with CloudFormation's reason (ListStackResources)."""
+    found = []
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=name):
+        for r in page["StackResourceSummaries"]:
+            if r["ResourceStatus"] == "DELETE_FAILED":
+                reason = r.get("ResourceStatusReason", "")
+                found.append((r["LogicalResourceId"], f"{r['LogicalResourceId']} ({r['ResourceType']})"
+                              + (f": {reason}" if reason else "")))  # fmt: skip
+    return [line for _, line in found]
+
+
+def delete_failed_report(cfn: Any, name: str, stack: dict[str, Any]) -> str:
+    """What blocked a DELETE_FAILED stack, and the two ways out (DeleteStack's RetainResources applies
+    to DELETE_FAILED stacks only:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DeleteStack.html)."""
+    try:
+        blocked = failed_resources(cfn, name)
+    except Exception as exc:
+        blocked = [f"(could not list its resources: {describe_error(exc)})"]
+    logical = [b.split(" ", 1)[0] for b in blocked if not b.startswith("(")]
+    return (
+        f"DELETE_FAILED: {stack.get('StackStatusReason', '')} Blocked by: {'; '.join(blocked) or 'unknown'}. "
+        "Remove what blocks them (e.g. empty the bucket) and deploy again, or keep them and delete "
+        "the stack: "
+        f"aws cloudformation delete-stack --stack-name {name}"
+        + (f" --retain-resources {' '.join(logical)}" if logical else "")
+    )
+
+
+def recreate_reason(cfn: Any, name: str, stack: dict[str, Any]) -> str:
+    """Why a stack must be created again: its state and its first failure (newest events first)."""
+    reason = ""
+    try:
+        for event in cfn.describe_stack_events(StackName=name).get("StackEvents", []):
+            if event["ResourceStatus"].endswith("_FAILED") and event.get("ResourceStatusReason"):
+                reason = f"{event['LogicalResourceId']}: {event['ResourceStatusReason']}"  # keeps the oldest
+    except Exception:  # the state alone still says why
+        reason = ""
+    return f"previous create failed ({stack['StackStatus']}" + (f"; {reason}" if reason else "") + ")"
 
 
 def execution_role(cfn: Any) -> str | None:
@@ -124,10 +221,14 @@ def new_events(cfn: Any, name: str, events: Events) -> Iterator[str]:
         pages = cfn.get_paginator("describe_stack_events").paginate(StackName=name)
         fresh = []
         for page in pages:
-            batch = [e for e in page["StackEvents"] if e["EventId"] not in events.seen]
+            batch = []
+            for event in page["StackEvents"]:
+                if event["EventId"] == events.since or event["EventId"] in events.seen:
+                    break  # events come newest first: the rest were seen, or are from before us
+                batch.append(event)
             fresh += batch
             if len(batch) < len(page["StackEvents"]):
-                break  # events come newest first: the rest were seen before
+                break
     except ClientError:
         return
     for event in reversed(fresh):
@@ -211,8 +312,19 @@ def delete_shell(cfn: Any, name: str) -> None:
         cfn.delete_stack(StackName=name)
 
 
-def delete_stack(cfn: Any, name: str, *, timeout: float, cancel: threading.Event | None = None) -> None:
-    cfn.update_termination_protection(StackName=name, EnableTerminationProtection=False)
+def delete_stack(
+    cfn: Any,
+    name: str,
+    *,
+    timeout: float,
+    cancel: threading.Event | None = None,
+    lift_protection: bool = True,
+) -> None:
+    """Delete and wait. Termination protection is lifted only when the caller was allowed to (prod
+    with --yes), after every check that the stack may go:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html"""
+    if lift_protection:
+        cfn.update_termination_protection(StackName=name, EnableTerminationProtection=False)
     cfn.delete_stack(StackName=name)
     deadline = time.monotonic() + timeout
     while (stack := describe(cfn, name)) is not None and stack["StackStatus"] != "DELETE_COMPLETE":

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 
@@ -21,10 +22,13 @@ from tooling import aws, certificates
 from tooling import cloudformation as cf
 from tooling.accounts import guard
 from tooling.accounts.environments import Environments
-from tooling.changesets import managed_stacks, parameter_values, parameters, stack_tags
-from tooling.snapshot import StackState
+from tooling.changesets import orphans, parameter_values, parameters, stack_tags
+from tooling.ownership import COMMIT_TAG, ownership_tags
+from tooling.snapshot import Snapshot, StackState
 
-Outcome = str  # created | updated | unchanged | no-change | deleted | failed | skipped | interrupted
+# created | updated | unchanged | no-change | deleted | failed | refused | skipped | interrupted
+Outcome = str
+FAILED = ("failed", "invalid", "interrupted", "refused")
 
 
 @dataclass
@@ -48,6 +52,14 @@ class Options:
     environments: Environments | None = None
     # Seconds to wait for a new image to replicate into a stack's region before failing it.
     image_wait: float = 0.0
+    repository: str = ""  # owner/name, written on every stack (tooling/ownership.py)
+    commit: str = ""  # the checkout's HEAD, recorded on every stack it deploys
+    root: Path | None = None  # the checkout, for commit ancestry
+    regions: set[str] = field(default_factory=set)  # where our stacks are, recorded on each stack
+    yes: bool = False  # prod: recreate a failed stack, lift termination protection to prune
+    allow_revert: bool = False  # deploy a commit that is not a descendant of the stack's
+    # `deploy --plan`: the (stack, region) deletions the reviewed plan showed; None: no plan given
+    reviewed_deletions: set[tuple[str, str]] | None = None
 
 
 def deploy_all(states: list[StackState], options: Options, cancel: threading.Event) -> list[Result]:
@@ -108,6 +120,7 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
         stack = cf.wait(cfn, name, timeout=options.timeout, cancel=cancel)
     if stack is not None and stack["StackStatus"] == "UPDATE_ROLLBACK_FAILED":
         report("UPDATE_ROLLBACK_FAILED: continuing the rollback")
+        cf.mark(cfn, name, events)
         cfn.continue_update_rollback(StackName=name)
         stack = cf.wait(cfn, name, timeout=options.timeout, events=events, on_event=report, cancel=cancel)
         return Result(
@@ -119,15 +132,35 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
                 *events.failures,
             ],
         )
-    if stack is not None and stack["StackStatus"] in cf.RECREATE:
-        report(f"{stack['StackStatus']}: deleting it to create it again")
-        cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel)
+    if stack is not None and stack["StackStatus"] == "DELETE_FAILED":
+        return Result(name, "failed", reasons=[cf.delete_failed_report(cfn, name, stack)])
+    tags = ownership_tags(state, options.repository)
+    recreate = stack is not None and stack["StackStatus"] in cf.RECREATE
+    params = parameters(
+        state, None if recreate else stack, {**options.image_tags, **options.stack_image_tags.get(name, {})}
+    )
+    if recreate:
+        assert stack is not None
+        status = stack["StackStatus"]
+        if status != "REVIEW_IN_PROGRESS":  # an empty shell holds no resources: nothing to protect
+            if guard.protected(state.environment, options.environments) and not options.yes:
+                return Result(name, "refused", reasons=[
+                    f"{cf.recreate_reason(cfn, name, stack)}: recreating a prod stack deletes it first; "
+                    "deploy with --yes to allow it"])  # fmt: skip
+            # Everything a create needs is checked before anything is deleted: parameters above, the
+            # template here (ValidateTemplate), so a failed recreate never leaves the endpoint gone.
+            cfn.validate_template(**cf.template_argument(state.text, name, state.region))
+        report(f"{status}: deleting it to create it again")
+        cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel,
+                        lift_protection=options.yes
+                        or not guard.protected(state.environment, options.environments))  # fmt: skip
         stack = None
 
-    params = parameters(state, stack, {**options.image_tags, **options.stack_image_tags.get(name, {})})
-    digest = cf.template_hash(state.text, parameter_values(state, params, stack))
+    digest = cf.template_hash(state.text, parameter_values(state, params, stack), tags)
     if stack is not None and cf.tags_of(stack).get(cf.HASH_TAG) == digest:
         return Result(name, "unchanged", endpoint=cf.outputs_of(stack).get("EndpointUrl", ""))
+    if stack is not None and (refusal := _backwards(cf.tags_of(stack).get(COMMIT_TAG, ""), options)):
+        return Result(name, "refused", reasons=[refusal])
 
     change_set = f"deployctl-{uuid.uuid4().hex[:12]}"
     kind = "CREATE" if stack is None else "UPDATE"
@@ -139,7 +172,9 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
             kind=kind,
             template=cf.template_argument(state.text, name, state.region),
             parameters=params,
-            tags=stack_tags(state, digest),
+            tags=stack_tags(
+                state, digest, repository=options.repository, commit=options.commit, regions=options.regions
+            ),
             role_arn=cf.execution_role(cfn),
         )
     except ClientError as exc:
@@ -155,6 +190,7 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
             return Result(name, "failed", reasons=[f"change set: {described.get('StatusReason', '')}"])
         if cancel.is_set():
             raise cf.Cancelled
+        cf.mark(cfn, name, events)
         cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
         executing = True
         final = cf.wait(cfn, name, timeout=options.timeout, events=events, on_event=report, cancel=cancel)
@@ -201,26 +237,91 @@ def pending_confirmations(template_text: str) -> list[str]:
     )
 
 
+def _backwards(deployed: str, options: Options) -> str | None:
+    """Why deploying would move the stack to an older commit's template (None: it would not)."""
+    if not deployed or options.allow_revert or deployed == options.commit:
+        return None
+    from tooling import gitbase  # noqa: PLC0415
+
+    if not options.commit or options.root is None:
+        return (
+            f"the stack was deployed from commit {deployed[:12]} and this checkout is not a git "
+            "checkout: cannot tell whether this moves it back; pass --allow-revert if it may"
+        )
+    ancestor = gitbase.is_ancestor(options.root, deployed, options.commit)
+    if ancestor is None:
+        return (
+            f"the stack runs commit {deployed[:12]}, and this clone cannot tell whether it is an "
+            f"ancestor of {options.commit[:12]}: fetch the history (git fetch --unshallow origin, or "
+            "check out with fetch-depth: 0), or pass --allow-revert"
+        )
+    if not ancestor:
+        return (
+            f"the stack runs commit {deployed[:12]}, which is not an ancestor of this checkout "
+            f"({options.commit[:12]}): deploying would revert it; pass --allow-revert to do so"
+        )
+    return None
+
+
+def prune_blockers(head: Snapshot, environments: set[str] | None) -> list[str]:
+    """Why prune must not run: any file of these environments that failed to load makes a live stack
+    look orphaned (a typo'd name, a dangling link, an unreadable folder)."""
+    blockers = list(head.problems)
+    for state in head.stacks.values():
+        if (environments is None or state.environment in environments) and not state.valid:
+            blockers.append(f"{state.file}: did not load")
+    return blockers
+
+
 def prune(
-    wanted: set[str], regions: set[str], environments: set[str] | None, *, allow_prod: bool, options: Options,
-    cancel: threading.Event,
+    head: Snapshot, environments: set[str] | None, *, options: Options, cancel: threading.Event,
+    on_list: Callable[[list[str]], None] = lambda lines: None,
 ) -> list[Result]:  # fmt: skip
-    """Delete our stacks (management tag) that no file asks for; stacks we did not create are never seen."""
-    results = []
-    for region in sorted(regions):
+    """Delete the stacks of this repository and of `environments` that no file asks for, in every
+    region where our stacks are; stacks of other repositories or environments are never looked at.
+    The list is reported (`on_list`) before anything is deleted."""
+    if not options.repository:
+        return [Result("(prune)", "refused", reasons=["no repository identity: nothing is pruned"])]
+    if blockers := prune_blockers(head, environments):
+        return [Result("(prune)", "refused", reasons=["not pruning: some files did not load", *blockers])]
+    found, errors, kept = orphans(head, options.repository, environments, options.regions)
+    results = [
+        Result(f"(prune {region})", "refused", reasons=[f"could not list stacks: {error}; nothing pruned"])
+        for region, error in errors.items()
+    ]
+    results += [Result(line.split(" ", 1)[0], "skipped", reasons=[line]) for line in kept]
+    if errors:
+        return results
+    on_list([f"{stack['StackName']} ({region}): {why}" for region, stack, why in found])
+    for region, stack, why in found:
+        name = stack["StackName"]
+        env = cf.tags_of(stack).get("deployctl:environment", "")
+        if options.reviewed_deletions is not None and (name, region) not in options.reviewed_deletions:
+            results.append(
+                Result(name, "refused", reasons=[f"{why}, but the reviewed plan did not delete it"])
+            )
+            continue
+        protected = guard.protected(env, options.environments)
+        if protected and not options.yes:
+            results.append(Result(name, "refused", reasons=[f"a {env} stack ({why}): prune it with --yes"]))
+            continue
         cfn = aws.client("cloudformation", region)
-        for stack in managed_stacks(region):
-            name = stack["StackName"]
-            env = cf.tags_of(stack).get("deployctl:environment", "")
-            if name in wanted or (environments is not None and env not in environments):
+        started = time.monotonic()
+        try:
+            current = cf.describe(cfn, name)
+            if current is not None and current["StackStatus"] == "DELETE_FAILED":
+                results.append(Result(name, "failed", reasons=[cf.delete_failed_report(cfn, name, current)]))
                 continue
-            if guard.protected(env, options.environments) and not allow_prod:
-                results.append(Result(name, "skipped", reasons=[f"a {env} stack: prune it with --yes"]))
-                continue
-            started = time.monotonic()
-            try:
-                cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel)
-                results.append(Result(name, "deleted", time.monotonic() - started))
-            except Exception as exc:
-                results.append(Result(name, "failed", time.monotonic() - started, reasons=[str(exc)]))
+            cf.delete_stack(
+                cfn,
+                name,
+                timeout=options.timeout,
+                cancel=cancel,
+                lift_protection=not protected or options.yes,
+            )
+            results.append(Result(name, "deleted", time.monotonic() - started, reasons=[]))
+        except Exception as exc:
+            results.append(
+                Result(name, "failed", time.monotonic() - started, reasons=[cf.describe_error(exc)])
+            )
     return results

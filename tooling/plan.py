@@ -2,11 +2,18 @@
 
 JSON shape (stable, version 1):
 
-    {"version": 1, "against": "git:<sha>" | "aws",
+    {"version": 1, "against": "git:<sha>" | "aws", "hash": str,
      "summary": {"deployments", "create", "update", "replace", "delete", "no-change", "invalid"},
-     "stacks": [{"environment", "name", "stack_name", "action", "errors": [str], "warnings": [str],
+     "stacks": [{"environment", "name", "stack_name", "file", "region", "action", "recreate": str|null,
+                 "errors": [str], "warnings": [str],
+                 "hash": {"stack", "template", "parameters", "tags", "image_tags": str|null} | null,
                  "changes": [{"logical_id", "resource_type", "action", "replacement",
                               "properties": [{"path", "before", "after"}]}]}]}
+
+`hash` binds a deploy to the reviewed plan (`deploy --plan FILE`): per stack, SHA-256 of the template
+as sent, of its parameters, of its ownership tags, and of the image tags the plan was made with
+(null: the plan named none, so the deploy's --image-tag decides); the top-level hash covers every
+stack's region, action and hash. `recreate` says why a stack that exists will be deleted and created.
 
 `action` is create, update, replace (an update that replaces at least one resource), delete, no-change
 or invalid; a change's `action` is add, modify or remove and its `replacement` true, false or conditional.
@@ -14,7 +21,9 @@ or invalid; a change's `action` is add, modify or remove and its `replacement` t
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +50,9 @@ class StackPlan:
     monthly_after_usd: float | None = None
     over_budget: str | None = None
     base_unpriced: bool = False  # the base revision's code could not price it (older than pricing)
+    file: str = ""  # the deployment file, relative to the repository root
+    recreate: str | None = None  # why an existing stack is deleted and created again
+    hash: dict[str, str | None] | None = None  # see the module docstring
 
     @property
     def priced(self) -> bool:
@@ -76,7 +88,6 @@ class Plan:
         stacks = []
         for stack in self.stacks:
             data = asdict(stack)
-            data.pop("region")
             before, after = data.pop("monthly_before_usd"), data.pop("monthly_after_usd")
             data["cost"] = {
                 "monthly_before_usd": before,
@@ -90,7 +101,45 @@ class Plan:
         before, after = self.monthly_totals()
         summary = {**self.summary(), "monthly_before_usd": before, "monthly_after_usd": after,
                    "monthly_delta_usd": round(after - before, 2)}  # fmt: skip
-        return {"version": 1, "against": self.against, "summary": summary, "stacks": stacks}
+        return {"version": 1, "against": self.against, "hash": self.hash(), "summary": summary,
+                "stacks": stacks}  # fmt: skip
+
+    def hash(self) -> str:
+        return whole_hash(
+            [(s.stack_name, s.region, s.action, (s.hash or {}).get("stack") or "") for s in self.stacks]
+        )
+
+
+def _sha(data: object) -> str:
+    text = data if isinstance(data, str) else json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def whole_hash(stacks: list[tuple[str, str, str, str]]) -> str:
+    return _sha(sorted(stacks))
+
+
+def stack_hash(
+    text: str, tags: Mapping[str, str], image_tags: Mapping[str, str] | None
+) -> dict[str, str | None]:
+    """What a deploy of this stack applies, hashed part by part (so a refusal can say which part)."""
+    template = json.loads(text)
+    declared = template.get("Parameters", {})
+    images = None
+    if image_tags is not None:
+        images = _sha({k: v for k, v in sorted(image_tags.items()) if k in declared})
+    parts: dict[str, str | None] = {
+        "template": _sha(template),
+        # Parameters other than image tags are the template's defaults (in the template's hash) or
+        # kept from the deployed stack: their names and defaults are what a plan can bind.
+        "parameters": _sha(
+            {k: v.get("Default") for k, v in sorted(declared.items()) if not k.endswith("ImageTag")}
+        ),
+        "tags": _sha(dict(sorted(tags.items()))),
+        "image_tags": images,
+    }
+    parts["stack"] = _sha([parts["template"], parts["parameters"], parts["tags"], parts["image_tags"]])
+    return parts
 
 
 def mask(value: Any) -> Any:
@@ -110,20 +159,36 @@ def stack_action(changes: list[ResourceChange]) -> StackAction:
     return "replace" if any(c.replacement == "true" for c in changes) else "update"
 
 
-def offline(head: Snapshot, base: Snapshot, against: str) -> Plan:
-    """Compare two snapshots resource by resource: what the working tree changes against `against`."""
+def offline(
+    head: Snapshot, base: Snapshot, against: str, *, repository: str = "",
+    image_tags: Mapping[str, str] | None = None,
+) -> Plan:  # fmt: skip
+    """Compare two snapshots resource by resource: what the working tree changes against `against`.
+
+    A deployment whose region changed is a create in the new region and a delete in the old one:
+    CloudFormation stacks are regional, nothing moves.
+    """
+    from tooling.ownership import ownership_tags  # noqa: PLC0415
+
     stacks: list[StackPlan] = []
     for stack_name in sorted(set(head.stacks) | set(base.stacks)):
         new, old = head.stacks.get(stack_name), base.stacks.get(stack_name)
-        stacks.append(_compare(stack_name, old, new))
-    stacks.sort(key=lambda s: (ORDER[s.action], s.stack_name))
+        if new is not None and old is not None and old.valid and new.valid and old.region != new.region:
+            stacks += [_compare(stack_name, None, new), _compare(stack_name, old, None)]
+        else:
+            stacks.append(_compare(stack_name, old, new))
+    for plan in stacks:
+        state = head.stacks.get(plan.stack_name)
+        if plan.action != "delete" and state is not None and state.valid and state.text:
+            plan.hash = stack_hash(state.text, ownership_tags(state, repository), image_tags)
+    stacks.sort(key=lambda s: (ORDER[s.action], s.stack_name, s.region))
     return Plan(against, stacks, list(head.problems))
 
 
 def _compare(stack_name: str, old: StackState | None, new: StackState | None) -> StackPlan:
     ref = new or old
     assert ref is not None
-    plan = StackPlan(ref.environment, ref.name, stack_name, "no-change", region=ref.region)
+    plan = StackPlan(ref.environment, ref.name, stack_name, "no-change", region=ref.region, file=ref.file)
     plan.monthly_before_usd = old.monthly_usd if old is not None and old.valid else None
     plan.base_unpriced = old is not None and old.valid and old.monthly_usd is None
     if new is not None:

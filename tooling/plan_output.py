@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from rich.console import Console
@@ -11,7 +12,9 @@ from rich.markup import escape
 
 from tooling.cost import format_delta, format_usd, prices_note
 from tooling.diff import ResourceChange
-from tooling.plan import Plan, StackPlan, mask
+from tooling.plan import ORDER, Plan, StackPlan, mask
+
+ORDER_OF = ORDER
 
 SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "no-change": "=", "invalid": "!"}
 CHANGE_SYMBOL = {"add": "+", "modify": "~", "remove": "-"}
@@ -85,6 +88,8 @@ def print_text(plan: Plan, console: Console) -> None:
             f"\n[{color}]{SYMBOL[stack.action]} {stack.stack_name}[/] [dim]{stack.action}[/]"
             + (f"  {escape(cost)}" if cost else "")
         )
+        if stack.recreate:
+            console.print(f"    [yellow]recreate ({escape(stack.recreate)})[/]")
         for error in stack.errors:
             console.print(f"    [red]{escape(error)}[/]")
         for warning in stack.warnings:
@@ -104,24 +109,62 @@ def print_text(plan: Plan, console: Console) -> None:
         console.print(f"\n[dim]{escape(BUDGET_TAG_NOTE)}[/]")
 
 
+# Characters that markdown or HTML would act on, written as numeric character references: they show
+# as themselves, inside <code> too, and no value can close a tag, a span or a fence, or @-mention.
+_ACTIVE = set("&<>\"'`*_[]()~|\\#!:@$")
+
+
+def text(value: object) -> str:
+    """A value from a spec, an error or AWS, safe anywhere in the comment (one line)."""
+    return "".join(f"&#{ord(c)};" if c in _ACTIVE else c for c in " ".join(str(value).split()))
+
+
+def code(value: object) -> str:
+    return f"<code>{text(value)}</code>"
+
+
+def _size(value: str) -> int:
+    return len(value.encode())  # GitHub counts characters; bytes are never fewer
+
+
+def _environment_lines(plan: Plan) -> list[str]:
+    """One summary line per environment: kept whatever else is cut."""
+    lines = []
+    for environment in sorted({s.environment for s in plan.stacks}):
+        counts: dict[str, int] = {}
+        for stack in plan.stacks:
+            if stack.environment == environment:
+                counts[stack.action] = counts.get(stack.action, 0) + 1
+        shown = ", ".join(f"{n} {a}" for a, n in sorted(counts.items(), key=lambda kv: ORDER_OF[kv[0]]))
+        lines.append(f"- {code(environment or '(none)')}: {text(shown)}")
+    return lines
+
+
 def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
-    """The pull-request comment: summary, then a collapsible section per stack, cut to fit GitHub."""
-    head = [MARKER, "## deployctl plan", "", f"**{summary_line(plan)}** (against `{plan.against}`)", ""]
+    """The pull-request comment: summary, then a collapsible section per stack, cut to fit GitHub.
+
+    Every value is escaped (see `text`); each section is whole (its fence and <details> closed), and
+    when sections are cut the summary lines of every environment stay.
+    """
+    head = [MARKER, "## deployctl plan", "", f"**{summary_line(plan)}** (against {code(plan.against)})", ""]
     total = _total_cost(plan)
     if total:
         head += [total, ""]
-    head += [f"> {p}" for p in plan.problems]
+    head += [*_environment_lines(plan), ""]
+    head += [f"> {code(p)}" for p in plan.problems[:50]]
+    if len(plan.problems) > 50:
+        head.append(f"> … and {len(plan.problems) - 50} more problem(s); run `make plan`")
     if _creates(plan):
         head += [f"_{BUDGET_TAG_NOTE}_", ""]
     sections = [_section(stack) for stack in plan.stacks if stack.action != "no-change"]
     unchanged = [s.stack_name for s in plan.stacks if s.action == "no-change"]
     if unchanged:
-        sections.append(f"Unchanged: {', '.join(f'`{n}`' for n in unchanged)}\n")
+        sections.append(f"Unchanged: {', '.join(code(n) for n in unchanged)}\n")
     body = "\n".join(head) + "\n"
     for index, section in enumerate(sections):
         cut = len(sections) - index
         note = f"\n_… {cut} more section(s) cut to fit GitHub's comment limit; run `make plan`._\n"
-        if len(body) + len(section) + len(note) > limit:
+        if _size(body) + _size(section) + _size(note) > limit:
             return body + note
         body += section
     return body
@@ -129,24 +172,30 @@ def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
 
 def _section(stack: StackPlan) -> str:
     cost = _cost_text(stack)
-    title = f"<code>{SYMBOL[stack.action]}</code> <b>{stack.stack_name}</b>: {stack.action}"
+    title = f"{code(SYMBOL[stack.action])} <b>{text(stack.stack_name)}</b>: {stack.action}"
+    if stack.region:
+        title += f" in {code(stack.region)}"
+    if stack.recreate:
+        title += f" — recreate ({text(stack.recreate)})"
     if cost:
-        title += f" · {cost}"
+        title += f" · {text(cost)}"
     lines = ["<details" + (" open" if stack.action in ("replace", "delete", "invalid") else "") + ">",
              f"<summary>{title}</summary>", ""]  # fmt: skip
-    lines += [f"- :x: `{e}`" for e in stack.errors]
-    lines += [f"- :warning: `{w}`" for w in stack.warnings]
+    lines += [f"- :x: {code(e)}" for e in stack.errors]
+    lines += [f"- :warning: {code(w)}" for w in stack.warnings]
     if stack.over_budget:
-        lines.append(f"- :money_with_wings: **over budget**: {stack.over_budget}")
+        lines.append(f"- :money_with_wings: **over budget**: {text(stack.over_budget)}")
     if stack.changes and stack.action != "invalid":
-        lines += ["", "```diff"]
+        diff = []
         for change in stack.changes:
             first, *rest = _change_lines(change)
-            lines.append(
+            diff.append(
                 ("-" if change.action == "remove" else "+" if change.action == "add" else "!") + " " + first
             )
-            lines += [f"  {line.strip()}" for line in rest]
-        lines.append("```")
+            diff += [f"  {line.strip()}" for line in rest]
+        # A fence longer than any run of backticks in the values: nothing inside can close it.
+        fence = "`" * max(3, 1 + max((len(r) for line in diff for r in re.findall(r"`+", line)), default=0))
+        lines += ["", f"{fence}diff", *(line.replace("\n", " ") for line in diff), fence]
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 

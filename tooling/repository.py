@@ -10,6 +10,7 @@ layer that wrote it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -159,14 +160,13 @@ def load(root: Path, paths: Sequence[Path] = ()) -> Deployments:
     files: list[DeploymentFile] = []
     for env in sorted(environments):
         # Names are unique per environment, so the siblings of a selected file are loaded too.
-        siblings = sorted(
-            p.resolve() for p in (base / env).iterdir() if p.is_file() and _is_deployment_file(p)
-        )
+        siblings = sorted(p for p in _walk(base / env, []) if p.parent == base / env)
         loaded = [_load_one(env, path, layers) for path in siblings]
         problems.extend(_duplicate_names(loaded))
         chosen = {p.resolve() for p in environments[env]}
         files.extend(f for f in loaded if f.path in chosen)
 
+    problems.extend(regional_quotas(files))
     wanted = {f.path for f in files}
     for f in files:
         problems.extend(f.diagnostics)
@@ -181,9 +181,12 @@ def _select(base: Path, paths: Sequence[Path], problems: list[Diagnostic]) -> It
         paths = [base]
     seen: set[Path] = set()
     for raw in paths:
+        if raw.is_symlink():
+            problems.append(_symlink(raw))
+            continue
         path = raw.resolve()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_deployment_file(p))
+            found = _walk(path, problems)
         elif path.is_file():
             found = [path]
         else:
@@ -193,6 +196,47 @@ def _select(base: Path, paths: Sequence[Path], problems: list[Diagnostic]) -> It
             if item not in seen and item.name != DEFAULTS_FILE:
                 seen.add(item)
                 yield item
+
+
+def _symlink(path: Path) -> Diagnostic:
+    # A link makes one file two stacks' source, or points outside deployments/: what it deploys and
+    # what owns the stack would depend on where it points. A dangling one would hide a live stack.
+    target = os.readlink(path)
+    state = "a dangling symlink" if not path.exists() else "a symlink"
+    return _problem(
+        path,
+        f"{state} (to {target}); deployment files and folders are not links",
+        "REPO006",
+        "copy the file into deployments/<environment>/ instead",
+    )
+
+
+def _walk(folder: Path, problems: list[Diagnostic]) -> list[Path]:
+    """Deployment files below `folder`; an unreadable folder or a symlink is a problem, never skipped."""
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        problems.append(
+            _problem(where, f"cannot read this folder: {exc.strerror or exc}", "REPO005",
+                     "make it readable: its deployments cannot be planned, deployed or pruned")
+        )  # fmt: skip
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
+        here = Path(dirpath)
+        for name in list(dirnames):
+            if (here / name).is_symlink():
+                problems.append(_symlink(here / name))
+                dirnames.remove(name)
+        for name in filenames:
+            path = here / name
+            if not _is_deployment_file(path):
+                continue
+            if path.is_symlink():
+                problems.append(_symlink(path))
+            elif path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 def _environment(base: Path, path: Path, problems: list[Diagnostic]) -> str | None:
@@ -293,3 +337,42 @@ def _duplicate_names(files: list[DeploymentFile]) -> list[Diagnostic]:
             )
             f.spec = None  # two files cannot both own the stack
     return problems
+
+
+# Regional quotas that several deployments of one environment (one account) share: each deployment
+# has its own load balancer, and with `network.vpc: new` its own VPC (and internet gateway) and one
+# Elastic IP per NAT gateway. Defaults from https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html
+# and https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html;
+# they can be raised, hence warnings, on each deployment past the default.
+REGIONAL_QUOTAS = (
+    ("SPEC242", "VPCs per Region", "L-F678F1CE", 5, lambda s: 1 if s.network.vpc == "new" else 0),
+    ("SPEC243", "EC2-VPC Elastic IPs", "L-0263D0A3", 5,
+     lambda s: s.network.nat_gateways if s.network.vpc == "new" else 0),
+    ("SPEC244", "Application Load Balancers per Region", "L-53DA6B97", 50, lambda s: 1),
+)  # fmt: skip
+
+
+def regional_quotas(files: list[DeploymentFile]) -> list[Diagnostic]:
+    found = []
+    groups: dict[tuple[str, str], list[DeploymentFile]] = defaultdict(list)
+    for f in files:
+        if f.spec is not None:
+            groups[(f.environment, f.spec.region)].append(f)
+    for (environment, region), group in sorted(groups.items()):
+        for code, name, quota_code, quota, uses in REGIONAL_QUOTAS:
+            total = 0
+            for f in sorted(group, key=lambda f: str(f.path)):
+                total += uses(f.spec)
+                if total > quota and uses(f.spec):
+                    found.append(
+                        Diagnostic(
+                            (f.source.locate(("network",)) if f.source else None) or Location(f.path),
+                            "network",
+                            f"{environment} in {region} would need {total} of '{name}' ({quota_code}, "
+                            f"{quota} by default) with this deployment",
+                            code,
+                            Severity.WARNING,
+                            "raise the quota before deploying, or share a VPC (network.vpc: vpc-…)",
+                        )
+                    )
+    return found

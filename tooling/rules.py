@@ -442,3 +442,32 @@ def vpc_range_clear_of_docker(s: Sections) -> Iterator[Finding]:
             "target's container runs on: it could not reach addresses in its own VPC",
             "a range outside 172.17.0.0/16, e.g. 10.20.0.0/16",
         )
+
+
+# Quotas a spec can reach, checked before AWS refuses them mid-deploy (issue 14 #11). Quota names and
+# codes as the Service Quotas console lists them.
+SG_RULES_QUOTA = 60  # Amazon VPC "Inbound or outbound rules per security group", L-0EA8095F
+SG_RULES_DOC = (
+    "https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html#vpc-limits-security-groups"
+)
+
+
+@rule
+def load_balancer_rules_fit_quota(s: Sections) -> Iterator[Finding]:
+    """The load balancer's security group holds one inbound rule per allowed CIDR and port (443 and
+    80 with a certificate, 80 without). AWS counts IPv4 and IPv6 rules separately, 60 each by default."""
+    network = s.get("network")
+    if not network or not network.allowed_cidrs:
+        return
+    ports = 2 if network.certificate_arn else 1
+    v6 = sum(1 for c in network.allowed_cidrs if ":" in str(c))
+    for family, count in (("IPv4", (len(network.allowed_cidrs) - v6) * ports), ("IPv6", v6 * ports)):
+        if count > SG_RULES_QUOTA:
+            yield Finding(
+                "SPEC241",
+                "network.allowed_cidrs",
+                f"{count} {family} inbound rules ({count // ports} CIDRs × {ports} port(s)) exceed the quota "
+                f"'Inbound or outbound rules per security group' (L-0EA8095F, {SG_RULES_QUOTA} by default)",
+                f"list at most {SG_RULES_QUOTA // ports} {family} CIDRs (merge them into wider blocks), "
+                f"or raise the quota first: {SG_RULES_DOC}",
+            )

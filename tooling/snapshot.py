@@ -62,7 +62,11 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Snapshot:
-        stacks = {k: StackState(**v) for k, v in data["stacks"].items()}
+        # Another revision's code may know more (or fewer) fields: keep the ones this code knows.
+        known = set(StackState.__dataclass_fields__)
+        stacks = {
+            k: StackState(**{f: x for f, x in v.items() if f in known}) for k, v in data["stacks"].items()
+        }
         return cls(stacks, data["problems"], data["code_version"])
 
 
@@ -87,7 +91,26 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError:
-        return b""
+        return b""  # the load reports it, located (YAML002)
+
+
+@memoize
+def lint_version(root: Path) -> str:
+    """What decides the findings for a given template: cfn-lint's version and our rules' source.
+
+    A template linted under the same key needs no second lint, whichever revision rendered it; a new
+    cfn-lint or a changed project rule (tooling/cfn_rules/, tooling/lint.py) lints everything again.
+    """
+    parts: list[bytes | str] = [f"cfn-lint=={importlib.metadata.version('cfn-lint')}"]
+    rules = sorted((root / "tooling" / "cfn_rules").rglob("*.py")) if (root / "tooling").is_dir() else []
+    for path in [*rules, root / "tooling" / "lint.py"]:
+        if path.is_file() and "__pycache__" not in path.parts:
+            parts += [str(path.relative_to(root)), path.read_bytes()]
+    return digest(*parts)
+
+
+def lint_key(version: str, region: str, file: str, text: str) -> str:
+    return digest("lint", version, region, file, text)
 
 
 Lint = bool | Collection[str]  # every stack, none, or the stacks named
@@ -100,11 +123,13 @@ def _wants(lint: Lint, stack_name: str) -> bool:
 def take(root: Path, *, lint: Lint = True, store: Cache | None = None, code: str | None = None) -> Snapshot:
     """Every deployment under `root`, as stacks; linted when `lint` names them (True: all).
 
-    `code` names the code version (default: this code).
+    `code` names the code version (default: this code). Renders are cached by spec and code, lint
+    findings by template text and `lint_version`.
     """
     store = store or Cache(None)
     root = root.resolve()
-    code = code or code_version(Path(__file__).resolve().parents[1])
+    here = Path(__file__).resolve().parents[1]
+    code = code or code_version(here)
     environments, problems = repository.discover(root)
     keys: dict[Path, str] = {}
     for env, paths in environments.items():
@@ -112,27 +137,52 @@ def take(root: Path, *, lint: Lint = True, store: Cache | None = None, code: str
         for path in paths:
             relative = str(path.relative_to(root))
             # Linted or not, a render is the same: the base side of a plan reuses the head's renders.
-            keys[path] = digest(code, env, relative, path.read_bytes(), layers)
+            keys[path] = digest(code, env, relative, _read(path), layers)
     cached = {path: store.get(key) for path, key in keys.items()}
     names = [(path.parent.name, entry["name"]) for path, entry in cached.items() if entry]
-    complete = all(
-        entry and (entry["linted"] or not _wants(lint, f"{path.parent.name}-{entry['name']}"))
-        for path, entry in cached.items()
-    )
-    if complete and len(set(names)) == len(names):
+    if all(cached.values()) and len(set(names)) == len(names):
         stacks = {}
         for entry in cached.values():
-            state = _from_entry(entry, lint)
+            state = _from_entry(entry)
             stacks[state.stack_name] = state
-        return Snapshot(stacks, [format_text(p) for p in problems], code)
-    return _take_cold(root, lint, store, code, keys, cached)
+        snapshot = Snapshot(stacks, [format_text(p) for p in problems], code)
+    else:
+        snapshot = _take_cold(root, lint, store, code, keys, cached)
+    _lint_cached(snapshot, lint, store, lint_version(here))
+    return snapshot
 
 
-def _from_entry(entry: dict[str, Any], lint: Lint) -> StackState:
-    state = StackState(**{k: v for k, v in entry.items() if k != "linted"})
-    if not _wants(lint, state.stack_name):
-        state.errors = []  # cached errors are lint findings (only valid specs are rendered)
-    return state
+def _from_entry(entry: dict[str, Any]) -> StackState:
+    return StackState(**{k: v for k, v in entry.items() if k in _FIELDS})
+
+
+_FIELDS = {f for f in StackState.__dataclass_fields__}
+
+
+def _pool_map(jobs: list[tuple]) -> list[Any]:
+    if len(jobs) >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(jobs))) as pool:
+            return list(pool.map(_work, jobs, chunksize=max(1, len(jobs) // 16)))
+    return [_work(job) for job in jobs]
+
+
+def _lint_cached(snapshot: Snapshot, lint: Lint, store: Cache, version: str) -> None:
+    """Add lint findings to every wanted stack: from the lint cache, else by linting (in parallel)."""
+    misses = []
+    for state in snapshot.stacks.values():
+        if state.text is None or state.errors or not _wants(lint, state.stack_name):
+            continue  # no template, or one that failed to render (its error says why)
+        found = store.get(lint_key(version, state.region, state.file, state.text))
+        if found is not None:
+            state.errors = list(found["errors"])
+        else:
+            misses.append(state)
+    if not misses:
+        return
+    outputs = _pool_map([("lint", s.text, s.region, s.file) for s in misses])
+    for state, errors in zip(misses, outputs, strict=True):
+        state.errors = list(errors)
+        store.put(lint_key(version, state.region, state.file, state.text or ""), {"errors": errors})
 
 
 def _take_cold(
@@ -164,40 +214,23 @@ def _take_cold(
         if deployment.spec is None:
             continue
         entry = cached.get(deployment.path)
-        wanted = _wants(lint, state.stack_name)
         if entry:
-            state.text, state.errors = entry["text"], entry["errors"] if wanted else []
+            state.text, state.errors = entry["text"], list(entry["errors"])
             state.monthly_usd, state.over_budget = entry.get("monthly_usd"), entry.get("over_budget")
-            if wanted and not entry["linted"]:
-                misses.append((state, deployment, ("lint", state.text, deployment.spec.region, state.file)))
         else:
-            job = (
-                "render",
-                deployment.spec.model_dump(mode="json"),
-                deployment.environment,
-                state.file,
-                wanted,
-            )
+            job = ("render", deployment.spec.model_dump(mode="json"), deployment.environment, state.file)
             misses.append((state, deployment, job))
     if misses:
-        jobs = [job for _, _, job in misses]
-        if len(jobs) >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1:
-            with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(jobs))) as pool:
-                outputs = list(pool.map(_work, jobs, chunksize=max(1, len(jobs) // 16)))
-        else:
-            outputs = [_work(job) for job in jobs]
-        for (state, deployment, job), output in zip(misses, outputs, strict=True):
-            if job[0] == "render":
-                state.text, state.errors, state.monthly_usd, state.over_budget = output
-                linted = job[-1]
-            else:
-                state.errors, linted = output, True
-            store.put(keys[deployment.path], {**asdict(state), "linted": linted})
+        outputs = _pool_map([job for _, _, job in misses])
+        for (state, deployment, _), output in zip(misses, outputs, strict=True):
+            state.text, state.errors, state.monthly_usd, state.over_budget = output
+            if deployment.path in keys:
+                store.put(keys[deployment.path], asdict(state))
     return Snapshot(stacks, problems, code)
 
 
 def _work(job: tuple) -> Any:
-    """One unit of work for a worker process: render (and maybe lint) a spec, or lint a cached render."""
+    """One unit of work for a worker process: render a spec, or lint a rendered template."""
     if job[0] == "render":
         return _render_one(job[1:])
     _, text, region, file = job
@@ -211,15 +244,37 @@ def _lint(text: str, region: str, file: str) -> list[str]:
     return [f"{format_text(f)} (rendered from {file})" for f in lint.lint(text, region, rendered)]
 
 
-def _render_one(job: tuple[dict[str, Any], str, str, bool]) -> tuple[str, list[str], float, str | None]:
-    """Build, render, lint and price one deployment (in a worker process: the spec travels as data)."""
+def _render_one(job: tuple) -> tuple[str | None, list[str], float | None, str | None]:
+    """Build, render and price one deployment (in a worker process: the spec travels as data).
+
+    Stack-builder code that raises is this stack's located error, never an internal error of the run.
+    """
     from templates import build, render  # noqa: PLC0415 - workers import what they use
     from tooling import cost  # noqa: PLC0415
     from tooling.spec import Deployment  # noqa: PLC0415
 
-    data, environment, file, with_lint = job
+    data, environment, file = job[:3]
     spec = Deployment.model_validate(data)
-    text = render(build(spec, environment))
-    estimate = cost.estimate(spec, environment)
-    priced = (estimate.monthly_min_usd, cost.over_budget(estimate, spec))
-    return text, _lint(text, spec.region, file) if with_lint else [], *priced
+    try:
+        text = render(build(spec, environment))
+        estimate = cost.estimate(spec, environment)
+        priced = (estimate.monthly_min_usd, cost.over_budget(estimate, spec))
+    except Exception as exc:
+        return None, [builder_error(file, exc)], None, None
+    return text, [], *priced
+
+
+def builder_error(file: str, exc: BaseException) -> str:
+    """`file:1:1: error: …` naming where in our code it raised (the innermost frame of ours)."""
+    where = ""
+    frame = exc.__traceback__
+    while frame is not None:
+        name = Path(frame.tb_frame.f_code.co_filename)
+        if any(part in ("templates", "tooling") for part in name.parts[-3:-1]):
+            where = f" at {name.parent.name}/{name.name}:{frame.tb_lineno}"
+        frame = frame.tb_next
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return (
+        f"{file}:1:1: error: rendering this deployment failed: {type(exc).__name__}"
+        f"{': ' + message if message else ''}{where} [RENDER001]"
+    )

@@ -92,6 +92,8 @@ def repo(tmp_path: Path, aws_env: str) -> Path:
         text = text.replace(account, MOTO_ACCOUNT)
     environments.write_text(text, encoding="utf-8")
     git(tmp_path, "init", "-q", "-b", "main")
+    # The repository identity every stack is tagged with (tooling/ownership.py); never fetched from.
+    git(tmp_path, "remote", "add", "origin", "https://github.com/acme/models.git")
     git(tmp_path, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", ".")
     git(tmp_path, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "examples")
     return tmp_path

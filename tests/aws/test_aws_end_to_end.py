@@ -88,9 +88,21 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
     assert out.count("unchanged") == 4
     assert set(actions(plan_json(repo, "--against", "aws")).values()) == {"no-change"}
 
+    # Issue 14 #3: a deploy bound to the reviewed plan applies it unchanged, and refuses a changed stack.
+    code, reviewed = run(repo, "plan", "--against", "git:HEAD", "--format", "json")
+    assert code == 0, reviewed
+    (repo / "reviewed.json").write_text(reviewed, encoding="utf-8")
+    code, out = run(repo, "deploy", "--plan", str(repo / "reviewed.json"))
+    assert code == 0, out
+    assert out.count("unchanged") == 4
+
     # One file changes: only its stack is in the plan, both against AWS and against git.
     path = repo / "deployments/prod/llama-3-1-8b.yaml"
     path.write_text(path.read_text().replace("max: 4", "max: 6"), encoding="utf-8")
+    code, out = run(repo, "deploy", "--plan", str(repo / "reviewed.json"))
+    assert code == 1
+    assert "refused: prod-llama-3-1-8b: differs from the reviewed plan in its template" in out
+    assert "1 stack(s) differ from the reviewed plan" in out
     aws_plan = actions(plan_json(repo, "--against", "aws"))
     assert aws_plan.pop("prod-llama-3-1-8b") in ("update", "replace")
     assert set(aws_plan.values()) == {"no-change"}
@@ -143,13 +155,24 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
     code, out = run(repo, "deploy", "--environment", "dev", "--image-tag", "abc123")
     assert code == 0, out
     assert "dev-scratch" in out and "created" in out
-    cfn.create_stack(
-        StackName="dev-not-ours", TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
-    )
+    topic = json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+    cfn.create_stack(StackName="dev-not-ours", TemplateBody=topic)
+
+    def tags(**values: str) -> list[dict[str, str]]:
+        return [{"Key": f"deployctl:{k}", "Value": v} for k, v in values.items()]
+
+    # Issue 14 #1: another repository's deployctl stack in dev, and an orphan of ours in staging.
+    cfn.create_stack(StackName="dev-their-model", TemplateBody=topic, Tags=tags(
+        **{"managed-by": "deployctl", "repository": "someone/else", "environment": "dev",
+           "file": "deployments/dev/their-model.yaml"}))  # fmt: skip
+    cfn.create_stack(StackName="staging-old", TemplateBody=topic, Tags=tags(
+        **{"managed-by": "deployctl", "repository": "acme/models", "environment": "staging",
+           "file": "deployments/staging/old.yaml"}))  # fmt: skip
     scratch.unlink()
     assert actions(plan_json(repo, "--against", "aws"))["dev-scratch"] == "delete"
     code, out = run(repo, "deploy", "--environment", "dev", "--prune")
     assert code == 0, out
+    assert "prune: 1 stack(s) of acme/models to delete:" in out and "dev-scratch (us-east-1)" in out
     names = {s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"}
     assert "dev-scratch" not in names
-    assert {"dev-not-ours", "dev-mistral-7b", "prod-llama-3-1-8b"} <= names
+    assert {"dev-not-ours", "dev-their-model", "staging-old", "dev-mistral-7b", "prod-llama-3-1-8b"} <= names

@@ -19,7 +19,8 @@ from botocore.stub import ANY, Stubber
 
 from tooling import changesets, deploy
 from tooling import cloudformation as cf
-from tooling.snapshot import StackState
+from tooling.ownership import ownership_tags
+from tooling.snapshot import Snapshot, StackState
 
 NAME = "dev-demo"
 NOW = datetime.datetime(2026, 11, 25, tzinfo=datetime.UTC)
@@ -57,7 +58,7 @@ def missing(stubber: Stubber, name: str = NAME) -> None:
     )
 
 
-def events(stubber: Stubber, *items: tuple[str, str, str]) -> None:
+def events(stubber: Stubber, *items: tuple[str, str, str], name: str = NAME) -> None:
     stubber.add_response(
         "describe_stack_events",
         {
@@ -66,6 +67,23 @@ def events(stubber: Stubber, *items: tuple[str, str, str]) -> None:
                  "LogicalResourceId": logical, "ResourceType": "AWS::SNS::Topic", "ResourceStatus": status,
                  "ResourceStatusReason": reason}
                 for i, (logical, status, reason) in reversed(list(enumerate(items)))
+            ]
+        },
+        {"StackName": name},
+    )  # fmt: skip
+
+
+def marked(stubber: Stubber, *old: tuple[str, str, str]) -> None:
+    """DescribeStackEvents just before a change set executes: the newest event existing then is where
+    this deploy's events start (events come newest first, CloudFormation API reference)."""
+    stubber.add_response(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                {"StackId": STACK_ID, "EventId": f"old{i}", "StackName": NAME, "Timestamp": NOW,
+                 "LogicalResourceId": logical, "ResourceType": "AWS::SNS::Topic", "ResourceStatus": status,
+                 "ResourceStatusReason": reason}
+                for i, (logical, status, reason) in reversed(list(enumerate(old)))
             ]
         },
         {"StackName": NAME},
@@ -105,6 +123,7 @@ def change_set(
 def create_and_execute(stubber: Stubber, kind: str, final: str = "CREATE_COMPLETE") -> None:
     missing(stubber, "deployctl-bootstrap")  # no bootstrap stack: CloudFormation acts as the caller
     change_set(stubber, kind)
+    marked(stubber)
     stubber.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     stubber.add_response("describe_stacks", stack(final), {"StackName": NAME})
     events(stubber, ("Topic", "CREATE_COMPLETE", ""))
@@ -116,6 +135,7 @@ def run(stubber: Stubber) -> deploy.Result:
 
 def test_rollback_complete_is_deleted_then_created_again(cfn: Stubber) -> None:
     cfn.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": NAME})
+    cfn.add_response("validate_template", {"Parameters": []}, {"TemplateBody": ANY})
     cfn.add_response("update_termination_protection", {"StackId": STACK_ID},
                      {"StackName": NAME, "EnableTerminationProtection": False})  # fmt: skip
     cfn.add_response("delete_stack", {}, {"StackName": NAME})
@@ -138,6 +158,7 @@ def test_review_in_progress_shell_is_replaced(cfn: Stubber) -> None:
 
 def test_update_rollback_failed_is_continued_then_reported(cfn: Stubber) -> None:
     cfn.add_response("describe_stacks", stack("UPDATE_ROLLBACK_FAILED"), {"StackName": NAME})
+    marked(cfn)
     cfn.add_response("continue_update_rollback", {}, {"StackName": NAME})
     cfn.add_response("describe_stacks", stack("UPDATE_ROLLBACK_COMPLETE"), {"StackName": NAME})
     events(cfn, ("Topic", "UPDATE_FAILED", "Resource handler returned message: quota exceeded"))
@@ -148,7 +169,8 @@ def test_update_rollback_failed_is_continued_then_reported(cfn: Stubber) -> None
 
 
 def test_in_progress_is_waited_for(cfn: Stubber) -> None:
-    tags = {"Tags": [{"Key": cf.HASH_TAG, "Value": cf.template_hash(TEMPLATE, {})}]}
+    digest = cf.template_hash(TEMPLATE, {}, ownership_tags(state(), ""))
+    tags = {"Tags": [{"Key": cf.HASH_TAG, "Value": digest}]}
     cfn.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": NAME})
     cfn.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": NAME})
     cfn.add_response("describe_stacks", stack("UPDATE_COMPLETE", **tags), {"StackName": NAME})
@@ -159,6 +181,7 @@ def test_a_failed_creation_reports_the_failed_resources(cfn: Stubber) -> None:
     missing(cfn)
     missing(cfn, "deployctl-bootstrap")
     change_set(cfn, "CREATE")
+    marked(cfn)
     cfn.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     cfn.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": NAME})
     events(cfn, ("Topic", "CREATE_FAILED", "Topic name is taken"), ("Topic", "DELETE_COMPLETE", ""))
@@ -313,6 +336,7 @@ def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(
     cfn.add_response("describe_stacks", deployed, {"StackName": NAME})
     missing(cfn, "deployctl-bootstrap")
     change_set(cfn, "UPDATE", parameters=[{"ParameterKey": "VllmImageTag", "ParameterValue": "v1"}])
+    marked(cfn)
     cfn.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     cfn.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": NAME})
     events(cfn, ("Topic", "UPDATE_COMPLETE", ""))
@@ -375,3 +399,198 @@ def test_an_update_that_adds_no_subscription_says_nothing_of_it(cfn: Stubber) ->
     result, lines = _deploy_with_events(EMAIL_TEMPLATE)
     assert result.outcome == "updated"
     assert not [line for line in lines if "confirmation link" in line]
+
+
+# Issue 14 #4: failed stacks by state, with prod's protections intact.
+
+
+def prod_state() -> StackState:
+    return StackState("prod", "demo", "deployments/prod/demo.yaml", "us-east-1", TEMPLATE)
+
+
+def test_delete_failed_reports_what_blocked_it_and_deletes_nothing(cfn: Stubber) -> None:
+    cfn.add_response(
+        "describe_stacks",
+        stack("DELETE_FAILED", StackStatusReason="The following resource(s) failed to delete: [Logs]"),
+        {"StackName": NAME},
+    )
+    cfn.add_response(
+        "list_stack_resources",
+        {
+            "StackResourceSummaries": [
+                {
+                    "LogicalResourceId": "Logs",
+                    "ResourceType": "AWS::S3::Bucket",
+                    "ResourceStatus": "DELETE_FAILED",
+                    "ResourceStatusReason": "The bucket you tried to delete is not empty",
+                    "LastUpdatedTimestamp": NOW,
+                },
+                {
+                    "LogicalResourceId": "Topic",
+                    "ResourceType": "AWS::SNS::Topic",
+                    "ResourceStatus": "DELETE_COMPLETE",
+                    "LastUpdatedTimestamp": NOW,
+                },
+            ]
+        },
+        {"StackName": NAME},
+    )
+    result = run(cfn)  # no delete_stack, no update_termination_protection is stubbed: none may be called
+    assert result.outcome == "failed"
+    (reason,) = result.reasons
+    assert "Logs (AWS::S3::Bucket): The bucket you tried to delete is not empty" in reason
+    assert "Topic" not in reason
+    assert f"delete-stack --stack-name {NAME} --retain-resources Logs" in reason
+
+
+def prod_stack(status: str) -> dict[str, Any]:
+    return {"Stacks": [{**stack(status)["Stacks"][0], "StackName": "prod-demo"}]}
+
+
+def test_a_failed_prod_stack_is_not_recreated_without_yes(cfn: Stubber) -> None:
+    cfn.add_response("describe_stacks", prod_stack("ROLLBACK_COMPLETE"), {"StackName": "prod-demo"})
+    events(cfn, ("Service", "CREATE_FAILED", "Resource handler returned message: capacity"), name="prod-demo")
+    result = deploy._guarded(prod_state(), deploy.Options(timeout=60), threading.Event())
+    assert result.outcome == "refused"
+    assert "--yes" in result.reasons[0] and "capacity" in result.reasons[0]
+
+
+def test_a_prod_recreate_checks_the_template_before_lifting_protection(cfn: Stubber) -> None:
+    cfn.add_response("describe_stacks", prod_stack("ROLLBACK_COMPLETE"), {"StackName": "prod-demo"})
+    cfn.add_client_error("validate_template", "ValidationError", "Template format error", 400)
+    result = deploy._guarded(prod_state(), deploy.Options(timeout=60, yes=True), threading.Event())
+    assert result.outcome == "failed"  # and neither UpdateTerminationProtection nor DeleteStack was called
+    assert "Template format error" in result.reasons[0]
+
+
+def test_the_plan_shows_a_recreate_with_its_reason(cfn: Stubber) -> None:
+    cfn.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": NAME})
+    events(cfn, ("Topic", "CREATE_FAILED", "Topic name is taken"), ("Topic", "DELETE_COMPLETE", ""))
+    result = changesets._plan_stack(state(), image_tag=None)
+    assert (result.action, result.errors) == ("create", [])
+    assert result.recreate == "previous create failed (ROLLBACK_COMPLETE; Topic: Topic name is taken)"
+    assert [c.logical_id for c in result.changes] == ["Topic"]
+
+
+# Issue 14 #7: events only from this deploy.
+
+
+def test_old_failures_are_not_reported_as_todays(cfn: Stubber) -> None:
+    old = ("Topic", "UPDATE_FAILED", "last week's failure")
+    cfn.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": NAME})
+    missing(cfn, "deployctl-bootstrap")
+    change_set(cfn, "UPDATE")
+    marked(cfn, old)
+    cfn.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
+    cfn.add_response("describe_stacks", stack("UPDATE_ROLLBACK_COMPLETE"), {"StackName": NAME})
+    # DescribeStackEvents now: today's events on top of the whole history (newest first).
+    cfn.add_response(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                {
+                    "StackId": STACK_ID,
+                    "EventId": "new1",
+                    "StackName": NAME,
+                    "Timestamp": NOW,
+                    "LogicalResourceId": "Topic",
+                    "ResourceType": "AWS::SNS::Topic",
+                    "ResourceStatus": "UPDATE_FAILED",
+                    "ResourceStatusReason": "today's failure",
+                },
+                {
+                    "StackId": STACK_ID,
+                    "EventId": "old0",
+                    "StackName": NAME,
+                    "Timestamp": NOW,
+                    "LogicalResourceId": "Topic",
+                    "ResourceType": "AWS::SNS::Topic",
+                    "ResourceStatus": "UPDATE_FAILED",
+                    "ResourceStatusReason": "last week's failure",
+                },
+            ]
+        },
+        {"StackName": NAME},
+    )
+    result = run(cfn)
+    assert result.outcome == "failed"
+    assert result.reasons == ["Topic (AWS::SNS::Topic) UPDATE_FAILED: today's failure"]
+
+
+# Issue 14 #6: an AWS plan degrades per stack, and says what it could not clean up.
+
+
+@pytest.fixture
+def cfn_once(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A client that makes each call once: the error stubbed is what botocore raises after its retries."""
+    from botocore.config import Config
+
+    client = boto3.client(
+        "cloudformation",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    monkeypatch.setattr(cf, "POLL_SECONDS", 0.0)
+    monkeypatch.setattr("tooling.aws.client", lambda service, region: client)
+    with Stubber(client) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def test_a_failing_stack_is_its_own_error_and_the_rest_are_planned(cfn_once: Stubber) -> None:
+    cfn = cfn_once
+    other = StackState("dev", "other", "deployments/dev/other.yaml", "us-east-1", TEMPLATE)
+    # dev-demo: throttled past the retries, as botocore raises it at last.
+    cfn.add_client_error("describe_stacks", "Throttling", "Rate exceeded", 400, {"StackName": NAME})
+    # dev-other: a new stack; its change set is made, read, and its removal fails with an HTML 500.
+    missing(cfn, "dev-other")
+    cfn.add_response(
+        "create_change_set",
+        {"Id": "cs-2", "StackId": STACK_ID},
+        {
+            "StackName": "dev-other",
+            "ChangeSetName": ANY,
+            "ChangeSetType": "CREATE",
+            "Parameters": [],
+            "Capabilities": cf.CAPABILITIES,
+            "Tags": ANY,
+            "TemplateBody": ANY,
+        },
+    )
+    cfn.add_response(
+        "describe_change_set",
+        {
+            "Status": "CREATE_COMPLETE",
+            "StackName": "dev-other",
+            "Changes": [
+                {
+                    "Type": "Resource",
+                    "ResourceChange": {
+                        "Action": "Add",
+                        "LogicalResourceId": "Topic",
+                        "ResourceType": "AWS::SNS::Topic",
+                    },
+                }
+            ],
+        },
+        {"StackName": "dev-other", "ChangeSetName": ANY, "IncludePropertyValues": True},
+    )
+    cfn.add_client_error("delete_change_set", "", "<html><body>500 Internal Server Error</body></html>", 500)
+    cfn.add_response(
+        "describe_stacks",
+        {"Stacks": [{**stack("REVIEW_IN_PROGRESS")["Stacks"][0], "StackName": "dev-other"}]},
+        {"StackName": "dev-other"},
+    )
+    cfn.add_response("delete_stack", {}, {"StackName": "dev-other"})
+    head = Snapshot({NAME: state(), "dev-other": other})
+    plan = changesets.plan(head, image_tag=None, max_parallel=1, repository="")
+    by_name = {s.stack_name: s for s in plan.stacks}
+    assert by_name[NAME].action == "invalid"
+    assert by_name[NAME].errors == ["could not plan this stack: Throttling: Rate exceeded"]
+    assert by_name["dev-other"].action == "create", by_name["dev-other"].errors
+    assert [c.logical_id for c in by_name["dev-other"].changes] == ["Topic"]
+    (left,) = by_name["dev-other"].errors
+    assert left.startswith("change set deployctl-plan-") and "left behind" in left
+    assert "delete-change-set --stack-name dev-other" in left

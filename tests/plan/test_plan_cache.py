@@ -76,3 +76,35 @@ def test_a_render_made_without_lint_is_reused_and_only_linted(
     assert all(s.valid for s in head.stacks.values())
     snapshot.take(tmp_path, lint=True, store=store)
     assert len(linted) == 4  # and then it is all cached
+
+
+def test_the_lint_key_is_cfn_lints_version_and_our_rules(tmp_path: Path) -> None:
+    """Issue 14 #12: a template linted before is skipped only under the same cfn-lint and rules."""
+
+    def tree(name: str, rules: dict[str, str]) -> Path:
+        root = tmp_path / name
+        (root / "tooling").mkdir(parents=True)
+        (root / "tooling/lint.py").write_text("# the runner\n")
+        for file, text in rules.items():
+            (root / "tooling/cfn_rules").mkdir(exist_ok=True)
+            (root / "tooling/cfn_rules" / file).write_text(text)
+        return root
+
+    bare, same = snapshot.lint_version(tree("a", {})), snapshot.lint_version(tree("b", {}))
+    one = snapshot.lint_version(tree("c", {"e9001.py": "class Rule: id = 'E9001'\n"}))
+    edited = snapshot.lint_version(tree("d", {"e9001.py": "class Rule: id = 'E9001'  # stricter\n"}))
+    assert bare == same
+    assert len({bare, one, edited}) == 3
+
+
+def test_a_code_change_that_keeps_a_template_keeps_its_lint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "deployments", tmp_path / "deployments")
+    store = Cache(tmp_path / "cache")
+    snapshot.take(tmp_path, lint=True, store=store)
+    monkeypatch.setattr(snapshot, "PARALLEL_THRESHOLD", 10_000)
+    monkeypatch.setattr(snapshot, "_lint", lambda text, region, file: pytest.fail(f"linted {file} again"))
+    # Other template code (another code version): rendered again, but the same text needs no lint.
+    again = snapshot.take(tmp_path, lint=True, store=store, code="another code version")
+    assert all(s.valid for s in again.stacks.values())

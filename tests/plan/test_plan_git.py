@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -146,7 +147,9 @@ def test_paths_select_stacks(repo: Path) -> None:
     assert {s["environment"] for s in json.loads(out)["stacks"]} == {"prod"}
 
 
-def test_only_changed_templates_are_linted(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_checkout_lints_every_template_then_only_what_changed(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tooling import planning, snapshot
     from tooling.cache import Cache
 
@@ -158,9 +161,108 @@ def test_only_changed_templates_are_linted(repo: Path, monkeypatch: pytest.Monke
     )
     store = Cache(repo / ".deployctl-cache")
     assert planning.plan_against_git(repo, "HEAD", store).summary()["no-change"] == 4
-    assert linted == []  # nothing differs from HEAD, so nothing is linted
+    # Issue 14 #12: an empty cache lints every template, even those equal to the base's (nothing
+    # says the base was linted by this cfn-lint and these rules)...
+    assert sorted(linted) == sorted(
+        str(p.relative_to(repo)) for p in (repo / "deployments").glob("*/[!_]*.yaml")
+    )
+    linted.clear()
+    assert planning.plan_against_git(repo, "HEAD", store).summary()["no-change"] == 4
+    assert linted == []  # ...and a template linted under the same key is not linted again
     llama = repo / "deployments/prod/llama-3-1-8b.yaml"
     llama.write_text(llama.read_text().replace("max: 4", "max: 5"), encoding="utf-8")
     plan = planning.plan_against_git(repo, "HEAD", store)
     assert linted == ["deployments/prod/llama-3-1-8b.yaml"]
     assert {s.stack_name: s.action for s in plan.stacks}["prod-llama-3-1-8b"] == "update"
+
+
+# Issue 14 #5: a base is never guessed.
+
+
+def test_a_shallow_clone_fetches_the_base_it_needs(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    git(repo, "checkout", "-q", "-b", "feature")
+    llama = repo / "deployments/prod/llama-3-1-8b.yaml"
+    llama.write_text(llama.read_text().replace("max: 4", "max: 5"), encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "feature")
+    git(repo, "checkout", "-q", "main")
+    (repo / "deployments/dev/mistral-7b.yaml").write_text(
+        (repo / "deployments/dev/mistral-7b.yaml").read_text() + "\n# main moved on\n"
+    )
+    git(repo, "commit", "-q", "-am", "main moves")
+    clone = tmp_path_factory.mktemp("ci") / "checkout"
+    # What actions/checkout does by default: one commit of the branch under review.
+    subprocess.run(
+        [
+            "git",
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--no-single-branch",
+            "-b",
+            "feature",
+            f"file://{repo}",
+            str(clone),
+        ],
+        check=True,
+    )
+    code, out = plan_at(clone, "--against", "git:", "--format", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert "merge base with origin/main" in data["against"]
+    assert {s["stack_name"]: s["action"] for s in data["stacks"] if s["action"] != "no-change"} == {
+        "prod-llama-3-1-8b": "update"
+    }
+
+    # Without a reachable origin, the error names the command that fetches the base.
+    other = tmp_path_factory.mktemp("ci2") / "checkout"
+    subprocess.run(
+        [
+            "git",
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--no-single-branch",
+            "-b",
+            "feature",
+            f"file://{repo}",
+            str(other),
+        ],
+        check=True,
+    )
+    git(other, "remote", "set-url", "origin", str(other / "gone"))
+    code, out = plan_at(other, "--against", "git:")
+    assert code == 1
+    assert "git fetch --no-tags --unshallow origin +refs/heads/main:refs/remotes/origin/main" in out
+
+
+def plan_at(root: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--root", str(root), "plan", "--no-cache", *args])
+    return result.exit_code, result.output
+
+
+def test_a_missing_base_branch_is_an_error_naming_against(repo: Path) -> None:
+    git(repo, "branch", "-m", "main", "master")
+    code, out = plan_at(repo, "--against", "git:")
+    assert code == 1
+    assert "no base branch" in out and "--against git:REF" in out
+
+
+def test_a_base_that_cannot_render_is_an_error_not_everything_new(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    init = repo / "templates/__init__.py"
+    good = init.read_text()
+    init.write_text(good + "\nraise ImportError('this revision cannot render')\n")
+    git(repo, "commit", "-q", "-am", "broken templates on main")
+    git(repo, "checkout", "-q", "-b", "fix")
+    init.write_text(good)
+    git(repo, "commit", "-q", "-am", "fixed")
+    code, out = plan_at(repo, "--against", "auto")
+    assert code == 1, out
+    assert "with its own code failed" in out and "cannot render" in out
