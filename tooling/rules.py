@@ -464,7 +464,7 @@ def load_balancer_rules_fit_quota(s: Sections) -> Iterator[Finding]:
     for family, count in (("IPv4", (len(network.allowed_cidrs) - v6) * ports), ("IPv6", v6 * ports)):
         if count > SG_RULES_QUOTA:
             yield Finding(
-                "SPEC241",
+                "SPEC245",
                 "network.allowed_cidrs",
                 f"{count} {family} inbound rules ({count // ports} CIDRs × {ports} port(s)) exceed the quota "
                 f"'Inbound or outbound rules per security group' (L-0EA8095F, {SG_RULES_QUOTA} by default)",

@@ -239,7 +239,9 @@ def test_the_plan_tag_is_what_plans_put_on_their_change_sets() -> None:
     from tooling.changesets import stack_tags
     from tooling.snapshot import StackState
 
-    tags = stack_tags(StackState("dev", "chat", "x.yaml", "us-east-1", "{}"), "plan")
+    tags = stack_tags(
+        StackState("dev", "chat", "x.yaml", "us-east-1", "{}"), "plan", repository="acme/models"
+    )
     assert tags[bootstrap.PLAN_TAG] == bootstrap.PLAN_TAG_VALUE
 
 

@@ -62,6 +62,8 @@ def test_an_ecs_gpu_stack_is_created_deleted_and_created_again(tmp_path: Path, a
     (tmp_path / "deployments/staging").mkdir()
     (tmp_path / "deployments/staging/keep.yaml").write_text(OTHER, encoding="utf-8")
     git(tmp_path, "init", "-q", "-b", "main")
+    # The repository identity every stack is tagged with (tooling/ownership.py), as a clone has it.
+    git(tmp_path, "remote", "add", "origin", "https://github.com/acme/models.git")
     commit(tmp_path)
     cfn = boto3.client("cloudformation", region_name="us-east-1")
     autoscaling = boto3.client("autoscaling", region_name="us-east-1")

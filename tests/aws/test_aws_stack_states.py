@@ -393,6 +393,7 @@ def test_an_update_that_adds_no_subscription_says_nothing_of_it(cfn: Stubber) ->
     missing(cfn, "deployctl-bootstrap")
     change_set(cfn, "UPDATE", changes=[{"Type": "Resource", "ResourceChange": {
         "Action": "Modify", "LogicalResourceId": "Topic", "ResourceType": "AWS::SNS::Topic"}}])  # fmt: skip
+    marked(cfn)
     cfn.add_response("execute_change_set", {}, {"StackName": NAME, "ChangeSetName": ANY})
     cfn.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": NAME})
     events(cfn, ("Topic", "UPDATE_COMPLETE", ""))
