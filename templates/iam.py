@@ -92,6 +92,39 @@ def secret_arn_by_name(name: str) -> Any:
     )
 
 
+def secret_key_decrypt(names: list[str]) -> dict[str, Any]:
+    """kms:Decrypt of whatever customer-managed key encrypts the secrets the spec names, only as Secrets
+    Manager uses it for those secrets.
+
+    A secret the spec names may be encrypted with any key of the account; reading it needs kms:Decrypt on
+    that key, or the task fails ResourceInitializationError
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html).
+    The key is unknown, so the resource is "*", held by two conditions: the call comes through Secrets
+    Manager (kms:ViaService), and Secrets Manager's encryption context names one of these secrets
+    (kms:EncryptionContext:SecretARN, the secret's ARN, which pins its region too).
+    https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html
+    """
+    return statement(
+        ["kms:Decrypt"],
+        "*",
+        Condition={
+            "StringLike": {
+                "kms:ViaService": "secretsmanager.*.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": [secret_arn_by_name(n) for n in names],
+            }
+        },
+    )
+
+
+def secret_readers_by_name(names: list[str]) -> list[dict[str, Any]]:
+    """Read secrets the spec names (not created here): values, and keys through Secrets Manager."""
+    arns = [secret_arn_by_name(n) for n in names]
+    return [
+        statement(["secretsmanager:GetSecretValue"], arns[0] if len(arns) == 1 else arns),
+        secret_key_decrypt(names),
+    ]
+
+
 def secret_value_from(name: str) -> str:
     """ECS `Secrets[].ValueFrom` for a secret the spec names: the full ARN the user gave, or the name.
 
