@@ -70,7 +70,10 @@ def role(
     return stack.add(iam.Role(logical, **props), skip=skip)
 
 
-# EC2 instance profiles cannot carry an aws:SourceAccount condition: EC2 does not send it.
+# EC2 instance profiles cannot carry an aws:SourceAccount condition: EC2 does not send it. SageMaker
+# keeps it: its confused-deputy page documents aws:SourceAccount / aws:SourceArn in the trust policy of
+# the roles it assumes, inference (models, endpoints) included
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html).
 _NO_SOURCE_CONDITION = {"ec2.amazonaws.com"}
 
 
