@@ -70,7 +70,10 @@ def role(
     return stack.add(iam.Role(logical, **props), skip=skip)
 
 
-# EC2 instance profiles cannot carry an aws:SourceAccount condition: EC2 does not send it.
+# EC2 instance profiles cannot carry an aws:SourceAccount condition: EC2 does not send it. SageMaker
+# keeps it: its confused-deputy page documents aws:SourceAccount / aws:SourceArn in the trust policy of
+# the roles it assumes, inference (models, endpoints) included
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html).
 _NO_SOURCE_CONDITION = {"ec2.amazonaws.com"}
 
 
@@ -90,6 +93,39 @@ def secret_arn_by_name(name: str) -> Any:
     return Sub(
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + name + "-??????"
     )
+
+
+def secret_key_decrypt(names: list[str]) -> dict[str, Any]:
+    """kms:Decrypt of whatever customer-managed key encrypts the secrets the spec names, only as Secrets
+    Manager uses it for those secrets.
+
+    A secret the spec names may be encrypted with any key of the account; reading it needs kms:Decrypt on
+    that key, or the task fails ResourceInitializationError
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html).
+    The key is unknown, so the resource is "*", held by two conditions: the call comes through Secrets
+    Manager (kms:ViaService), and Secrets Manager's encryption context names one of these secrets
+    (kms:EncryptionContext:SecretARN, the secret's ARN, which pins its region too).
+    https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html
+    """
+    return statement(
+        ["kms:Decrypt"],
+        "*",
+        Condition={
+            "StringLike": {
+                "kms:ViaService": "secretsmanager.*.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": [secret_arn_by_name(n) for n in names],
+            }
+        },
+    )
+
+
+def secret_readers_by_name(names: list[str]) -> list[dict[str, Any]]:
+    """Read secrets the spec names (not created here): values, and keys through Secrets Manager."""
+    arns = [secret_arn_by_name(n) for n in names]
+    return [
+        statement(["secretsmanager:GetSecretValue"], arns[0] if len(arns) == 1 else arns),
+        secret_key_decrypt(names),
+    ]
 
 
 def secret_value_from(name: str) -> str:

@@ -11,6 +11,11 @@ from templates.load_balancer import LoadBalancer
 
 # 5xx above this share of requests, over two 5-minute periods, pages someone.
 ERROR_RATE_PERCENT = 5
+ERROR_RATE_EXPRESSION = (
+    "IF(FILL(requests, 0) > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)"
+)
+# NoHealthyCapacityAlarm: one-minute periods after the model server's load grace has passed.
+NO_CAPACITY_MINUTES = 10
 # Time to the first response byte at p99. Generations stream, so headers come early even for long answers.
 P99_FIRST_BYTE_SECONDS = 30
 
@@ -50,7 +55,10 @@ def add_alarm_topic(stack: Stack, key_arn: Any) -> sns.Topic:
     return topic
 
 
-def add_load_balancer_alarms(stack: Stack, lb: LoadBalancer, topic: sns.Topic, *, gpu: bool) -> None:
+def add_load_balancer_alarms(
+    stack: Stack, lb: LoadBalancer, topic: sns.Topic, *, model_load_seconds: int | None
+) -> None:
+    """The load balancer's alarms; `model_load_seconds` is a GPU target's load grace (None: no GPU)."""
     dims = [
         cloudwatch.MetricDimension(Name="LoadBalancer", Value=lb.full_name),
         cloudwatch.MetricDimension(Name="TargetGroup", Value=lb.target_group_full_name),
@@ -84,10 +92,13 @@ def add_load_balancer_alarms(stack: Stack, lb: LoadBalancer, topic: sns.Topic, *
                 metric("target5xx", "HTTPCode_Target_5XX_Count", dims),
                 metric("elb5xx", "HTTPCode_ELB_5XX_Count", lb_dims),
                 metric("requests", "RequestCount", lb_dims),
+                # Only documented forms (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
+                # using-metric-math.html): IF(TS > S, TS, S), and FILL(TS, S) for the periods with no 5xx.
+                # No MAX: of an array it takes time series only, and it is not advised in alarms.
                 cloudwatch.MetricDataQuery(
                     Id="rate",
                     Label="5xx percent",
-                    Expression="100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / MAX([requests, 1])",
+                    Expression=ERROR_RATE_EXPRESSION,
                     ReturnData=True,
                 ),
             ],
@@ -128,21 +139,28 @@ def add_load_balancer_alarms(stack: Stack, lb: LoadBalancer, topic: sns.Topic, *
         )
     )
     scales_to_zero = stack.spec.scaling.min == 0 or any(s.min == 0 for s in stack.spec.scaling.schedules)
-    if gpu and not scales_to_zero:
+    if model_load_seconds is not None and not scales_to_zero:
+        # A new model server is unhealthy (HealthyHostCount 0) while it downloads and loads the model,
+        # for up to its load grace; on a first create there is nothing else. The alarm waits that long
+        # plus NO_CAPACITY_MINUTES, so a create does not page, and a server that never loads does (ECS and
+        # the Auto Scaling group replace it after the same grace). With traffic, the 503s the load
+        # balancer answers while nothing is healthy page sooner through ErrorRateAlarm.
+        minutes = -(-model_load_seconds // 60) + NO_CAPACITY_MINUTES
         stack.add(
             cloudwatch.Alarm(
                 "NoHealthyCapacityAlarm",
-                AlarmDescription=f"{stack.name}: no healthy model server for 10 minutes",
+                AlarmDescription=f"{stack.name}: no healthy model server for {minutes} minutes",
                 Namespace="AWS/ApplicationELB",
                 MetricName="HealthyHostCount",
                 Dimensions=dims,
                 Statistic="Minimum",
                 Period=60,
-                EvaluationPeriods=10,
-                DatapointsToAlarm=10,
+                EvaluationPeriods=minutes,
+                DatapointsToAlarm=minutes,
                 Threshold=1,
                 ComparisonOperator="LessThanThreshold",
-                # No data means no healthy target reported at all: that is the outage we look for.
+                # No data means no target registered at all (no GPU capacity, tasks that never start):
+                # the outage we look for; the window above keeps it from paging on a create.
                 TreatMissingData="breaching",
                 **actions,
             )
@@ -157,8 +175,10 @@ def add_budget(stack: Stack, topic: sns.Topic) -> None:
     stack.add(
         budgets.Budget(
             "MonthlyBudget",
+            # No BudgetName: NotificationsWithSubscribers is create-only, so changing a notification
+            # replaces the budget, and Budgets refuses a second budget of the same name (UPDATE_ROLLBACK).
+            # Unnamed, CloudFormation names each replacement anew (rule E9023).
             Budget=budgets.BudgetData(
-                BudgetName=f"deployctl-{stack.name}",
                 BudgetType="COST",
                 TimeUnit="MONTHLY",
                 BudgetLimit=budgets.Spend(Amount=budget.monthly_usd, Unit="USD"),

@@ -196,7 +196,11 @@ def add_api_key_secret(stack: Stack, key_arn: Any) -> ApiKeySecret:
             Name=f"/deployctl/{stack.environment}/{stack.spec.name}/clients",
             Description=f"Who may call {stack.name}: client names, their key secrets and limits (no keys)",
             Type="String",
-            Tier="Standard" if size <= STANDARD_PARAMETER_BYTES else "Advanced",
+            # Parameter Store cannot turn an advanced parameter back into a standard one, so a list that
+            # grew past 4 KB and shrank again would fail the update with Tier: Standard. Intelligent-
+            # Tiering stores it as standard while it fits and moves it to advanced when it must
+            # (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+            Tier="Intelligent-Tiering",
             Value=document,
             # The gateway reads each secret the list names: they exist before it does.
             DependsOn=[s.title for s in secrets],

@@ -35,6 +35,12 @@ EXTRA_ENDPOINTS = {
     "sagemaker": ("sagemaker.api", "sagemaker.runtime"),
     "ecs-gpu": ("ecs", "ecs-agent", "ecs-telemetry"),
 }
+# GPU targets behind the load balancer: how long a new model server may take to load before it is
+# healthy (NoHealthyCapacityAlarm waits that long). SageMaker's endpoint is not behind our ALB.
+MODEL_LOAD_SECONDS = {
+    "ecs-gpu": ecs_gpu.MODEL_LOAD_GRACE_SECONDS,
+    "ec2": ec2.MODEL_LOAD_GRACE_SECONDS,
+}
 
 
 def build(spec: Deployment, environment: str) -> Template:
@@ -65,7 +71,9 @@ def build(spec: Deployment, environment: str) -> Template:
     )
     shared = Shared(key_arn(key), log_group, network, lb, topic, api_key)
     TARGETS[spec.compute.service](stack, shared)
-    add_load_balancer_alarms(stack, lb, topic, gpu=spec.compute.service in ("ecs-gpu", "ec2"))
+    add_load_balancer_alarms(
+        stack, lb, topic, model_load_seconds=MODEL_LOAD_SECONDS.get(spec.compute.service)
+    )
     add_budget(stack, topic)
 
     template.add_output(Output("EndpointUrl", Description="OpenAI base URL: append /v1", Value=lb.url))

@@ -7,7 +7,7 @@ from troposphere import Ref
 from templates import ecs as ecs_parts
 from templates.context import Stack
 from templates.fargate import GatewaySize, add_gateway_service
-from templates.iam import secret_arn_by_name, secret_value_from, statement
+from templates.iam import secret_readers_by_name, secret_value_from
 from templates.load_balancer import IDLE_TIMEOUT_SECONDS
 from templates.targets.shared import Shared
 
@@ -37,9 +37,8 @@ def build(stack: Stack, shared: Shared) -> None:
         # The provider key reaches the container through ECS, read by the execution role at start;
         # the gateway's own role never sees it and it is never in the template.
         secrets={"GATEWAY_PROVIDER_KEY": secret_value_from(provider_secret)},
-        execution_statements=[
-            statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(provider_secret))
-        ],
+        # The execution role resolves the ECS secret, so it also decrypts the key that encrypts it.
+        execution_statements=secret_readers_by_name([provider_secret]),
         task_statements=shared.key_readers(),
         minimum=spec.scaling.min,
         maximum=spec.scaling.max,

@@ -6,14 +6,16 @@ checked inside the endpoint: the gateway checks them and calls InvokeEndpoint wi
 
 from __future__ import annotations
 
-from troposphere import GetAtt, Ref, Sub, sagemaker
+import hashlib
+
+from troposphere import GetAtt, Ref, Sub, logs, sagemaker
 
 from templates import ecs as ecs_parts
 from templates.autoscaling import add_application_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
 from templates.fargate import GatewaySize, add_gateway_service
-from templates.iam import pull_statements, role, secret_arn_by_name, statement
+from templates.iam import log_writer, pull_statements, role, secret_readers_by_name, statement
 from templates.images import VLLM_REPOSITORY, image
 from templates.targets.shared import Shared
 from templates.weights import weight_readers
@@ -27,19 +29,56 @@ VARIANT = "AllTraffic"
 # read timeout is per read, so a stream whose parts keep coming is not cut by it.
 UPSTREAM_READ_TIMEOUT_SECONDS = 70
 GATEWAY_SIZE = GatewaySize(cpu=1024, memory=2048, architecture="arm64", storage_gib=21)
+# CreateEndpoint: EndpointName is at most 63 characters of ^[a-zA-Z0-9](-*[a-zA-Z0-9])*
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpoint.html).
+ENDPOINT_NAME_MAX = 63
+# SageMaker writes the endpoint's container logs to this group, creating it (without retention or
+# encryption) if it is missing (https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html).
+ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+
+
+def instance_type_label(instance_type: str) -> str:
+    """`ml.g5.2xlarge` as an endpoint name allows it (no dots): `g5-2xlarge`."""
+    return instance_type.removeprefix("ml.").replace(".", "-")
+
+
+def endpoint_name(stack_name: str, instance_type: str) -> str:
+    """`<stack>-<instance type>`: a new instance type is a new endpoint, never an update of this one.
+
+    Application Auto Scaling fails an endpoint update that changes the instance type of a variant it
+    scales (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html). With the type
+    in the name, CloudFormation replaces the endpoint instead: it creates the new one (and its new scalable
+    target, whose ResourceId names it), moves the gateway to it, then deletes the old one, whose scalable
+    target Application Auto Scaling deregisters itself. A name too long keeps a hash of the stack name.
+    """
+    label = instance_type_label(instance_type)
+    name = f"{stack_name}-{label}"
+    if len(name) <= ENDPOINT_NAME_MAX:
+        return name
+    digest = hashlib.sha256(stack_name.encode()).hexdigest()[:8]
+    keep = ENDPOINT_NAME_MAX - len(label) - len(digest) - 2
+    return f"{stack_name[:keep].rstrip('-')}-{digest}-{label}"
 
 
 def build(stack: Stack, shared: Shared) -> None:
     spec = stack.spec
-    endpoint_name = stack.name
+    name = endpoint_name(stack.name, spec.compute.instance_type)
     endpoint_arn = Sub(
-        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/" + endpoint_name.lower()
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/" + name.lower()
     )
     hf_token = spec.model.token_secret
-    logs_arn = Sub(
-        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/Endpoints/"
-        + endpoint_name
-        + "*"
+    # Ours, not SageMaker's: kept as the spec says, encrypted with the deployment's key, and deleted with
+    # the endpoint (the name is fixed, so it must not outlive a failed create: DeletionPolicy Delete).
+    # The key policy lets CloudWatch Logs use the key for every log group of the account (encryption.py).
+    endpoint_logs = stack.add(
+        logs.LogGroup(
+            "EndpointLogGroup",
+            LogGroupName=ENDPOINT_LOG_GROUP_PREFIX + name,
+            RetentionInDays=spec.observability.log_retention_days,
+            KmsKeyId=shared.key_arn,
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
     )
     model_role = role(
         stack,
@@ -48,17 +87,14 @@ def build(stack: Stack, shared: Shared) -> None:
         [
             *pull_statements(VLLM_REPOSITORY),
             *weight_readers(spec),
-            statement(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs_arn),
+            # No logs:CreateLogGroup: the stack creates the group before the endpoint (DependsOn).
+            log_writer(endpoint_logs),
             statement(
                 ["cloudwatch:PutMetricData"],
                 "*",
                 Condition={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "AWS/SageMaker"]}},
             ),
-            *(
-                [statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(hf_token))]
-                if hf_token
-                else []
-            ),
+            *(secret_readers_by_name([hf_token]) if hf_token else []),
         ],
     )
     environment = {
@@ -107,7 +143,8 @@ def build(stack: Stack, shared: Shared) -> None:
     endpoint = stack.add(
         sagemaker.Endpoint(
             "Endpoint",
-            EndpointName=endpoint_name,
+            EndpointName=name,
+            DependsOn=[endpoint_logs.title],
             EndpointConfigName=GetAtt(config, "EndpointConfigName"),
             # A new endpoint config (every new image) would otherwise reset the variant to its
             # InitialInstanceCount, scaling a busy endpoint in under the scaler's feet (UpdateEndpoint).
@@ -119,7 +156,7 @@ def build(stack: Stack, shared: Shared) -> None:
             stack,
             prefix="Endpoint",
             namespace="sagemaker",
-            resource_id=f"endpoint/{endpoint_name}/variant/{VARIANT}",
+            resource_id=f"endpoint/{name}/variant/{VARIANT}",
             dimension="sagemaker:variant:DesiredInstanceCount",
             depends_on=[endpoint.title],
         )

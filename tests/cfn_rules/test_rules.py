@@ -151,6 +151,84 @@ ALL_SAGEMAKER = (
 )
 ROLLING = {"MaxBatchSize": 1, "MinInstancesInService": 1, "PauseTime": "PT15M", "WaitOnResourceSignals": True}
 
+
+def _scaled_endpoint(
+    name: str, instance_type: str = "ml.g5.2xlarge", *, scaled: bool = True
+) -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        "Model": {
+            "Type": "AWS::SageMaker::Model",
+            "Properties": {
+                "ExecutionRoleArn": "arn:aws:iam::123456789012:role/model",
+                "PrimaryContainer": {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/vllm:1"},
+            },
+        },
+        "EndpointConfig": {
+            "Type": "AWS::SageMaker::EndpointConfig",
+            "Properties": {
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+                        "InstanceType": instance_type,
+                        "InitialInstanceCount": 1,
+                        "InitialVariantWeight": 1.0,
+                    }
+                ]
+            },
+        },
+        "Endpoint": {
+            "Type": "AWS::SageMaker::Endpoint",
+            "Properties": {
+                "EndpointName": name,
+                "EndpointConfigName": {"Fn::GetAtt": ["EndpointConfig", "EndpointConfigName"]},
+            },
+        },
+    }
+    if scaled:
+        resources["EndpointScalableTarget"] = {
+            "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+            "DependsOn": ["Endpoint"],
+            "Properties": {
+                "ServiceNamespace": "sagemaker",
+                "ResourceId": f"endpoint/{name}/variant/AllTraffic",
+                "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+                "MinCapacity": 1,
+                "MaxCapacity": 3,
+            },
+        }
+    return {"Resources": resources}
+
+
+def _budget(**data: Any) -> dict[str, Any]:
+    return {
+        "Resources": {
+            "MonthlyBudget": {
+                "Type": "AWS::Budgets::Budget",
+                "Properties": {
+                    "Budget": {
+                        "BudgetType": "COST",
+                        "TimeUnit": "MONTHLY",
+                        "BudgetLimit": {"Amount": 100, "Unit": "USD"},
+                        **data,
+                    },
+                    "NotificationsWithSubscribers": [
+                        {
+                            "Notification": {
+                                "NotificationType": "ACTUAL",
+                                "ComparisonOperator": "GREATER_THAN",
+                                "Threshold": 80,
+                                "ThresholdType": "PERCENTAGE",
+                            },
+                            "Subscribers": [{"SubscriptionType": "EMAIL", "Address": "oncall@example.com"}],
+                        }
+                    ],
+                },
+            }
+        }
+    }
+
+
 CASES = [
     Case(
         "E9001",
@@ -529,6 +607,31 @@ CASES = [
         "Resources/LaunchTemplate/Properties/LaunchTemplateData/MetadataOptions/HttpEndpoint",
         "LaunchTemplate runs containers that need the instance role but disables the metadata service",
         _imds(HttpEndpoint="enabled"),
+    ),
+    Case(
+        "E9022",
+        "autoscaled endpoint named without its instance type",
+        _scaled_endpoint("prod-llm"),
+        "Resources/Endpoint/Properties/EndpointName",
+        "Endpoint is scaled by Application Auto Scaling but its name prod-llm does not contain its instance "
+        "type (g5-2xlarge)",
+        _scaled_endpoint("prod-llm-g5-2xlarge"),
+    ),
+    Case(
+        "E9022",
+        "a name with another instance type is not enough",
+        _scaled_endpoint("prod-llm-g5-xlarge", "ml.g5.12xlarge"),
+        "Resources/Endpoint/Properties/EndpointName",
+        "does not contain its instance type (g5-12xlarge)",
+        _scaled_endpoint("prod-llm", scaled=False),  # UpdateEndpoint changes an unscaled variant's type
+    ),
+    Case(
+        "E9023",
+        "budget with a fixed name",
+        _budget(BudgetName="deployctl-prod-llm"),
+        "Resources/MonthlyBudget/Properties/Budget/BudgetName",
+        "MonthlyBudget has a fixed BudgetName: a change of its notifications replaces it",
+        _budget(),
     ),
 ]
 

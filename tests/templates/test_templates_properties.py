@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any
 
 import pytest
 
 from templates.context import MANAGEMENT_TAG
+from templates.iam import secret_arn_by_name
 from templates.load_balancer import IDLE_TIMEOUT_SECONDS, TLS_POLICY
 from templates.network import PRIVATE_DNS_ASKED
-from templates.targets.sagemaker import UPSTREAM_READ_TIMEOUT_SECONDS
+from templates.stack import MODEL_LOAD_SECONDS
+from templates.targets.sagemaker import (
+    ENDPOINT_NAME_MAX,
+    UPSTREAM_READ_TIMEOUT_SECONDS,
+    endpoint_name,
+    instance_type_label,
+)
 from tests.templates.conftest import Built, stack_names
 from tooling import certificates
 
@@ -138,7 +146,13 @@ def test_least_privilege(built: dict[str, Built], stack: str) -> None:
     for role, statement in policies(built[stack]):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all(not a.endswith("*") for a in actions), (role, actions)
-        if statement["Resource"] == "*":
+        if statement["Resource"] == "*" and actions == ["kms:Decrypt"]:
+            # The key of a secret the spec names is unknown: any key, but only through Secrets Manager
+            # and only for those secrets (their ARNs in Secrets Manager's encryption context).
+            like = statement["Condition"]["StringLike"]
+            assert like["kms:ViaService"] == "secretsmanager.*.amazonaws.com", role
+            assert like["kms:EncryptionContext:SecretARN"], role
+        elif statement["Resource"] == "*":
             assert set(actions) <= STAR_ALLOWED, (role, actions)
     for role in built[stack].of_type("AWS::IAM::Role").values():
         trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
@@ -206,7 +220,9 @@ def test_clients_have_their_own_keys_and_limits_in_the_gateway_list(
     props = parameter["Properties"]
     assert props["Name"] == f"/deployctl/{item.deployment.environment}/{spec.name}/clients"
     assert props["Type"] == "String"  # names, secret names and limits: no key is ever in it
-    assert props["Tier"] == ("Standard" if len(props["Value"].encode()) <= 4096 else "Advanced")
+    # Advanced cannot go back to Standard: a list that grew past 4 KB and shrank would fail its update.
+    # Intelligent-Tiering keeps it standard while it fits and never asks for the downgrade.
+    assert props["Tier"] == "Intelligent-Tiering"
     document = json.loads(props["Value"])
     base = f"deployctl/{item.deployment.environment}/{spec.name}"
     expected = [{"name": "deployctl", "secret_arn": f"{base}/api-key"}] + [
@@ -253,6 +269,18 @@ def test_observability(built: dict[str, Built], stack: str) -> None:
     gpu = spec.compute.service in ("ecs-gpu", "ec2")
     to_zero = spec.scaling.min == 0 or any(s.min == 0 for s in spec.scaling.schedules)
     assert ("NoHealthyCapacityAlarm" in alarms) == (gpu and not to_zero)
+    if "NoHealthyCapacityAlarm" in alarms:
+        # A first create loads the model for up to the grace with no healthy target: no page for that.
+        capacity = item.resources["NoHealthyCapacityAlarm"]["Properties"]
+        grace = MODEL_LOAD_SECONDS[spec.compute.service]
+        assert capacity["Period"] * capacity["DatapointsToAlarm"] >= grace + 600
+        assert capacity["DatapointsToAlarm"] == capacity["EvaluationPeriods"]
+    # Only documented metric math: IF(TS > S, TS, S) and FILL(TS, S); no MAX over [TS, scalar].
+    (rate,) = [q for q in item.resources["ErrorRateAlarm"]["Properties"]["Metrics"] if "Expression" in q]
+    assert rate["Expression"] == (
+        "IF(FILL(requests, 0) > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)"
+    )
+    assert "MAX(" not in item.text
     for alarm in item.of_type("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     email = item.of_type("AWS::SNS::Subscription")
@@ -263,6 +291,8 @@ def test_observability(built: dict[str, Built], stack: str) -> None:
         data = b["Properties"]["Budget"]
         assert data["BudgetLimit"] == {"Amount": spec.budget.monthly_usd, "Unit": "USD"}
         assert data["CostFilters"] == {"TagKeyValue": [f"user:deployctl:stack${stack}"]}
+        # Notifications are create-only: a fixed name would make their change a refused replacement.
+        assert "BudgetName" not in data
     else:
         assert budget == {}
     if spec.compute.service != "ec2":
@@ -455,13 +485,15 @@ def test_sagemaker(built: dict[str, Built]) -> None:
     assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] >= 1800
     assert variant["ModelDataDownloadTimeoutInSeconds"] >= 1800
     endpoint = item.one("AWS::SageMaker::Endpoint")
-    assert endpoint["EndpointName"] == "prod-sagemaker-multi"
+    # The instance type is in the name: a new type replaces the autoscaled endpoint instead of failing
+    # its update (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html).
+    assert endpoint["EndpointName"] == "prod-sagemaker-multi-p4d-24xlarge"
     model_env = item.one("AWS::SageMaker::Model")["PrimaryContainer"]["Environment"]
     assert model_env["GATEWAY_SAGEMAKER_CONTRACT"] == "true"
     assert model_env["HF_TOKEN_SECRET"] == "hf/token"
     targets = item.of_type("AWS::ApplicationAutoScaling::ScalableTarget")
     endpoint_target = targets["EndpointScalableTarget"]["Properties"]
-    assert endpoint_target["ResourceId"] == "endpoint/prod-sagemaker-multi/variant/AllTraffic"
+    assert endpoint_target["ResourceId"] == "endpoint/prod-sagemaker-multi-p4d-24xlarge/variant/AllTraffic"
     assert endpoint_target["ScheduledActions"][0]["Schedule"] == "cron(0 22 ? * * *)"
     invocations = item.resources["EndpointInvocationsPerInstancePolicy"]["Properties"]
     metric = invocations["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
@@ -477,7 +509,10 @@ def test_sagemaker(built: dict[str, Built]) -> None:
         "sagemaker:InvokeEndpoint",
         "sagemaker:InvokeEndpointWithResponseStream",
     ]
-    assert invoke["Resource"]["Fn::Sub"].endswith(":endpoint/prod-sagemaker-multi")
+    assert invoke["Resource"]["Fn::Sub"].endswith(":endpoint/prod-sagemaker-multi-p4d-24xlarge")
+    assert gateway["GATEWAY_SAGEMAKER_ENDPOINT"] == {"Fn::GetAtt": ["Endpoint", "EndpointName"]}
+    output = item.template["Outputs"]["SageMakerEndpointName"]["Value"]
+    assert output == {"Fn::GetAtt": ["Endpoint", "EndpointName"]}
     assert targets["ServiceScalableTarget"]["Properties"]["MinCapacity"] == 2
     assert gateway["GATEWAY_UPSTREAM_TIMEOUT"] == str(UPSTREAM_READ_TIMEOUT_SECONDS)
     assert UPSTREAM_READ_TIMEOUT_SECONDS > 60  # AWS: 60 s to answer, a 70 s socket timeout advised
@@ -486,6 +521,70 @@ def test_sagemaker(built: dict[str, Built]) -> None:
     # No VPC for the model: CloudFormation does not wait for SageMaker's network interfaces before it
     # deletes the subnets and security groups, so the stack could not be deleted.
     assert "VpcConfig" not in item.one("AWS::SageMaker::Model")
+
+
+@pytest.mark.parametrize("stack", ["prod-sagemaker-multi", "staging-sagemaker-small"])
+def test_sagemaker_endpoint_logs_are_the_stacks(built: dict[str, Built], stack: str) -> None:
+    """SageMaker would make /aws/sagemaker/Endpoints/<name> itself: unencrypted, kept forever, left
+    behind by a delete. The stack makes it first, with the spec's retention and the deployment's key."""
+    item = built[stack]
+    endpoint = item.resources["Endpoint"]
+    name = endpoint["Properties"]["EndpointName"]
+    group = item.resources["EndpointLogGroup"]
+    assert group["Properties"]["LogGroupName"] == f"/aws/sagemaker/Endpoints/{name}"
+    assert group["Properties"]["RetentionInDays"] == item.deployment.spec.observability.log_retention_days
+    assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+    assert group["DeletionPolicy"] == "Delete"
+    assert "EndpointLogGroup" in endpoint["DependsOn"]
+    statements = [s for r, s in policies(item) if r == "ModelRole"]
+    actions = {a for s in statements for a in s["Action"]}
+    assert "logs:CreateLogGroup" not in actions
+    (writer,) = [s for s in statements if "logs:PutLogEvents" in s["Action"]]
+    assert writer["Resource"][0] == {"Fn::GetAtt": ["EndpointLogGroup", "Arn"]}
+    # The key policy lets CloudWatch Logs use the key for every log group of the account.
+    key_policy = item.resources["EncryptionKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (logs,) = [s for s in key_policy if s["Sid"] == "LogsEncryptThisAccountsLogGroups"]
+    scope = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"]
+    assert scope.endswith(":log-group:*")
+
+
+def test_endpoint_names_fit_and_change_with_the_instance_type() -> None:
+    longest = "x" * 50
+    for kind in ("ml.g5.xlarge", "ml.p4de.24xlarge", "ml.g6e.48xlarge"):
+        name = endpoint_name(longest, kind)
+        assert len(name) <= ENDPOINT_NAME_MAX and name.endswith(instance_type_label(kind))
+        assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name), name  # CreateEndpoint's pattern
+    assert endpoint_name(longest, "ml.g5.xlarge") != endpoint_name(longest + "y", "ml.g5.xlarge")
+    assert endpoint_name("prod-chat", "ml.g5.2xlarge") == "prod-chat-g5-2xlarge"
+    assert endpoint_name("prod-chat", "ml.g5.2xlarge") != endpoint_name("prod-chat", "ml.g5.12xlarge")
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_secrets_the_spec_names_are_decrypted_through_secrets_manager(
+    built: dict[str, Built], stack: str
+) -> None:
+    """A secret the spec names may use a customer-managed key; whoever reads it needs kms:Decrypt, only
+    through Secrets Manager and only for that secret (its ARN in the encryption context)."""
+    item = built[stack]
+    spec = item.deployment.spec
+    if spec.compute.service in ("ecs-gpu", "ec2"):
+        return  # the GPU targets' roles are built in templates/targets/ecs_gpu.py and ec2.py
+    named = {
+        "ecs-fargate": ("ExecutionRole", getattr(spec.engine, "provider_key_secret", None)),
+        "sagemaker": ("ModelRole", spec.model.token_secret),
+    }[spec.compute.service]
+    role, secret = named
+    if secret is None:
+        return
+    arn = secret_arn_by_name(secret)
+    statements = [s for r, s in policies(item) if r == role]
+    reads = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert any(arn == s["Resource"] or arn in s["Resource"] for s in reads), (role, secret)
+    (decrypt,) = [s for s in statements if s["Action"] == ["kms:Decrypt"] and s["Resource"] == "*"]
+    assert decrypt["Condition"]["StringLike"] == {
+        "kms:ViaService": "secretsmanager.*.amazonaws.com",
+        "kms:EncryptionContext:SecretARN": [arn],
+    }
 
 
 def test_ec2(built: dict[str, Built]) -> None:
@@ -558,6 +657,9 @@ def test_kept_names_are_new_for_each_stack(built: dict[str, Built], stack: str) 
     item = built[stack]
     prod = item.deployment.environment == "prod"
     for name, group in item.of_type("AWS::Logs::LogGroup").items():
+        if name == "EndpointLogGroup":  # SageMaker's fixed name: deleted with the endpoint it belongs to
+            assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Delete"
+            continue
         assert group["DeletionPolicy"] == ("RetainExceptOnCreate" if prod else "Delete"), name
         parts = group["Properties"]["LogGroupName"]["Fn::Join"][1]
         assert parts[0] == f"/deployctl/{item.deployment.environment}/{item.deployment.spec.name}/"
