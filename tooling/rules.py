@@ -92,25 +92,63 @@ def model_id_fits_engine(s: Sections) -> Iterator[Finding]:
                 yield Finding("SPEC203", f"model.{name}", f"{name} applies to vllm engines only")
 
 
+# vLLM's parallel sizes multiply into the GPUs one server uses
+# (https://docs.vllm.ai/en/latest/serving/distributed_serving.html).
+PARALLEL_ARGS = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
+
+
+def parallel_sizes(args: dict[str, Any]) -> dict[str, Any]:
+    """The parallel sizes the spec's engine args set, by their underscore name."""
+    return {
+        name: args[spelling]
+        for name in PARALLEL_ARGS
+        for spelling in (name, name.replace("_", "-"))
+        if spelling in args
+    }
+
+
+def default_tensor_parallel(gpus: int, sizes: dict[str, Any]) -> int:
+    """tensor_parallel_size when the spec leaves it out: the GPUs the other parallel sizes leave over."""
+    others = 1
+    for name in ("pipeline_parallel_size", "data_parallel_size"):
+        size = sizes.get(name, 1)
+        others *= size if isinstance(size, int) and size >= 1 else 1
+    return max(1, gpus // others)
+
+
 @rule
 def tensor_parallel_fits_gpus(s: Sections) -> Iterator[Finding]:
+    """Every GPU target gives vLLM's container all of the instance's GPUs (ECS reserves them all for the
+    task, docker runs with --gpus all, SageMaker hands over the instance): the parallel sizes must use
+    exactly those. More cannot start; fewer leave GPUs paid for and idle. tensor_parallel_size defaults
+    to the instance's GPU count (templates/engine.py)."""
     engine, compute = s.get("engine"), s.get("compute")
     if not (engine and compute and engine.type == "vllm" and hasattr(compute, "gpu")):
         return
-    for flag in ("tensor_parallel_size", "tensor-parallel-size"):
-        size = engine.args.get(flag)
-        if size is None:
-            continue
-        gpus = compute.gpu.gpus
+    gpus = compute.gpu.gpus
+    sizes = parallel_sizes(engine.args)
+    flag = {n: next(f for f in (n, n.replace("_", "-")) if f in engine.args) for n in sizes}
+    for name, size in sizes.items():
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            yield Finding("SPEC204", f"engine.args.{flag}", "tensor_parallel_size is a whole number of GPUs")
-        elif size > gpus or gpus % size:
-            yield Finding(
-                "SPEC204",
-                f"engine.args.{flag}",
-                f"{compute.instance_type} has {gpus} GPU(s); tensor_parallel_size {size} does not fit",
-                f"a divisor of {gpus}",
-            )
+            yield Finding("SPEC204", f"engine.args.{flag[name]}", f"{name} is a whole number of GPUs")
+            return
+    if not sizes:
+        return
+    sizes.setdefault("tensor_parallel_size", default_tensor_parallel(gpus, sizes))
+    used = 1
+    for size in sizes.values():
+        used *= size
+    if used != gpus:
+        shown = " × ".join(f"{n} {v}" for n, v in sizes.items())
+        field = flag.get("tensor_parallel_size") or next(iter(flag.values()))
+        yield Finding(
+            "SPEC204",
+            f"engine.args.{field}",
+            f"{compute.instance_type} has {gpus} GPU(s), all given to vLLM; {shown} uses {used}: "
+            + ("it cannot start" if used > gpus else f"{gpus - used} GPU(s) would idle"),
+            f"make the product {gpus}, e.g. tensor_parallel_size: {gpus} (the default), or choose an "
+            f"instance type with {used} GPU(s)",
+        )
 
 
 @rule
@@ -181,10 +219,18 @@ def private_subnets_reach_out(s: Sections) -> Iterator[Finding]:
 
 _TARGETS_FOR_SERVICE = {
     "ecs-fargate": {"cpu_percent", "memory_percent", "requests_per_target"},
-    "ecs-gpu": {"cpu_percent", "memory_percent", "requests_per_target"},
-    "ec2": {"cpu_percent", "requests_per_target"},
+    # vLLM's load is on the GPU: host CPU and memory do not follow it (the weights and KV cache are
+    # allocated up front), and the GPU task reserves no CPU, so ECS's service CPU utilisation, which is
+    # "CPU units used / CPU units specified in the task definition"
+    # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service_utilization.html), has no
+    # denominator. Requests per target is what tracks a GPU server's queue.
+    "ecs-gpu": {"requests_per_target"},
+    "ec2": {"requests_per_target"},
     "sagemaker": {"invocations_per_instance"},
 }
+
+
+_HOST_METRICS = {"cpu_percent": "CPU", "memory_percent": "memory"}
 
 
 @rule
@@ -196,11 +242,20 @@ def scaling_fits_service(s: Sections) -> Iterator[Finding]:
     if scaling.target:
         for name in sorted(scaling.target.model_fields_set):
             if getattr(scaling.target, name) is not None and name not in allowed:
+                gpu_host = compute.service in ("ecs-gpu", "ec2") and name in _HOST_METRICS
                 yield Finding(
                     "SPEC209",
                     f"scaling.target.{name}",
-                    f"{compute.service} cannot scale on {name}",
-                    f"{compute.service} scales on {', '.join(sorted(allowed))}",
+                    f"{compute.service} cannot scale on {name}"
+                    + (
+                        ": vLLM's load is on the GPU, and host " + _HOST_METRICS[name] + " does not follow it"
+                        if gpu_host
+                        else ""
+                    ),
+                    f"{compute.service} scales on {', '.join(sorted(allowed))}"
+                    + (
+                        " (e.g. requests_per_target: 100, requests a minute per instance)" if gpu_host else ""
+                    ),
                 )
     if compute.service == "sagemaker":
         if scaling.min < 1:

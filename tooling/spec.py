@@ -471,7 +471,7 @@ class Scaling(Section):
             raise fail(
                 "target",
                 f"max {self.max} > min {self.min} but no target says when to scale",
-                hint="add scaling.target with e.g. cpu_percent: 70",
+                hint="add scaling.target, e.g. requests_per_target: 100 (GPU targets), cpu_percent: 70 (ecs-fargate)",
                 field="max",
             )
         seen: set[str] = set()
