@@ -151,6 +151,49 @@ def tensor_parallel_fits_gpus(s: Sections) -> Iterator[Finding]:
         )
 
 
+# vLLM's default share of each GPU's memory for weights, activations and the KV cache
+# (https://docs.vllm.ai/en/latest/models/engine_args.html, --gpu-memory-utilization).
+VLLM_GPU_MEMORY_UTILIZATION = 0.9
+
+
+@rule
+def weights_fit_gpu_memory(s: Sections) -> Iterator[Finding]:
+    """Weights larger than the GPU memory vLLM may use never load: the task starts, fails, and is
+    replaced until the deployment's circuit breaker or signal timeout gives up. The size is estimated
+    from the parameter count in the model's name at 16 bits a parameter (the cost estimate's own
+    estimate), so this is a warning: quantised weights are smaller."""
+    from tooling.cost.estimate import named_weights_gb  # noqa: PLC0415 - the estimate loads rich
+
+    model, engine, compute = s.get("model"), s.get("engine"), s.get("compute")
+    if not (model and engine and compute and engine.type == "vllm" and hasattr(compute, "gpu")):
+        return
+    weights_gb = named_weights_gb(model.id)
+    if weights_gb is None:
+        return
+    gpus = compute.gpu.gpus
+    sizes = parallel_sizes(engine.args)
+    tp = sizes.get("tensor_parallel_size", default_tensor_parallel(gpus, sizes))
+    pp = sizes.get("pipeline_parallel_size", 1)
+    utilization = engine.args.get("gpu_memory_utilization", engine.args.get("gpu-memory-utilization"))
+    if not isinstance(utilization, int | float) or isinstance(utilization, bool) or not 0 < utilization <= 1:
+        utilization = VLLM_GPU_MEMORY_UTILIZATION
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (tp, pp)):
+        return  # SPEC204 says so
+    # One replica's weights are sharded over tensor_parallel_size × pipeline_parallel_size GPUs.
+    usable_gib = compute.gpu.gpu_memory_gib * utilization * tp * pp
+    weights_gib = weights_gb * 1e9 / 2**30
+    if weights_gib > usable_gib:
+        yield Finding(
+            "SPEC224",
+            "compute.instance_type",
+            f"{model.id} has about {weights_gib:.0f} GiB of 16-bit weights; {compute.instance_type} gives "
+            f"vLLM {usable_gib:.1f} GiB ({tp * pp} × {compute.gpu.gpu_memory_gib} GiB {compute.gpu.gpu} "
+            f"× gpu_memory_utilization {utilization:g}): the model cannot load, let alone hold a KV cache",
+            "a GPU type with more memory (tooling/catalog.py lists them), or quantised weights",
+            warning=True,
+        )
+
+
 @rule
 def certificate_in_region(s: Sections) -> Iterator[Finding]:
     network, region = s.get("network"), s.get("region")

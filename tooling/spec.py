@@ -471,7 +471,7 @@ class Scaling(Section):
             raise fail(
                 "target",
                 f"max {self.max} > min {self.min} but no target says when to scale",
-                hint="add scaling.target, e.g. requests_per_target: 100 (GPU targets), cpu_percent: 70 (ecs-fargate)",
+                hint="add scaling.target, e.g. requests_per_target: 100 (GPU targets) or cpu_percent: 70",
                 field="max",
             )
         seen: set[str] = set()

@@ -363,8 +363,14 @@ def weights_gb(spec: Deployment) -> float | None:
     endpoint) or there are none (external engine)."""
     if spec.engine.type != "vllm" or spec.model.id.startswith("s3://"):
         return None
-    sizes = [float(m) for m in _PARAMETERS.findall(spec.model.id.rsplit("/", 1)[-1])]
-    return max(sizes) * BYTES_PER_PARAMETER if sizes else DEFAULT_WEIGHTS_GB
+    named = named_weights_gb(spec.model.id)
+    return DEFAULT_WEIGHTS_GB if named is None else named
+
+
+def named_weights_gb(model_id: str) -> float | None:
+    """GB of 16-bit weights from the parameter count in the model's name ("...-7B-..."), None without one."""
+    sizes = [float(m) for m in _PARAMETERS.findall(model_id.rstrip("/").rsplit("/", 1)[-1])]
+    return max(sizes) * BYTES_PER_PARAMETER if sizes else None
 
 
 def scheduled_launches_per_month(scaling: Scaling) -> float:
