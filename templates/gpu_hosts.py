@@ -16,6 +16,14 @@ from templates.context import Stack
 from templates.network import Network
 
 GROUP = "InstanceGroup"  # the group's logical id: ec2 instances signal it by name
+# A Spot instance gets two minutes' notice before EC2 takes it back
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html). ECS
+# Spot draining and the Auto Scaling group both deregister the target first and stop the container
+# only after the target group's deregistration delay
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/spot-instance-draining-linux-container.html):
+# the default 300 s outlives the instance, so in-flight requests would be cut at the two minutes
+# anyway, with no SIGTERM before. 90 s lets streams finish and leaves the container 30 s to stop.
+SPOT_DEREGISTRATION_DELAY_SECONDS = 90
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 
 

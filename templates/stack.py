@@ -10,6 +10,7 @@ from troposphere import GetAtt, Output, Ref, Template
 from templates import tags
 from templates.context import Stack
 from templates.encryption import add_key, key_arn
+from templates.gpu_hosts import SPOT_DEREGISTRATION_DELAY_SECONDS
 from templates.load_balancer import add_load_balancer
 from templates.logs import add_log_group
 from templates.network import add_network
@@ -62,6 +63,11 @@ def build(spec: Deployment, environment: str) -> Template:
         # update stops the old copy, only once the new one is healthy
         # (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html).
         health_path="/ready" if spec.compute.service in ("ecs-gpu", "ec2") else "/health",
+        **(
+            {"deregistration_delay": SPOT_DEREGISTRATION_DELAY_SECONDS}
+            if getattr(spec.compute, "spot", False)
+            else {}
+        ),
     )
     shared = Shared(key_arn(key), log_group, network, lb, topic, api_key)
     TARGETS[spec.compute.service](stack, shared)

@@ -249,3 +249,44 @@ def _seconds(duration: str) -> int:
     assert match, duration
     hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds
+
+
+def _engine_args(item: Built) -> dict[str, Any]:
+    import json
+
+    if "AWS::ECS::TaskDefinition" in {r["Type"] for r in item.resources.values()}:
+        (container,) = item.one("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        return json.loads(env["ENGINE_ARGS"])
+    text, _ = user_data(item)
+    (flag,) = re.findall(r"--env ENGINE_ARGS='([^']*)'", text)
+    return json.loads(flag)
+
+
+@pytest.mark.parametrize("stack", gpu_stacks())
+def test_vllm_shards_over_every_gpu_the_instance_gives_it(built: dict[str, Built], stack: str) -> None:
+    """ECS reserves all of the instance's GPUs for the task and docker runs with --gpus all; vLLM uses
+    tensor_parallel_size GPUs (1 by default), so it is set to the instance's GPU count."""
+    item = built[stack]
+    args = _engine_args(item)
+    gpus = item.deployment.spec.compute.gpu.gpus
+    assert args["tensor_parallel_size"] == gpus
+    if "AWS::ECS::TaskDefinition" in {r["Type"] for r in item.resources.values()}:
+        (container,) = item.one("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+        assert container["ResourceRequirements"] == [{"Type": "GPU", "Value": str(gpus)}]
+
+
+@pytest.mark.parametrize("stack", gpu_stacks())
+def test_spot_targets_drain_within_the_interruption_notice(built: dict[str, Built], stack: str) -> None:
+    """A Spot instance has two minutes after its interruption notice: the target group must let go of
+    it, and the container stop, inside them. On-demand hosts keep the longer drain for long streams."""
+    item = built[stack]
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in item.one("AWS::ElasticLoadBalancingV2::TargetGroup")["TargetGroupAttributes"]
+    }
+    delay = int(attributes["deregistration_delay.timeout_seconds"])
+    if item.deployment.spec.compute.spot:
+        assert delay <= 90
+    else:
+        assert delay == 300
