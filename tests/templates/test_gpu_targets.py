@@ -87,7 +87,7 @@ def test_ecs_gpu_deploys_never_wait_for_a_host_that_cannot_come(built: dict[str,
     item = built[stack]
     service = item.one("AWS::ECS::Service")
     config = service["DeploymentConfiguration"]
-    assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert config["DeploymentCircuitBreaker"]["Rollback"] is True
     assert config["MinimumHealthyPercent"] == 100
     # With one task at 100 %, only MaximumPercent 200 lets the new task start next to the old one.
     assert config["MaximumPercent"] == 200
@@ -290,3 +290,15 @@ def test_spot_targets_drain_within_the_interruption_notice(built: dict[str, Buil
         assert delay <= 90
     else:
         assert delay == 300
+
+
+@pytest.mark.parametrize("stack", ecs_gpu_stacks())
+def test_a_bad_gpu_deploy_rolls_back_after_two_failed_tasks(built: dict[str, Built], stack: str) -> None:
+    """The circuit breaker's default threshold is max(3, half the desired count) failed tasks, each one
+    an instance, an image pull and a model-load grace period: GPU services roll back after two."""
+    breaker = built[stack].one("AWS::ECS::Service")["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {
+        "Enable": True,
+        "Rollback": True,
+        "ThresholdConfiguration": {"Type": "COUNT", "Value": 2},
+    }
