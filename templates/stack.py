@@ -36,6 +36,21 @@ EXTRA_ENDPOINTS = {
     "sagemaker": ("sagemaker.api", "sagemaker.runtime"),
     "ecs-gpu": ("ecs", "ecs-agent", "ecs-telemetry"),
 }
+# An ec2 host reports /ready to its group's creation and rolling-update policies with
+# cloudformation:SignalResource; in a VPC without NAT only CloudFormation's interface endpoint
+# (com.amazonaws.<region>.cloudformation,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/vpc-interface-endpoints.html) carries
+# it, or every create and update waits out its signal timeout and rolls back.
+SIGNAL_ENDPOINTS = {"ec2": ("cloudformation",)}
+
+
+def extra_endpoints(spec: Deployment) -> tuple[str, ...]:
+    """Interface endpoints the spec's target needs beyond the common ones, when endpoints are made."""
+    network = spec.network
+    no_nat = network.vpc == "new" and network.nat_gateways == 0
+    return EXTRA_ENDPOINTS.get(spec.compute.service, ()) + (
+        SIGNAL_ENDPOINTS.get(spec.compute.service, ()) if no_nat else ()
+    )
 
 
 def build(spec: Deployment, environment: str) -> Template:
@@ -51,7 +66,7 @@ def build(spec: Deployment, environment: str) -> Template:
 
     key = add_key(stack)
     log_group = add_log_group(stack, key_arn(key))
-    network = add_network(stack, key_arn(key), extra_endpoints=EXTRA_ENDPOINTS.get(spec.compute.service, ()))
+    network = add_network(stack, key_arn(key), extra_endpoints=extra_endpoints(spec))
     api_key = add_api_key_secret(stack, key_arn(key)) if spec.auth.api_keys else None
     topic = add_alarm_topic(stack, key_arn(key))
     lb = add_load_balancer(
