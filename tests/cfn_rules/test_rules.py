@@ -580,8 +580,8 @@ CASES = [
         "signals with no way out of the private subnet",
         _signalled(nat=False),
         "Resources/InstanceGroup",
-        "InstanceGroup waits for instance signals, but its subnet PrivateSubnet1 has no default route out and "
-        "the VPC no com.amazonaws.<region>.cloudformation interface endpoint",
+        "InstanceGroup waits for instance signals, but its subnet PrivateSubnet1 has no default route out "
+        "and the VPC no com.amazonaws.<region>.cloudformation interface endpoint",
         _signalled(nat=False, endpoint=True),
     ),
     Case(

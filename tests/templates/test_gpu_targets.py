@@ -302,3 +302,43 @@ def test_a_bad_gpu_deploy_rolls_back_after_two_failed_tasks(built: dict[str, Bui
         "Rollback": True,
         "ThresholdConfiguration": {"Type": "COUNT", "Value": 2},
     }
+
+
+def test_ec2_without_nat_signals_through_cloudformations_endpoint(tmp_path: Any) -> None:
+    """With nat_gateways 0 the instances' SignalResource only reaches CloudFormation through its
+    interface endpoint; without it (as before) E9017 finds that every create would time out."""
+    import json
+    from pathlib import Path
+
+    from tooling import lint, repository
+    from tooling.render import render_deployment
+
+    spec = tmp_path / "deployments" / "dev" / "ec2-no-nat.yaml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(
+        "name: ec2-no-nat\nowner: team@example.com\nregion: us-east-1\n"
+        "model: {id: 's3://my-models/llama-3.1-8b/'}\nengine: {type: vllm}\n"
+        "compute: {service: ec2, instance_type: g6.xlarge}\n"
+        "network: {nat_gateways: 0, vpc_endpoints: true}\n",
+        encoding="utf-8",
+    )
+    result = repository.load(tmp_path)
+    assert result.errors == [], result.errors
+    (deployment,) = result.valid
+    template = json.loads(render_deployment(deployment).text)
+    endpoint = template["Resources"]["CloudformationEndpoint"]["Properties"]
+    assert endpoint["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.cloudformation"}
+    assert endpoint["PrivateDnsEnabled"] is True
+    assert not any(r.get("NatGatewayId") for r in _properties(template, "AWS::EC2::Route"))
+
+    def e9017(body: dict[str, Any]) -> list[str]:
+        found = lint.lint(json.dumps(body), "us-east-1", Path("t.json"), project_only=True)
+        return [f.message for f in found if f.code == "E9017"]
+
+    assert e9017(template) == []
+    del template["Resources"]["CloudformationEndpoint"]
+    assert e9017(template), "the rule must catch the template without the endpoint"
+
+
+def _properties(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]

@@ -108,7 +108,7 @@ def test_load_balancer(built: dict[str, Built], stack: str) -> None:
     assert tg["Port"] == 8080
     assert tg["TargetType"] == ("instance" if item.deployment.spec.compute.service == "ec2" else "ip")
     delay = int(attributes(tg, "TargetGroupAttributes")["deregistration_delay.timeout_seconds"])
-    # Long streams get time to finish; a Spot host has two minutes in all (tests/templates/test_gpu_targets.py).
+    # Long streams get time to finish; a Spot host has two minutes in all (see test_gpu_targets.py).
     assert delay <= 90 if getattr(item.deployment.spec.compute, "spot", False) else delay >= 120
 
 
