@@ -40,20 +40,31 @@ def add_gpu_group(
 ) -> asg.AutoScalingGroup:
     """The launch template and the group; `hop_limit` 2 lets a bridge-networked container reach IMDSv2."""
     compute = stack.spec.compute
-    stack.template.add_parameter(
-        Parameter(
-            "GpuAmiId",
-            Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
-            Default=GPU_AMI_PARAMETER,
-            Description="SSM parameter of the ECS GPU-optimised AMI (NVIDIA driver and container runtime).",
+    if compute.ami_id:
+        # Pinned: a new AMI is a spec change, so a template change the plan shows before it replaces
+        # every instance.
+        image_id: Any = compute.ami_id
+    else:
+        # CloudFormation resolves an SSM parameter type again on every stack update
+        # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-supplied-parameter-types.html):
+        # any update after AWS publishes a new recommended AMI replaces every instance. Validation
+        # warns about this in prod; compute.ami_id pins it.
+        stack.template.add_parameter(
+            Parameter(
+                "GpuAmiId",
+                Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+                Default=GPU_AMI_PARAMETER,
+                Description="SSM parameter of the ECS GPU-optimised AMI"
+                " (NVIDIA driver and container runtime).",
+            )
         )
-    )
+        image_id = Ref("GpuAmiId")
     profile = stack.add(iam.InstanceProfile("InstanceProfile", Roles=[Ref(instance_role)]))
     template = stack.add(
         ec2.LaunchTemplate(
             "LaunchTemplate",
             LaunchTemplateData=ec2.LaunchTemplateData(
-                ImageId=Ref("GpuAmiId"),
+                ImageId=image_id,
                 InstanceType=compute.instance_type,
                 IamInstanceProfile=ec2.IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
                 SecurityGroupIds=[Ref(network.workload_group)],

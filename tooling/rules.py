@@ -195,6 +195,23 @@ def weights_fit_gpu_memory(s: Sections) -> Iterator[Finding]:
 
 
 @rule
+def gpu_ami_is_pinned_in_prod(s: Sections) -> Iterator[Finding]:
+    """An unpinned GPU AMI is an SSM parameter CloudFormation resolves again on every update: the first
+    deploy after AWS publishes a new one replaces every instance, whatever the change was about."""
+    compute = s.get("compute")
+    if s.environment == "prod" and compute and compute.service in ("ecs-gpu", "ec2") and not compute.ami_id:
+        yield Finding(
+            "SPEC225",
+            "compute.instance_type",
+            "the GPU AMI follows AWS's recommended image: any deploy after a new one is published replaces "
+            "every instance (an image pull and model load each), without the plan saying so",
+            "pin compute.ami_id (aws ssm get-parameters --names "
+            "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id)",
+            warning=True,
+        )
+
+
+@rule
 def certificate_in_region(s: Sections) -> Iterator[Finding]:
     network, region = s.get("network"), s.get("region")
     if network and region and network.certificate_arn:

@@ -34,7 +34,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "gpu-public": (
             "us-east-1",
-            VLLM + "compute: {service: ecs-gpu, instance_type: g5.xlarge, volume_gib: 200}\n"
+            VLLM + "compute: {service: ecs-gpu, instance_type: g5.xlarge, volume_gib: 200,"
+            " ami_id: ami-0123456789abcdef0}\n"
             "scaling: {min: 1, max: 4, target: {requests_per_target: 120}}\n"
             "network: {public: true, certificate_arn: '" + CERT + "', domain_name: llm.example.com}\n"
             "auth: {rotation_days: 7, clients: [{name: chat, tokens_per_minute: 1000000}]}\n",

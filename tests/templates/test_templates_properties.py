@@ -402,8 +402,13 @@ def test_fargate_x86_and_fixed_size(built: dict[str, Built]) -> None:
 def test_ecs_gpu(built: dict[str, Built]) -> None:
     item = built["prod-gpu-public"]
     data = item.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
-    assert data["ImageId"] == {"Ref": "GpuAmiId"}
-    assert item.template["Parameters"]["GpuAmiId"]["Default"].endswith("/gpu/recommended/image_id")
+    # compute.ami_id pins the image: a literal, so a new AMI is a template change the plan shows.
+    assert data["ImageId"] == "ami-0123456789abcdef0"
+    assert "GpuAmiId" not in item.template["Parameters"]
+    # Unpinned, the launch template follows the SSM parameter CloudFormation resolves on each update.
+    unpinned = built["staging-gpu-spot-s3"]
+    assert unpinned.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]["ImageId"] == {"Ref": "GpuAmiId"}
+    assert unpinned.template["Parameters"]["GpuAmiId"]["Default"].endswith("/gpu/recommended/image_id")
     (device,) = data["BlockDeviceMappings"]
     assert device["Ebs"] == {
         "DeleteOnTermination": True,
