@@ -52,6 +52,8 @@ def build(stack: Stack, shared: Shared) -> None:
         [],
         managed=("service-role/AmazonEC2ContainerServiceforEC2Role",),
     )
+    # prefer-cached reuses an image already on the host: safe because our tags are commit SHAs in
+    # IMMUTABLE repositories (templates/bootstrap.py), so a tag found in the cache is the image pushed.
     user_data = Sub(
         "#!/bin/bash\n"
         "cat >> /etc/ecs/ecs.config <<'CONFIG'\n"
