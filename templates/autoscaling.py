@@ -92,7 +92,8 @@ def add_group_scaling(
     `headroom` instances are added to each schedule's non-zero max, as to the group's own MaxSize, so
     that a rolling update during the schedule can still start a new instance before it stops one.
     """
-    metrics = {"cpu_percent": "ASGAverageCPUUtilization", "requests_per_target": "ALBRequestCountPerTarget"}
+    # Only requests: host CPU does not follow a GPU server's load (validation refuses cpu_percent here).
+    metrics = {"requests_per_target": "ALBRequestCountPerTarget"}
     for name, value in sorted(_spec_targets(stack).items()):
         spec = asg.PredefinedMetricSpecification(PredefinedMetricType=metrics[name])
         if name == "requests_per_target":

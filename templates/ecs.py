@@ -66,7 +66,16 @@ def add_service(
     launch: dict[str, Any],
     autoscaled: bool,
     desired: int,
+    failed_tasks_to_roll_back: int | None = None,
 ) -> ecs.Service:
+    """The service behind the ALB; `failed_tasks_to_roll_back` replaces the circuit breaker's default
+    threshold, max(3, min(200, 0.5 x desired)) failed tasks
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ThresholdConfiguration.html)."""
+    breaker: dict[str, Any] = {}
+    if failed_tasks_to_roll_back is not None:
+        breaker["ThresholdConfiguration"] = ecs.ThresholdConfiguration(
+            Type="COUNT", Value=failed_tasks_to_roll_back
+        )
     return stack.add(
         ecs.Service(
             "Service",
@@ -89,7 +98,7 @@ def add_service(
             ],
             HealthCheckGracePeriodSeconds=grace_seconds,
             DeploymentConfiguration=ecs.DeploymentConfiguration(
-                DeploymentCircuitBreaker=ecs.DeploymentCircuitBreaker(Enable=True, Rollback=True),
+                DeploymentCircuitBreaker=ecs.DeploymentCircuitBreaker(Enable=True, Rollback=True, **breaker),
                 MinimumHealthyPercent=100,
                 MaximumPercent=200,
             ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tooling import rules
 from tooling.spec import Deployment
 
 VLLM_PORT = 8000  # on 127.0.0.1 inside the task; only the gateway's port is published
@@ -19,6 +20,12 @@ def engine_environment(spec: Deployment) -> dict[str, Any]:
     if engine.type != "vllm":
         raise ValueError("engine_environment is for vllm engines")
     args: dict[str, Any] = dict(engine.args)
+    # Every target hands the container all of the instance's GPUs (ECS ResourceRequirements GPU, docker
+    # --gpus all, SageMaker's whole instance), and vLLM uses one unless told otherwise
+    # (https://docs.vllm.ai/en/latest/serving/distributed_serving.html): shard across all of them.
+    sizes = rules.parallel_sizes(args)
+    if "tensor_parallel_size" not in sizes:
+        args["tensor_parallel_size"] = rules.default_tensor_parallel(spec.compute.gpu.gpus, sizes)
     if model.revision:
         args["revision"] = model.revision
     if model.max_model_len:

@@ -16,6 +16,14 @@ from templates.context import Stack
 from templates.network import Network
 
 GROUP = "InstanceGroup"  # the group's logical id: ec2 instances signal it by name
+# A Spot instance gets two minutes' notice before EC2 takes it back
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html). ECS
+# Spot draining and the Auto Scaling group both deregister the target first and stop the container
+# only after the target group's deregistration delay
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/spot-instance-draining-linux-container.html):
+# the default 300 s outlives the instance, so in-flight requests would be cut at the two minutes
+# anyway, with no SIGTERM before. 90 s lets streams finish and leaves the container 30 s to stop.
+SPOT_DEREGISTRATION_DELAY_SECONDS = 90
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 
 
@@ -32,20 +40,31 @@ def add_gpu_group(
 ) -> asg.AutoScalingGroup:
     """The launch template and the group; `hop_limit` 2 lets a bridge-networked container reach IMDSv2."""
     compute = stack.spec.compute
-    stack.template.add_parameter(
-        Parameter(
-            "GpuAmiId",
-            Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
-            Default=GPU_AMI_PARAMETER,
-            Description="SSM parameter of the ECS GPU-optimised AMI (NVIDIA driver and container runtime).",
+    if compute.ami_id:
+        # Pinned: a new AMI is a spec change, so a template change the plan shows before it replaces
+        # every instance.
+        image_id: Any = compute.ami_id
+    else:
+        # CloudFormation resolves an SSM parameter type again on every stack update
+        # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-supplied-parameter-types.html):
+        # any update after AWS publishes a new recommended AMI replaces every instance. Validation
+        # warns about this in prod; compute.ami_id pins it.
+        stack.template.add_parameter(
+            Parameter(
+                "GpuAmiId",
+                Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+                Default=GPU_AMI_PARAMETER,
+                Description="SSM parameter of the ECS GPU-optimised AMI"
+                " (NVIDIA driver and container runtime).",
+            )
         )
-    )
+        image_id = Ref("GpuAmiId")
     profile = stack.add(iam.InstanceProfile("InstanceProfile", Roles=[Ref(instance_role)]))
     template = stack.add(
         ec2.LaunchTemplate(
             "LaunchTemplate",
             LaunchTemplateData=ec2.LaunchTemplateData(
-                ImageId=Ref("GpuAmiId"),
+                ImageId=image_id,
                 InstanceType=compute.instance_type,
                 IamInstanceProfile=ec2.IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
                 SecurityGroupIds=[Ref(network.workload_group)],

@@ -71,7 +71,13 @@ class LoadBalancer:
 
 
 def add_load_balancer(
-    stack: Stack, network: Network, *, target_type: str, health_path: str, health_grace: bool = False
+    stack: Stack,
+    network: Network,
+    *,
+    target_type: str,
+    health_path: str,
+    health_grace: bool = False,
+    deregistration_delay: int = DEREGISTRATION_DELAY_SECONDS,
 ) -> LoadBalancer:
     spec = stack.spec.network
     https = spec.certificate_arn is not None
@@ -157,7 +163,7 @@ def add_load_balancer(
             Matcher=elb.Matcher(HttpCode="200"),
             TargetGroupAttributes=[
                 elb.TargetGroupAttribute(
-                    Key="deregistration_delay.timeout_seconds", Value=str(DEREGISTRATION_DELAY_SECONDS)
+                    Key="deregistration_delay.timeout_seconds", Value=str(deregistration_delay)
                 ),
                 elb.TargetGroupAttribute(
                     Key="load_balancing.algorithm.type", Value="least_outstanding_requests"

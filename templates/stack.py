@@ -10,6 +10,7 @@ from troposphere import GetAtt, Output, Ref, Template
 from templates import tags
 from templates.context import Stack
 from templates.encryption import add_key, key_arn
+from templates.gpu_hosts import SPOT_DEREGISTRATION_DELAY_SECONDS
 from templates.load_balancer import add_load_balancer
 from templates.logs import add_log_group
 from templates.network import add_network
@@ -41,6 +42,21 @@ MODEL_LOAD_SECONDS = {
     "ecs-gpu": ecs_gpu.MODEL_LOAD_GRACE_SECONDS,
     "ec2": ec2.MODEL_LOAD_GRACE_SECONDS,
 }
+# An ec2 host reports /ready to its group's creation and rolling-update policies with
+# cloudformation:SignalResource; in a VPC without NAT only CloudFormation's interface endpoint
+# (com.amazonaws.<region>.cloudformation,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/vpc-interface-endpoints.html) carries
+# it, or every create and update waits out its signal timeout and rolls back.
+SIGNAL_ENDPOINTS = {"ec2": ("cloudformation",)}
+
+
+def extra_endpoints(spec: Deployment) -> tuple[str, ...]:
+    """Interface endpoints the spec's target needs beyond the common ones, when endpoints are made."""
+    network = spec.network
+    no_nat = network.vpc == "new" and network.nat_gateways == 0
+    return EXTRA_ENDPOINTS.get(spec.compute.service, ()) + (
+        SIGNAL_ENDPOINTS.get(spec.compute.service, ()) if no_nat else ()
+    )
 
 
 def build(spec: Deployment, environment: str) -> Template:
@@ -56,7 +72,7 @@ def build(spec: Deployment, environment: str) -> Template:
 
     key = add_key(stack)
     log_group = add_log_group(stack, key_arn(key))
-    network = add_network(stack, key_arn(key), extra_endpoints=EXTRA_ENDPOINTS.get(spec.compute.service, ()))
+    network = add_network(stack, key_arn(key), extra_endpoints=extra_endpoints(spec))
     api_key = add_api_key_secret(stack, key_arn(key)) if spec.auth.api_keys else None
     topic = add_alarm_topic(stack, key_arn(key))
     lb = add_load_balancer(
@@ -68,6 +84,11 @@ def build(spec: Deployment, environment: str) -> Template:
         # update stops the old copy, only once the new one is healthy
         # (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html).
         health_path="/ready" if spec.compute.service in ("ecs-gpu", "ec2") else "/health",
+        **(
+            {"deregistration_delay": SPOT_DEREGISTRATION_DELAY_SECONDS}
+            if getattr(spec.compute, "spot", False)
+            else {}
+        ),
     )
     shared = Shared(key_arn(key), log_group, network, lb, topic, api_key)
     TARGETS[spec.compute.service](stack, shared)

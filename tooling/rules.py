@@ -92,25 +92,123 @@ def model_id_fits_engine(s: Sections) -> Iterator[Finding]:
                 yield Finding("SPEC203", f"model.{name}", f"{name} applies to vllm engines only")
 
 
+# vLLM's parallel sizes multiply into the GPUs one server uses
+# (https://docs.vllm.ai/en/latest/serving/distributed_serving.html).
+PARALLEL_ARGS = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
+
+
+def parallel_sizes(args: dict[str, Any]) -> dict[str, Any]:
+    """The parallel sizes the spec's engine args set, by their underscore name."""
+    return {
+        name: args[spelling]
+        for name in PARALLEL_ARGS
+        for spelling in (name, name.replace("_", "-"))
+        if spelling in args
+    }
+
+
+def default_tensor_parallel(gpus: int, sizes: dict[str, Any]) -> int:
+    """tensor_parallel_size when the spec leaves it out: the GPUs the other parallel sizes leave over."""
+    others = 1
+    for name in ("pipeline_parallel_size", "data_parallel_size"):
+        size = sizes.get(name, 1)
+        others *= size if isinstance(size, int) and size >= 1 else 1
+    return max(1, gpus // others)
+
+
 @rule
 def tensor_parallel_fits_gpus(s: Sections) -> Iterator[Finding]:
+    """Every GPU target gives vLLM's container all of the instance's GPUs (ECS reserves them all for the
+    task, docker runs with --gpus all, SageMaker hands over the instance): the parallel sizes must use
+    exactly those. More cannot start; fewer leave GPUs paid for and idle. tensor_parallel_size defaults
+    to the instance's GPU count (templates/engine.py)."""
     engine, compute = s.get("engine"), s.get("compute")
     if not (engine and compute and engine.type == "vllm" and hasattr(compute, "gpu")):
         return
-    for flag in ("tensor_parallel_size", "tensor-parallel-size"):
-        size = engine.args.get(flag)
-        if size is None:
-            continue
-        gpus = compute.gpu.gpus
+    gpus = compute.gpu.gpus
+    sizes = parallel_sizes(engine.args)
+    flag = {n: next(f for f in (n, n.replace("_", "-")) if f in engine.args) for n in sizes}
+    for name, size in sizes.items():
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            yield Finding("SPEC204", f"engine.args.{flag}", "tensor_parallel_size is a whole number of GPUs")
-        elif size > gpus or gpus % size:
-            yield Finding(
-                "SPEC204",
-                f"engine.args.{flag}",
-                f"{compute.instance_type} has {gpus} GPU(s); tensor_parallel_size {size} does not fit",
-                f"a divisor of {gpus}",
-            )
+            yield Finding("SPEC204", f"engine.args.{flag[name]}", f"{name} is a whole number of GPUs")
+            return
+    if not sizes:
+        return
+    sizes.setdefault("tensor_parallel_size", default_tensor_parallel(gpus, sizes))
+    used = 1
+    for size in sizes.values():
+        used *= size
+    if used != gpus:
+        shown = " × ".join(f"{n} {v}" for n, v in sizes.items())
+        field = flag.get("tensor_parallel_size") or next(iter(flag.values()))
+        yield Finding(
+            "SPEC204",
+            f"engine.args.{field}",
+            f"{compute.instance_type} has {gpus} GPU(s), all given to vLLM; {shown} uses {used}: "
+            + ("it cannot start" if used > gpus else f"{gpus - used} GPU(s) would idle"),
+            f"make the product {gpus}, e.g. tensor_parallel_size: {gpus} (the default), or choose an "
+            f"instance type with {used} GPU(s)",
+        )
+
+
+# vLLM's default share of each GPU's memory for weights, activations and the KV cache
+# (https://docs.vllm.ai/en/latest/models/engine_args.html, --gpu-memory-utilization).
+VLLM_GPU_MEMORY_UTILIZATION = 0.9
+
+
+@rule
+def weights_fit_gpu_memory(s: Sections) -> Iterator[Finding]:
+    """Weights larger than the GPU memory vLLM may use never load: the task starts, fails, and is
+    replaced until the deployment's circuit breaker or signal timeout gives up. The size is estimated
+    from the parameter count in the model's name at 16 bits a parameter (the cost estimate's own
+    estimate), so this is a warning: quantised weights are smaller."""
+    from tooling.cost.estimate import named_weights_gb  # noqa: PLC0415 - the estimate loads rich
+
+    model, engine, compute = s.get("model"), s.get("engine"), s.get("compute")
+    if not (model and engine and compute and engine.type == "vllm" and hasattr(compute, "gpu")):
+        return
+    weights_gb = named_weights_gb(model.id)
+    if weights_gb is None:
+        return
+    gpus = compute.gpu.gpus
+    sizes = parallel_sizes(engine.args)
+    tp = sizes.get("tensor_parallel_size", default_tensor_parallel(gpus, sizes))
+    pp = sizes.get("pipeline_parallel_size", 1)
+    utilization = engine.args.get("gpu_memory_utilization", engine.args.get("gpu-memory-utilization"))
+    if not isinstance(utilization, int | float) or isinstance(utilization, bool) or not 0 < utilization <= 1:
+        utilization = VLLM_GPU_MEMORY_UTILIZATION
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (tp, pp)):
+        return  # SPEC204 says so
+    # One replica's weights are sharded over tensor_parallel_size × pipeline_parallel_size GPUs.
+    usable_gib = compute.gpu.gpu_memory_gib * utilization * tp * pp
+    weights_gib = weights_gb * 1e9 / 2**30
+    if weights_gib > usable_gib:
+        yield Finding(
+            "SPEC224",
+            "compute.instance_type",
+            f"{model.id} has about {weights_gib:.0f} GiB of 16-bit weights; {compute.instance_type} gives "
+            f"vLLM {usable_gib:.1f} GiB ({tp * pp} × {compute.gpu.gpu_memory_gib} GiB {compute.gpu.gpu} "
+            f"× gpu_memory_utilization {utilization:g}): the model cannot load, let alone hold a KV cache",
+            "a GPU type with more memory (tooling/catalog.py lists them), or quantised weights",
+            warning=True,
+        )
+
+
+@rule
+def gpu_ami_is_pinned_in_prod(s: Sections) -> Iterator[Finding]:
+    """An unpinned GPU AMI is an SSM parameter CloudFormation resolves again on every update: the first
+    deploy after AWS publishes a new one replaces every instance, whatever the change was about."""
+    compute = s.get("compute")
+    if s.environment == "prod" and compute and compute.service in ("ecs-gpu", "ec2") and not compute.ami_id:
+        yield Finding(
+            "SPEC225",
+            "compute.instance_type",
+            "the GPU AMI follows AWS's recommended image: any deploy after a new one is published replaces "
+            "every instance (an image pull and model load each), without the plan saying so",
+            "pin compute.ami_id (aws ssm get-parameters --names "
+            "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id)",
+            warning=True,
+        )
 
 
 @rule
@@ -181,10 +279,18 @@ def private_subnets_reach_out(s: Sections) -> Iterator[Finding]:
 
 _TARGETS_FOR_SERVICE = {
     "ecs-fargate": {"cpu_percent", "memory_percent", "requests_per_target"},
-    "ecs-gpu": {"cpu_percent", "memory_percent", "requests_per_target"},
-    "ec2": {"cpu_percent", "requests_per_target"},
+    # vLLM's load is on the GPU: host CPU and memory do not follow it (the weights and KV cache are
+    # allocated up front), and the GPU task reserves no CPU, so ECS's service CPU utilisation, which is
+    # "CPU units used / CPU units specified in the task definition"
+    # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service_utilization.html), has no
+    # denominator. Requests per target is what tracks a GPU server's queue.
+    "ecs-gpu": {"requests_per_target"},
+    "ec2": {"requests_per_target"},
     "sagemaker": {"invocations_per_instance"},
 }
+
+
+_HOST_METRICS = {"cpu_percent": "CPU", "memory_percent": "memory"}
 
 
 @rule
@@ -196,11 +302,20 @@ def scaling_fits_service(s: Sections) -> Iterator[Finding]:
     if scaling.target:
         for name in sorted(scaling.target.model_fields_set):
             if getattr(scaling.target, name) is not None and name not in allowed:
+                gpu_host = compute.service in ("ecs-gpu", "ec2") and name in _HOST_METRICS
                 yield Finding(
                     "SPEC209",
                     f"scaling.target.{name}",
-                    f"{compute.service} cannot scale on {name}",
-                    f"{compute.service} scales on {', '.join(sorted(allowed))}",
+                    f"{compute.service} cannot scale on {name}"
+                    + (
+                        ": vLLM's load is on the GPU, and host " + _HOST_METRICS[name] + " does not follow it"
+                        if gpu_host
+                        else ""
+                    ),
+                    f"{compute.service} scales on {', '.join(sorted(allowed))}"
+                    + (
+                        " (e.g. requests_per_target: 100, requests a minute per instance)" if gpu_host else ""
+                    ),
                 )
     if compute.service == "sagemaker":
         if scaling.min < 1:

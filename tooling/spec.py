@@ -356,8 +356,18 @@ SagemakerGpuType = _text(
 )
 
 
+AmiId = _pattern("ami_id", r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})", "ami- followed by 8 or 17 hex digits")
+
+
 class _GpuHost(Section):
     instance_type: Ec2GpuType = Field(description="An EC2 GPU instance type.", examples=["g5.xlarge"])
+    ami_id: AmiId | None = Field(
+        default=None,
+        description="Pin the ECS GPU-optimised AMI (an x86_64 image from "
+        "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended). Without it every stack update "
+        "resolves the newest recommended AMI, and a new one replaces every instance.",
+        examples=["ami-0123456789abcdef0"],
+    )
     spot: bool = Field(default=False, description="Run on Spot capacity (interruptible, cheaper).")
     volume_gib: int = Field(
         default=150, ge=30, le=16384, description="Root volume in GiB (gp3, encrypted): image plus weights."
@@ -471,7 +481,7 @@ class Scaling(Section):
             raise fail(
                 "target",
                 f"max {self.max} > min {self.min} but no target says when to scale",
-                hint="add scaling.target with e.g. cpu_percent: 70",
+                hint="add scaling.target, e.g. requests_per_target: 100 (GPU targets) or cpu_percent: 70",
                 field="max",
             )
         seen: set[str] = set()

@@ -31,8 +31,13 @@ def handler(event, context, autoscaling=None, ecs=None, send=None, sleep=time.sl
     props = event["ResourceProperties"]
     group, cluster = props["AutoScalingGroupName"], props["Cluster"]
     # The group's name is the physical id: when it changes, CloudFormation sends a Delete for the old
-    # group in its cleanup phase, and the old group goes the same way.
+    # physical id in its cleanup phase, and the old group goes the same way. The Delete names the
+    # resource to remove by PhysicalResourceId
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requesttypes-delete.html);
+    # its properties may already describe the replacement, so the group deleted is the physical id's.
     physical = event.get("PhysicalResourceId") if event["RequestType"] == "Delete" else group
+    if event["RequestType"] == "Delete" and physical:
+        group = physical
     status, reason = "SUCCESS", ""
     try:
         if event["RequestType"] == "Delete":

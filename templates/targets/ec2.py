@@ -163,6 +163,10 @@ def boot_script(flags: str, hf_token: str | None) -> str:
         "}\n"
         'fail() { echo "deployctl boot failed: $*" >&2; retry 5 aws_call signal FAILURE; exit 1; }\n'
         "systemctl disable --now ecs || true\n"
+        # User data runs on the first boot only; after a reboot the container comes back through
+        # --restart unless-stopped, which needs dockerd itself started at boot, not by the ECS agent
+        # we just disabled (https://docs.docker.com/engine/install/linux-postinstall/#configure-docker-to-start-on-boot-with-systemd).
+        'systemctl enable --now docker || fail "cannot start docker"\n'
         "registry=${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}\n"
         # Up to ~25 minutes for the route out (NAT gateway or endpoints) to exist.
         'retry 30 aws_call reachable || fail "no route to the ECR API"\n'

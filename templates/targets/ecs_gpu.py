@@ -29,6 +29,14 @@ from templates.weights import weight_readers
 # Loading a multi-GB model takes minutes: the ALB's health checks only count after this.
 MODEL_LOAD_GRACE_SECONDS = 1800
 STOP_TIMEOUT = 120
+# A GPU task that fails costs an instance launch, a ~10 GB image pull and up to the grace period above
+# before ECS counts it, and the circuit breaker's default waits for max(3, half the desired count) such
+# failures: hours of a bad deploy at scale. Two failed tasks (one retry, for a flaky download) roll
+# back. A container health check would not make this faster: ECS ignores container health checks
+# during the service's grace period as it does the load balancer's
+# (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html,
+# healthCheckGracePeriodSeconds), and the target group already checks /ready.
+FAILED_TASKS_TO_ROLL_BACK = 2
 CLEANUP_SOURCE = Path(__file__).parents[1] / "runtime" / "host_cleanup.py"
 # Lambda's ceiling; the handler answers CloudFormation a minute before it.
 CLEANUP_TIMEOUT = 900
@@ -44,6 +52,8 @@ def build(stack: Stack, shared: Shared) -> None:
         [],
         managed=("service-role/AmazonEC2ContainerServiceforEC2Role",),
     )
+    # prefer-cached reuses an image already on the host: safe because our tags are commit SHAs in
+    # IMMUTABLE repositories (templates/bootstrap.py), so a tag found in the cache is the image pushed.
     user_data = Sub(
         "#!/bin/bash\n"
         "cat >> /etc/ecs/ecs.config <<'CONFIG'\n"
@@ -164,6 +174,7 @@ def build(stack: Stack, shared: Shared) -> None:
         },
         autoscaled=_autoscaled(stack),
         desired=stack.spec.scaling.min,
+        failed_tasks_to_roll_back=FAILED_TASKS_TO_ROLL_BACK,
     )
     service.DependsOn = [*service.DependsOn, association.title]
     if _autoscaled(stack):

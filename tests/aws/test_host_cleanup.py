@@ -106,6 +106,20 @@ def test_delete_force_deletes_the_group_waits_for_it_and_deregisters_strays(clie
     assert sleeps == [host_cleanup.POLL_SECONDS]
 
 
+def test_a_replacement_delete_removes_the_old_group_its_physical_id_names(clients: Any) -> None:
+    """After the group is replaced, CloudFormation's cleanup-phase Delete carries the old physical id;
+    the group deleted is that one, never the name in ResourceProperties (the new group)."""
+    _, _, asg, ecs = clients
+    old = "dev-gpu-InstanceGroup-OLD999"
+    asg.add_response("delete_auto_scaling_group", {}, {"AutoScalingGroupName": old, "ForceDelete": True})
+    asg.add_response(
+        "describe_auto_scaling_groups", {"AutoScalingGroups": []}, {"AutoScalingGroupNames": [old]}
+    )
+    ecs.add_response("list_container_instances", {"containerInstanceArns": []}, {"cluster": CLUSTER})
+    answer, _ = call(clients, event(PhysicalResourceId=old))
+    assert answer == {"Status": "SUCCESS", "Reason": "", "PhysicalResourceId": old}
+
+
 def test_delete_retries_while_a_scaling_activity_runs_and_accepts_a_group_already_gone(clients: Any) -> None:
     _, _, asg, ecs = clients
     expected = FORCE

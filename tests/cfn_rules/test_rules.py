@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,50 @@ def _egress(*depends: str, user_data: str = t.USER_DATA_BRIDGE) -> dict[str, Any
 def _imds(**options: Any) -> dict[str, Any]:
     out = t.ec2_group()
     out["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["MetadataOptions"].update(options)
+    return out
+
+
+def _signalled(*, nat: bool, endpoint: bool = False) -> dict[str, Any]:
+    """An ec2-style group waiting for signals, in a private subnet with or without NAT or endpoint."""
+    out = _egress("PrivateDefaultRoute1", "PrivateSubnet1Routes")
+    r = out["Resources"]
+    if not nat:
+        del r["PrivateDefaultRoute1"], r["NatGateway1"]
+        r["InstanceGroup"]["DependsOn"] = ["PrivateSubnet1Routes"]
+    if endpoint:
+        r["CloudformationEndpoint"] = t.interface_endpoint(t.ref("Vpc"))
+        r["CloudformationEndpoint"]["Properties"]["ServiceName"] = {
+            "Fn::Sub": "com.amazonaws.${AWS::Region}.cloudformation"
+        }
+    return out
+
+
+def _gpu_task(gpus: int, engine_args: dict[str, Any] | None) -> dict[str, Any]:
+    out = t.gpu_ecs()
+    (container,) = out["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    container["ResourceRequirements"] = [{"Type": "GPU", "Value": str(gpus)}]
+    if engine_args is not None:
+        container["Environment"] = t.env(ENGINE_ARGS=json.dumps(engine_args))
+    return out
+
+
+def _cpu_tracking(*, task_cpu: bool, metric: str = "ECSServiceAverageCPUUtilization") -> dict[str, Any]:
+    out = t.gpu_ecs()
+    r = out["Resources"]
+    if not task_cpu:
+        del r["TaskDefinition"]["Properties"]["Cpu"]
+    r["ServiceCpuPercentPolicy"] = {
+        "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "Properties": {
+            "PolicyName": "cpu",
+            "PolicyType": "TargetTrackingScaling",
+            "ScalingTargetId": t.ref("ServiceScalableTarget"),
+            "TargetTrackingScalingPolicyConfiguration": {
+                "PredefinedMetricSpecification": {"PredefinedMetricType": metric},
+                "TargetValue": 70.0,
+            },
+        },
+    }
     return out
 
 
@@ -632,6 +677,56 @@ CASES = [
         "Resources/MonthlyBudget/Properties/Budget/BudgetName",
         "MonthlyBudget has a fixed BudgetName: a change of its notifications replaces it",
         _budget(),
+    ),
+    Case(
+        "E9017",
+        "signals with no way out of the private subnet",
+        _signalled(nat=False),
+        "Resources/InstanceGroup",
+        "InstanceGroup waits for instance signals, but its subnet PrivateSubnet1 has no default route out "
+        "and the VPC no com.amazonaws.<region>.cloudformation interface endpoint",
+        _signalled(nat=False, endpoint=True),
+    ),
+    Case(
+        "E9017",
+        "a NAT route carries the signal",
+        _signalled(nat=False),
+        "Resources/InstanceGroup",
+        "add the endpoint or a NAT gateway",
+        _signalled(nat=True),
+    ),
+    Case(
+        "E9018",
+        "four GPUs reserved, vLLM's default of one used",
+        _gpu_task(4, {"max_model_len": 8192}),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "TaskDefinition: container gateway reserves 4 GPU(s) but its ENGINE_ARGS parallel sizes use 1",
+        _gpu_task(4, {"tensor_parallel_size": 4}),
+    ),
+    Case(
+        "E9018",
+        "more GPUs than reserved",
+        _gpu_task(4, {"tensor_parallel_size": 4, "pipeline_parallel_size": 2}),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "parallel sizes use 8; set tensor_parallel_size so that they multiply to 4",
+        _gpu_task(4, {"tensor_parallel_size": 2, "pipeline-parallel-size": 2}),
+    ),
+    Case(
+        "E9019",
+        "CPU tracking on a task without Cpu",
+        _cpu_tracking(task_cpu=False),
+        "Resources/ServiceCpuPercentPolicy/Properties/TargetTrackingScalingPolicyConfiguration",
+        "ServiceCpuPercentPolicy tracks ECSServiceAverageCPUUtilization of Service, whose task definition "
+        "sets no Cpu",
+        _cpu_tracking(task_cpu=True),
+    ),
+    Case(
+        "E9019",
+        "requests need no CPU reservation",
+        _cpu_tracking(task_cpu=False),
+        "Resources/ServiceCpuPercentPolicy/Properties/TargetTrackingScalingPolicyConfiguration",
+        "track ALBRequestCountPerTarget",
+        _cpu_tracking(task_cpu=False, metric="ECSServiceAverageMemoryUtilization"),
     ),
 ]
 

@@ -122,8 +122,11 @@ def test_the_base_is_rendered_by_its_own_code(repo: Path) -> None:
     code, out = plan(repo, "--format", "json")
     assert code == 0, out
     data = json.loads(out)
-    assert data["summary"]["update"] == 4
-    for stack in data["stacks"]:
+    # The Spot example (dev/mistral-7b) drains in 90 s whatever the default: three of the four change.
+    assert data["summary"]["update"] == 3
+    changed = [stack for stack in data["stacks"] if stack["changes"]]
+    assert len(changed) == 3
+    for stack in changed:
         (change,) = stack["changes"]
         assert change["logical_id"] == "TargetGroup"
         props = {p["path"]: (p["before"], p["after"]) for p in change["properties"]}

@@ -11,7 +11,7 @@ owner: team@example.com
 region: us-east-1
 model: {{id: meta-llama/Llama-3.1-8B-Instruct}}
 engine: {{type: vllm}}
-compute: {{service: ecs-gpu, instance_type: g5.xlarge}}
+compute: {{service: ecs-gpu, instance_type: g5.xlarge, ami_id: ami-0123456789abcdef0}}
 """
 
 

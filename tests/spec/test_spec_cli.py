@@ -30,7 +30,7 @@ def test_validate_the_examples() -> None:
     assert code == 0, out
     # The one warning is SageMaker's documented 60 s limit, which applies to every SageMaker endpoint.
     assert "qwen2-5-vl-7b.yaml:16:12: warning: compute.service: SageMaker ends a non-streamed" in out
-    assert out.strip().endswith("4 deployment file(s): 4 valid, 0 invalid; 0 error(s), 1 warning(s)")
+    assert out.strip().endswith("4 deployment file(s): 4 valid, 0 invalid; 0 error(s), 2 warning(s)")
 
 
 def test_validate_reports_every_file_and_exits_1() -> None:

@@ -17,7 +17,11 @@ def test_examples_in_the_repository_are_valid() -> None:
     root = Path(__file__).parents[2]
     result = repository.load(root)
     # Only SageMaker's documented 60 s limit, which applies to every SageMaker endpoint.
-    assert [(d.location.file.name, d.code) for d in result.diagnostics] == [("qwen2-5-vl-7b.yaml", "SPEC222")]
+    # The prod example follows the recommended GPU AMI until someone pins a real one (SPEC225).
+    assert [(d.location.file.name, d.code) for d in result.diagnostics] == [
+        ("llama-3-1-8b.yaml", "SPEC225"),
+        ("qwen2-5-vl-7b.yaml", "SPEC222"),
+    ]
     names = {(f.environment, f.name) for f in result.files}
     assert names == {
         ("prod", "multimodal-api"),
@@ -117,7 +121,8 @@ def test_defaults_are_layered_and_the_file_wins(tree) -> None:
             "tags: {team: base, site: hq}\nnetwork: {allowed_cidrs: [10.0.0.0/8, 192.168.0.0/16]}\n",
             "deployments/prod/_defaults.yaml": "region: us-east-1\ntags: {team: prod}\n",
             "deployments/prod/svc.yaml": "name: svc\nmodel: {id: a/b}\nengine: {type: vllm}\n"
-            "compute: {service: ecs-gpu, instance_type: g5.xlarge}\ntags: {app: svc}\n"
+            "compute: {service: ecs-gpu, instance_type: g5.xlarge, ami_id: ami-0123456789abcdef0}\n"
+            "tags: {app: svc}\n"
             "network: {allowed_cidrs: [172.16.0.0/12]}\n",
         }
     )

@@ -34,7 +34,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "gpu-public": (
             "us-east-1",
-            VLLM + "compute: {service: ecs-gpu, instance_type: g5.xlarge, volume_gib: 200}\n"
+            VLLM + "compute: {service: ecs-gpu, instance_type: g5.xlarge, volume_gib: 200,"
+            " ami_id: ami-0123456789abcdef0}\n"
             "scaling: {min: 1, max: 4, target: {requests_per_target: 120}}\n"
             "network: {public: true, certificate_arn: '" + CERT + "', domain_name: llm.example.com}\n"
             "auth: {rotation_days: 7, clients: [{name: chat, tokens_per_minute: 1000000}]}\n",
@@ -61,7 +62,7 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             "ap-southeast-5",
             "model: {id: 's3://my-models/llama-3.1-8b/'}\nengine: {type: vllm, version: '0.11.0'}\n"
             "compute: {service: ecs-gpu, instance_type: g6.12xlarge, spot: true}\n"
-            "scaling: {min: 0, max: 2, target: {cpu_percent: 60},"
+            "scaling: {min: 0, max: 2, target: {requests_per_target: 100},"
             " schedules: [{name: day, cron: '0 7 ? * MON-FRI *', min: 1, max: 2},"
             " {name: night, cron: '0 19 ? * MON-FRI *', min: 0, max: 0}]}\n"
             "network: {nat_gateways: 0, vpc_endpoints: true}\n",
@@ -84,7 +85,7 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
         "ec2-spot-schedules": (
             "us-east-1",
             VLLM + "compute: {service: ec2, instance_type: g6.xlarge, spot: true, volume_gib: 100}\n"
-            "scaling: {min: 1, max: 3, target: {cpu_percent: 60, requests_per_target: 100},"
+            "scaling: {min: 1, max: 3, target: {requests_per_target: 100},"
             " schedules: [{name: nights, cron: '0 20 ? * MON-FRI *', min: 0, max: 0},"
             " {name: mornings, cron: '0 7 ? * 2-6 *', min: 1, max: 3}]}\n"
             "auth: {clients: [{name: notebooks, requests_per_minute: 60, concurrent_requests: 2}]}\n",
@@ -92,7 +93,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
         "ec2-open-http": (
             "us-east-2",
             "model: {id: mistralai/Mistral-7B-Instruct-v0.3, token_secret: hf/token}\nengine: {type: vllm}\n"
-            "compute: {service: ec2, instance_type: g4dn.xlarge}\n"
+            # Mistral 7B's 14 GB of bf16 weights and its 32k-token context need more than a T4's 16 GiB.
+            "compute: {service: ec2, instance_type: g5.xlarge}\n"
             "network: {public: true}\nauth: {api_keys: false}\nobservability: {container_insights: false}\n",
         ),
         "gpu-existing-vpc": (

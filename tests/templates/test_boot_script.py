@@ -220,6 +220,9 @@ def test_waits_for_the_network_retries_and_signals_only_once_ready(boot: Any) ->
     sleeps = [line.split()[1] for line in run.log if line.startswith("sleep ")]
     assert sleeps[:4] == ["2", "4", "2", "4"]  # backoff per step: reachability, then the ECR login
     assert "systemctl disable --now ecs" in run.log
+    # dockerd is enabled for later boots before the container with --restart unless-stopped starts.
+    started = run.log.index("systemctl enable --now docker")
+    assert started < next(i for i, line in enumerate(run.log) if line.startswith("docker run "))
     registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
     assert f"docker login --username AWS --password-stdin {registry}" in run.log
     assert "login-password the-ecr-password" in run.log

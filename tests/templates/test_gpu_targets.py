@@ -87,7 +87,7 @@ def test_ecs_gpu_deploys_never_wait_for_a_host_that_cannot_come(built: dict[str,
     item = built[stack]
     service = item.one("AWS::ECS::Service")
     config = service["DeploymentConfiguration"]
-    assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert config["DeploymentCircuitBreaker"]["Rollback"] is True
     assert config["MinimumHealthyPercent"] == 100
     # With one task at 100 %, only MaximumPercent 200 lets the new task start next to the old one.
     assert config["MaximumPercent"] == 200
@@ -249,3 +249,96 @@ def _seconds(duration: str) -> int:
     assert match, duration
     hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds
+
+
+def _engine_args(item: Built) -> dict[str, Any]:
+    import json
+
+    if "AWS::ECS::TaskDefinition" in {r["Type"] for r in item.resources.values()}:
+        (container,) = item.one("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        return json.loads(env["ENGINE_ARGS"])
+    text, _ = user_data(item)
+    (flag,) = re.findall(r"--env ENGINE_ARGS='([^']*)'", text)
+    return json.loads(flag)
+
+
+@pytest.mark.parametrize("stack", gpu_stacks())
+def test_vllm_shards_over_every_gpu_the_instance_gives_it(built: dict[str, Built], stack: str) -> None:
+    """ECS reserves all of the instance's GPUs for the task and docker runs with --gpus all; vLLM uses
+    tensor_parallel_size GPUs (1 by default), so it is set to the instance's GPU count."""
+    item = built[stack]
+    args = _engine_args(item)
+    gpus = item.deployment.spec.compute.gpu.gpus
+    assert args["tensor_parallel_size"] == gpus
+    if "AWS::ECS::TaskDefinition" in {r["Type"] for r in item.resources.values()}:
+        (container,) = item.one("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+        assert container["ResourceRequirements"] == [{"Type": "GPU", "Value": str(gpus)}]
+
+
+@pytest.mark.parametrize("stack", gpu_stacks())
+def test_spot_targets_drain_within_the_interruption_notice(built: dict[str, Built], stack: str) -> None:
+    """A Spot instance has two minutes after its interruption notice: the target group must let go of
+    it, and the container stop, inside them. On-demand hosts keep the longer drain for long streams."""
+    item = built[stack]
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in item.one("AWS::ElasticLoadBalancingV2::TargetGroup")["TargetGroupAttributes"]
+    }
+    delay = int(attributes["deregistration_delay.timeout_seconds"])
+    if item.deployment.spec.compute.spot:
+        assert delay <= 90
+    else:
+        assert delay == 300
+
+
+@pytest.mark.parametrize("stack", ecs_gpu_stacks())
+def test_a_bad_gpu_deploy_rolls_back_after_two_failed_tasks(built: dict[str, Built], stack: str) -> None:
+    """The circuit breaker's default threshold is max(3, half the desired count) failed tasks, each one
+    an instance, an image pull and a model-load grace period: GPU services roll back after two."""
+    breaker = built[stack].one("AWS::ECS::Service")["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {
+        "Enable": True,
+        "Rollback": True,
+        "ThresholdConfiguration": {"Type": "COUNT", "Value": 2},
+    }
+
+
+def test_ec2_without_nat_signals_through_cloudformations_endpoint(tmp_path: Any) -> None:
+    """With nat_gateways 0 the instances' SignalResource only reaches CloudFormation through its
+    interface endpoint; without it (as before) E9017 finds that every create would time out."""
+    import json
+    from pathlib import Path
+
+    from tooling import lint, repository
+    from tooling.render import render_deployment
+
+    spec = tmp_path / "deployments" / "dev" / "ec2-no-nat.yaml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(
+        "name: ec2-no-nat\nowner: team@example.com\nregion: us-east-1\n"
+        "model: {id: 's3://my-models/llama-3.1-8b/'}\nengine: {type: vllm}\n"
+        "compute: {service: ec2, instance_type: g6.xlarge}\n"
+        "network: {nat_gateways: 0, vpc_endpoints: true}\n",
+        encoding="utf-8",
+    )
+    result = repository.load(tmp_path)
+    assert result.errors == [], result.errors
+    (deployment,) = result.valid
+    template = json.loads(render_deployment(deployment).text)
+    endpoint = template["Resources"]["CloudformationEndpoint"]["Properties"]
+    assert endpoint["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.cloudformation"}
+    assert endpoint["PrivateDnsEnabled"] is True
+    assert not any(r.get("NatGatewayId") for r in _properties(template, "AWS::EC2::Route"))
+
+    def e9017(body: dict[str, Any]) -> list[str]:
+        found = lint.lint(json.dumps(body), "us-east-1", Path("t.json"), project_only=True)
+        return [f.message for f in found if f.code == "E9017"]
+
+    assert e9017(template) == []
+    del template["Resources"]["CloudformationEndpoint"]
+    assert e9017(template), "the rule must catch the template without the endpoint"
+
+
+def _properties(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]

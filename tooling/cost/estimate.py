@@ -49,6 +49,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from templates.stack import extra_endpoints
 from tooling import cron
 from tooling.cost import table as price_table
 from tooling.cost.table import MissingPrice, prices
@@ -101,7 +102,6 @@ NOT_PRICED = (
 # gateway endpoint is free and (since the shared stacks make it always present in VPCs we create)
 # carries ECR image layers and s3:// weights, so those never cross the NAT gateway.
 COMMON_ENDPOINTS = 4
-EXTRA_ENDPOINTS = {"sagemaker": 2, "ecs-gpu": 3}
 NEW_VPC_AZS = 2
 # An ALB has at least one node, so one public IPv4 address, per enabled AZ; it may add nodes under load.
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html
@@ -363,8 +363,14 @@ def weights_gb(spec: Deployment) -> float | None:
     endpoint) or there are none (external engine)."""
     if spec.engine.type != "vllm" or spec.model.id.startswith("s3://"):
         return None
-    sizes = [float(m) for m in _PARAMETERS.findall(spec.model.id.rsplit("/", 1)[-1])]
-    return max(sizes) * BYTES_PER_PARAMETER if sizes else DEFAULT_WEIGHTS_GB
+    named = named_weights_gb(spec.model.id)
+    return DEFAULT_WEIGHTS_GB if named is None else named
+
+
+def named_weights_gb(model_id: str) -> float | None:
+    """GB of 16-bit weights from the parameter count in the model's name ("...-7B-..."), None without one."""
+    sizes = [float(m) for m in _PARAMETERS.findall(model_id.rstrip("/").rsplit("/", 1)[-1])]
+    return max(sizes) * BYTES_PER_PARAMETER if sizes else None
 
 
 def scheduled_launches_per_month(scaling: Scaling) -> float:
@@ -473,7 +479,7 @@ def _components(spec: Deployment, units: float, gateway_tasks: int, basis: Basis
         logs_gb += INSIGHTS_LOG_GB_PER_UNIT_MONTH * units
         costs["container_insights"] = INSIGHTS_METRICS * svc("metric_month")
     if interface_endpoints:
-        endpoints = COMMON_ENDPOINTS + EXTRA_ENDPOINTS.get(compute.service, 0)
+        endpoints = COMMON_ENDPOINTS + len(extra_endpoints(spec))
         # One network interface per AZ: two for a new VPC, one per listed private subnet otherwise.
         azs = NEW_VPC_AZS if network.vpc == "new" else len(set(network.private_subnets))
         # Logs reach CloudWatch through the logs endpoint, which bills the GB it processes.
