@@ -163,6 +163,19 @@ def _iam_actions() -> dict[str, set[str]]:
     return {service: set(entry.get("Actions", {})) for service, entry in data.items()}
 
 
+@cache
+def _iam_resources() -> dict[str, tuple[str, ...]]:
+    """`service:action` (lowercase) -> the resource types the Service Authorization Reference lists."""
+    import cfnlint.data.AdditionalSpecs as specs  # noqa: PLC0415
+
+    data = json.loads((Path(specs.__file__).parent / "Policies.json").read_text(encoding="utf-8"))
+    return {
+        f"{service}:{name}": tuple(entry.get("Resources") or ())
+        for service, spec in data.items()
+        for name, entry in spec.get("Actions", {}).items()
+    }
+
+
 def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[str]:
     """The IAM actions CloudFormation's resource handlers call for `kinds`, as each schema declares.
 
@@ -547,6 +560,58 @@ def custom_resource_statement(environments: Sequence[str]) -> dict:
     )
 
 
+def _changes_only_to(service: str, resource_types: set[str]) -> list[str]:
+    """The execution role's actions of `service` that change (not Get/List/Describe) a resource of
+    exactly `resource_types`: a name-scoped Deny on them can never hit another resource type."""
+    resources = _iam_resources()
+    return sorted(
+        a
+        for a in execution_actions()
+        if a.startswith(f"{service}:")
+        and not a.split(":")[1].startswith(("Get", "List", "Describe"))
+        and resources.get(a.lower()) and set(resources[a.lower()]) <= resource_types
+    )  # fmt: skip
+
+
+def confinement_statements(environments: Sequence[str]) -> list[dict]:
+    """What the handler-derived grants on "*" may not reach: resources our stacks did not create.
+
+    CloudFormation names what it creates after the stack (`<env>-<name>-<Logical>-<random>`, buckets in
+    lowercase): https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-name.html
+    Our templates name no function or bucket themselves, so Lambda functions and S3 buckets outside
+    `<env>-*` are refused by name (NotResource: no Lambda or S3 resource type is missed, see
+    _changes_only_to). KMS keys carry no stack name; they carry deployctl:environment (a test checks
+    each), so deleting a key is refused unless it is one of ours. PutKeyPolicy and DisableKey stay
+    open: the key's create handler may call them before its TagResource, where a tag condition would
+    break every new key.
+    """
+    names = list(environments) or ["none"]
+    functions = [_arn("lambda", f"function:{e}-*") for e in names]
+    buckets = [Sub(f"arn:${{AWS::Partition}}:s3:::{e}-*") for e in names]
+    objects = [Sub(f"arn:${{AWS::Partition}}:s3:::{e}-*/*") for e in names]
+    return [
+        {
+            "Sid": "OnlyFunctionsOfOurStacks",
+            "Effect": "Deny",
+            "Action": _changes_only_to("lambda", {"function"}),
+            "NotResource": functions,
+        },
+        {
+            "Sid": "OnlyBucketsOfOurStacks",
+            "Effect": "Deny",
+            "Action": _changes_only_to("s3", {"bucket", "object", "accesspointobject"}),
+            "NotResource": buckets + objects,
+        },
+        {
+            "Sid": "OnlyKeysOfOurStacksAreDeleted",
+            "Effect": "Deny",
+            "Action": ["kms:ScheduleKeyDeletion"],
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:ResourceTag/deployctl:environment": names}},
+        },
+    ]
+
+
 def _document(statements: list[dict]) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
@@ -848,6 +913,10 @@ def build_account(
                 iam.Policy(
                     PolicyName="custom-resources",
                     PolicyDocument=_document([custom_resource_statement(environments)]),
+                ),
+                iam.Policy(
+                    PolicyName="only-our-resources",
+                    PolicyDocument=_document(confinement_statements(environments)),
                 ),
             ],
             Metadata=checkov_skip(

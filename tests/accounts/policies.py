@@ -5,8 +5,9 @@ online API, so the account stack's policies are evaluated here with IAM's docume
 use: an explicit Deny wins, else any Allow, else denied; Action and Resource match with `*`/`?`
 wildcards (actions case-insensitively); conditions are ANDed across operators and keys, ORed across a
 key's values; StringEquals, StringLike, ArnLike, ArnEquals and their negations (StringNotEquals,
-StringNotLike, ArnNotLike, ArnNotEquals: true when no value matches, and when the key is absent). Any
-other operator fails the test rather than being guessed.
+StringNotLike, ArnNotLike, ArnNotEquals: true when no value matches, and when the key is absent);
+NotResource (the statement applies to every resource but those). Any other operator fails the test
+rather than being guessed.
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 """
@@ -82,7 +83,10 @@ def _condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, An
 def _applies(statement: dict[str, Any], action: str, resource: str, context: dict[str, Any]) -> bool:
     if not any(_matches(a, action, case=False) for a in _list(statement.get("Action", []))):
         return False
-    if not any(_matches(r, resource) for r in _list(statement.get("Resource", "*"))):
+    if "NotResource" in statement:
+        if any(_matches(r, resource) for r in _list(statement["NotResource"])):
+            return False
+    elif not any(_matches(r, resource) for r in _list(statement.get("Resource", "*"))):
         return False
     return _condition_holds(statement.get("Condition", {}), context)
 

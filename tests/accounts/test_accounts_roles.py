@@ -619,3 +619,51 @@ def test_change_set_tags_are_authorized_on_create_only() -> None:
             assert allowed(deploy, action, stack_arn("prod-chat"), context)
             assert not allowed(deploy, action, stack_arn("dev-chat"), context)
     assert not allowed(deploy, "cloudformation:TagResource", stack_arn("prod-chat"), {})
+
+
+# ------------------------------------------------------------ the execution role stays in our stacks
+
+
+def test_the_execution_role_touches_no_function_bucket_or_key_our_stacks_did_not_create() -> None:
+    docs = execution_documents()
+    ours = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-HostCleanup-1AbC"
+    theirs = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:payments-settle"
+    for action in ("lambda:InvokeFunction", "lambda:UpdateFunctionCode", "lambda:AddPermission",
+                   "lambda:DeleteFunction"):  # fmt: skip
+        assert allowed(docs, action, ours), action
+        assert allowed(docs, action, f"{ours}:1"), action  # a qualified ARN
+        assert not allowed(docs, action, theirs), action
+        assert not allowed(docs, action, f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:staging-x"), action
+    # Creation is not in the way: CloudFormation's generated names start with the stack name.
+    assert allowed(docs, "lambda:CreateFunction", ours)
+    assert allowed(docs, "lambda:ListFunctions", "*")
+    bucket, other = "arn:aws:s3:::prod-chat-accesslogs-1x2y3z", "arn:aws:s3:::company-data-lake"
+    for action in ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketAcl", "s3:DeleteBucket",
+                   "s3:PutBucketPublicAccessBlock", "s3:CreateBucket"):  # fmt: skip
+        assert allowed(docs, action, bucket), action
+        assert not allowed(docs, action, other), action
+    assert allowed(docs, "s3:DeleteObject", f"{bucket}/AWSLogs/x.gz")
+    assert not allowed(docs, "s3:DeleteObject", f"{other}/x.parquet")
+    assert allowed(docs, "s3:GetBucketPolicy", other)  # reads stay open (drift, handlers' read)
+    key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert allowed(docs, "kms:ScheduleKeyDeletion", key, {"aws:ResourceTag/deployctl:environment": "prod"})
+    assert not allowed(docs, "kms:ScheduleKeyDeletion", key, {"aws:ResourceTag/deployctl:environment": "x"})
+    assert not allowed(docs, "kms:ScheduleKeyDeletion", key, {})
+    # A new key: its create handler's calls are not behind a tag condition (it may not be tagged yet).
+    for action in ("kms:CreateKey", "kms:PutKeyPolicy", "kms:EnableKeyRotation", "kms:TagResource"):
+        assert allowed(docs, action, key if action != "kms:CreateKey" else "*", {}), action
+
+
+def test_the_confinement_covers_every_changing_lambda_and_s3_action_of_the_handlers() -> None:
+    (functions, buckets, _keys) = bootstrap.confinement_statements(["prod"])
+    changing = {
+        a
+        for a in bootstrap.execution_actions()
+        if a.startswith(("lambda:", "s3:"))
+        and a.split(":")[1].startswith(("Put", "Delete", "Update", "Invoke"))
+    }
+    # Those not covered act on other resource types (layers, access points, account settings).
+    left = changing - set(functions["Action"]) - set(buckets["Action"])
+    resources = bootstrap._iam_resources()
+    for action in left:
+        assert not set(resources[action.lower()]) <= {"function", "bucket", "object"}, action
