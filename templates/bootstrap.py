@@ -302,7 +302,7 @@ def subjects(environment: str) -> dict[str, str]:
     }
 
 
-def _change_sets(environment: str, name: str = "*") -> Sub:
+def _change_sets(name: str = "*") -> Sub:
     return _arn("cloudformation", f"changeSet/{name}/*")
 
 
@@ -374,7 +374,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             # with the plan tag, so it can retag no deployed stack.
             _allow(
                 ["cloudformation:TagResource"],
-                [stacks, _change_sets(environment, PLAN_CHANGE_SETS)],
+                [stacks, _change_sets(PLAN_CHANGE_SETS)],
                 {
                     "StringEquals": {
                         "cloudformation:CreateAction": "CreateChangeSet",
@@ -421,7 +421,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             # Stack tags (ownership, hash, commit) are set by the change set and applied on execute.
             _allow(
                 ["cloudformation:TagResource", "cloudformation:UntagResource"],
-                [stacks, _change_sets(environment)],
+                [stacks, _change_sets()],
                 {"StringEquals": {"cloudformation:CreateAction": ["CreateChangeSet", "ExecuteChangeSet"]}},
                 sid="TagOurStacksThroughChangeSets",
             ),
