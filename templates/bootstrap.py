@@ -52,6 +52,13 @@ REPOSITORY_PREFIX = "deployctl/"
 # the plan role may delete a stack only when it carries it (tooling/changesets.py stack_tags "plan").
 PLAN_TAG = "deployctl:template-hash"
 PLAN_TAG_VALUE = "plan"
+# Plans name their change sets `deployctl-plan-<hex>` (tooling/changesets.py), deploys `deployctl-<hex>`.
+PLAN_CHANGE_SETS = "deployctl-plan-*"
+# The artifacts bucket's prefixes (tooling/cloudformation.py TEMPLATE_PREFIXES): a plan runs any pull
+# request's code, so it may never write where a deploy's template waits for CreateChangeSet.
+PLAN_TEMPLATES = "templates/plan"
+DEPLOY_TEMPLATES = "templates/deploy"
+DEPLOY_ROLES = "deployctl-deploy-*"
 
 # Session lengths: each role's longest job (the workflows' timeout-minutes; tests keep them in step).
 # Allowed range 3600-43200 s: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html
@@ -154,6 +161,19 @@ def _iam_actions() -> dict[str, set[str]]:
 
     data = json.loads((Path(specs.__file__).parent / "Policies.json").read_text(encoding="utf-8"))
     return {service: set(entry.get("Actions", {})) for service, entry in data.items()}
+
+
+@cache
+def _iam_resources() -> dict[str, tuple[str, ...]]:
+    """`service:action` (lowercase) -> the resource types the Service Authorization Reference lists."""
+    import cfnlint.data.AdditionalSpecs as specs  # noqa: PLC0415
+
+    data = json.loads((Path(specs.__file__).parent / "Policies.json").read_text(encoding="utf-8"))
+    return {
+        f"{service}:{name}": tuple(entry.get("Resources") or ())
+        for service, spec in data.items()
+        for name, entry in spec.get("Actions", {}).items()
+    }
 
 
 def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[str]:
@@ -282,10 +302,30 @@ def subjects(environment: str) -> dict[str, str]:
     }
 
 
+def _change_sets(name: str = "*") -> Sub:
+    return _arn("cloudformation", f"changeSet/{name}/*")
+
+
+def _certificates() -> Sub:
+    # Plans and deploys check the listener's certificate covers the endpoint's name and is ISSUED
+    # (tooling/certificates.py); DescribeCertificate takes a certificate ARN:
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
+    return _arn("acm", "certificate/*")
+
+
 def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
-    """Each workflow role's statements, scoped to the environment's stacks (`<env>-*`) and secrets."""
+    """Each workflow role's statements, scoped to the environment's stacks (`<env>-*`) and secrets.
+
+    Condition keys and dependent actions are those of the Service Authorization Reference:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html
+    (CreateChangeSet and ExecuteChangeSet depend on cloudformation:TagResource/UntagResource, which
+    take cloudformation:CreateAction; DeleteChangeSet and DescribeChangeSet take
+    cloudformation:ChangeSetName; DetectStackDrift depends on DetectStackResourceDrift).
+    """
     stacks = _stacks(environment)
-    templates = Sub("${Arn}/templates/*", Arn=bucket_arn)
+    plan_templates = Sub(f"${{Arn}}/{PLAN_TEMPLATES}/{environment}-*", Arn=bucket_arn)
+    deploy_templates = Sub(f"${{Arn}}/{DEPLOY_TEMPLATES}/{environment}-*", Arn=bucket_arn)
+    certificates = _allow(["acm:DescribeCertificate"], _certificates(), sid="CheckCertificates")
     reads = _allow(
         ["cloudformation:DescribeStacks", "cloudformation:ListStacks", "sts:GetCallerIdentity"],
         "*",
@@ -306,21 +346,44 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             images,
             _allow(
                 [
-                    "cloudformation:DescribeChangeSet",
-                    "cloudformation:DeleteChangeSet",
                     "cloudformation:DescribeStackEvents",
                     "cloudformation:GetTemplate",
+                    "cloudformation:ListStackResources",
                 ],
                 stacks,
-                sid="ReadAndCleanChangeSets",
+                sid="ReadOurStacks",
+            ),
+            # Only its own change sets: a deploy's, waiting for review, is neither read nor deleted.
+            _allow(
+                ["cloudformation:DescribeChangeSet", "cloudformation:DeleteChangeSet"],
+                stacks,
+                {"StringLike": {"cloudformation:ChangeSetName": PLAN_CHANGE_SETS}},
+                sid="ReadAndCleanPlanChangeSets",
             ),
             # Change sets of plans only: each carries the plan tag, so the shell of a new stack does too.
             _allow(
                 ["cloudformation:CreateChangeSet"],
                 stacks,
-                {"StringEquals": {f"aws:RequestTag/{PLAN_TAG}": PLAN_TAG_VALUE}},
+                {
+                    "StringEquals": {f"aws:RequestTag/{PLAN_TAG}": PLAN_TAG_VALUE},
+                    "StringLike": {"cloudformation:ChangeSetName": PLAN_CHANGE_SETS},
+                },
                 sid="PlanChangeSets",
             ),
+            # The tags a CreateChangeSet carries are authorized as TagResource; only on create, only
+            # with the plan tag, so it can retag no deployed stack.
+            _allow(
+                ["cloudformation:TagResource"],
+                [stacks, _change_sets(PLAN_CHANGE_SETS)],
+                {
+                    "StringEquals": {
+                        "cloudformation:CreateAction": "CreateChangeSet",
+                        f"aws:RequestTag/{PLAN_TAG}": PLAN_TAG_VALUE,
+                    }
+                },
+                sid="TagPlanChangeSetsOnCreate",
+            ),
+            certificates,
             # The only stacks it may delete: the review shells its own change sets made.
             _allow(
                 ["cloudformation:DeleteStack"],
@@ -334,7 +397,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
                 Sub("arn:${AWS::Partition}:budgets::${AWS::AccountId}:budget/*"),
                 sid="Budgets",
             ),
-            _allow(["s3:PutObject", "s3:GetObject"], templates, sid="LargeTemplates"),
+            _allow(["s3:PutObject", "s3:GetObject"], plan_templates, sid="LargeTemplatesOfPlans"),
         ],
         "deploy": [
             reads,
@@ -350,10 +413,22 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
                     "cloudformation:GetTemplate",
                     "cloudformation:ContinueUpdateRollback",
                     "cloudformation:UpdateTerminationProtection",
+                    "cloudformation:ListStackResources",
                 ],
                 stacks,
                 sid="DriveOurStacks",
             ),
+            # Stack tags (ownership, hash, commit) are set by the change set and applied on execute.
+            _allow(
+                ["cloudformation:TagResource", "cloudformation:UntagResource"],
+                [stacks, _change_sets()],
+                {"StringEquals": {"cloudformation:CreateAction": ["CreateChangeSet", "ExecuteChangeSet"]}},
+                sid="TagOurStacksThroughChangeSets",
+            ),
+            # ValidateTemplate has no resource type (a failed stack's template is checked before the
+            # stack is deleted and created again).
+            _allow(["cloudformation:ValidateTemplate"], "*", sid="ValidateTemplates"),
+            certificates,
             _allow(
                 ["cloudformation:DescribeStacks"],
                 _arn("cloudformation", f"stack/{STACK_NAME}/*"),
@@ -366,7 +441,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
                 sid="PassOnlyTheExecutionRole",
             ),
             _public_parameters(),
-            _allow(["s3:PutObject", "s3:GetObject"], templates, sid="LargeTemplates"),
+            _allow(["s3:PutObject", "s3:GetObject"], deploy_templates, sid="LargeTemplatesOfDeploys"),
             # Deploys retry activating the budgets' cost-allocation tag until AWS accepts it (it has no
             # resource to scope to: Cost Explorer's service authorization reference).
             _allow(["ce:UpdateCostAllocationTagsStatus"], "*", sid="ActivateTheBudgetTag"),
@@ -399,6 +474,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             _allow(
                 [
                     "cloudformation:DetectStackDrift",
+                    "cloudformation:DetectStackResourceDrift",
                     "cloudformation:DescribeStackResourceDrifts",
                     "cloudformation:DescribeStacks",
                 ],
@@ -482,6 +558,58 @@ def custom_resource_statement(environments: Sequence[str]) -> dict:
         or [_arn("lambda", "function:none")],
         sid="InvokeOurCustomResourceFunctions",
     )
+
+
+def _changes_only_to(service: str, resource_types: set[str]) -> list[str]:
+    """The execution role's actions of `service` that change (not Get/List/Describe) a resource of
+    exactly `resource_types`: a name-scoped Deny on them can never hit another resource type."""
+    resources = _iam_resources()
+    return sorted(
+        a
+        for a in execution_actions()
+        if a.startswith(f"{service}:")
+        and not a.split(":")[1].startswith(("Get", "List", "Describe"))
+        and resources.get(a.lower()) and set(resources[a.lower()]) <= resource_types
+    )  # fmt: skip
+
+
+def confinement_statements(environments: Sequence[str]) -> list[dict]:
+    """What the handler-derived grants on "*" may not reach: resources our stacks did not create.
+
+    CloudFormation names what it creates after the stack (`<env>-<name>-<Logical>-<random>`, buckets in
+    lowercase): https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-name.html
+    Our templates name no function or bucket themselves, so Lambda functions and S3 buckets outside
+    `<env>-*` are refused by name (NotResource: no Lambda or S3 resource type is missed, see
+    _changes_only_to). KMS keys carry no stack name; they carry deployctl:environment (a test checks
+    each), so deleting a key is refused unless it is one of ours. PutKeyPolicy and DisableKey stay
+    open: the key's create handler may call them before its TagResource, where a tag condition would
+    break every new key.
+    """
+    names = list(environments) or ["none"]
+    functions = [_arn("lambda", f"function:{e}-*") for e in names]
+    buckets = [Sub(f"arn:${{AWS::Partition}}:s3:::{e}-*") for e in names]
+    objects = [Sub(f"arn:${{AWS::Partition}}:s3:::{e}-*/*") for e in names]
+    return [
+        {
+            "Sid": "OnlyFunctionsOfOurStacks",
+            "Effect": "Deny",
+            "Action": _changes_only_to("lambda", {"function"}),
+            "NotResource": functions,
+        },
+        {
+            "Sid": "OnlyBucketsOfOurStacks",
+            "Effect": "Deny",
+            "Action": _changes_only_to("s3", {"bucket", "object", "accesspointobject"}),
+            "NotResource": buckets + objects,
+        },
+        {
+            "Sid": "OnlyKeysOfOurStacksAreDeleted",
+            "Effect": "Deny",
+            "Action": ["kms:ScheduleKeyDeletion"],
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:ResourceTag/deployctl:environment": names}},
+        },
+    ]
 
 
 def _document(statements: list[dict]) -> dict:
@@ -786,6 +914,10 @@ def build_account(
                     PolicyName="custom-resources",
                     PolicyDocument=_document([custom_resource_statement(environments)]),
                 ),
+                iam.Policy(
+                    PolicyName="only-our-resources",
+                    PolicyDocument=_document(confinement_statements(environments)),
+                ),
             ],
             Metadata=checkov_skip(
                 dict.fromkeys(
@@ -819,13 +951,13 @@ def _github_role(
 ) -> None:  # fmt: skip
     name = f"deployctl-{role}-{environment}"
     skips = {
-        "plan": {"CKV_AWS_108": "s3:GetObject on the artifacts buckets' templates/ only: CloudFormation "
-                 "reads templates over the inline limit with the caller's credentials"},
+        "plan": {"CKV_AWS_108": "s3:GetObject on the artifacts buckets' templates/plan/ only: "
+                 "CloudFormation reads templates over the inline limit with the caller's credentials"},
         "smoke": {"CKV_AWS_108": "reads this environment's API keys (deployctl/<env>/*) to smoke-test"},
         "rotation": {"CKV_AWS_108": "rotates and reads back this environment's client API keys only"},
         "drift": {"CKV_AWS_108": "drift detection reads each resource (the schemas' read handlers)",
                   "CKV_AWS_107": "drift detection reads each resource (the schemas' read handlers)"},
-        "deploy": {"CKV_AWS_108": "s3:GetObject on the artifacts buckets' templates/ only"},
+        "deploy": {"CKV_AWS_108": "s3:GetObject on the artifacts buckets' templates/deploy/ only"},
     }  # fmt: skip
     t.add_resource(
         iam.Role(
@@ -916,6 +1048,25 @@ LIFECYCLE = {
 REPOSITORIES = (("GatewayRepository", GATEWAY_REPOSITORY), ("VllmRepository", VLLM_REPOSITORY))
 
 
+def deploy_templates_statement(bucket: Any) -> dict:
+    """Only the deploy roles write where deploys' templates wait for CreateChangeSet.
+
+    A plan runs a pull request's code; without this, any principal with s3:PutObject on the bucket
+    (an administrator's grant, a future role) could overwrite a deploy's object between the upload and
+    the change set and have its template executed. aws:PrincipalArn is the role's ARN (path included)
+    for an assumed-role session:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn
+    """
+    return {
+        "Sid": "OnlyDeployRolesWriteDeployTemplates",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+        "Resource": Sub(f"${{Arn}}/{DEPLOY_TEMPLATES}/*", Arn=GetAtt(bucket, "Arn")),
+        "Condition": {"ArnNotLike": {"aws:PrincipalArn": _role_arn(DEPLOY_ROLES)}},
+    }
+
+
 def build_regional() -> Template:
     """The artifacts bucket and the ECR repositories of one region.
 
@@ -967,7 +1118,10 @@ def build_regional() -> Template:
             "ArtifactsBucketPolicy",
             Condition=creates["ArtifactsBucket"],
             Bucket=Ref(bucket),
-            PolicyDocument={"Version": "2012-10-17", "Statement": [buckets.tls_only(bucket)]},
+            PolicyDocument={
+                "Version": "2012-10-17",
+                "Statement": [buckets.tls_only(bucket), deploy_templates_statement(bucket)],
+            },
         )
     )
     for logical, name in REPOSITORIES:

@@ -208,7 +208,7 @@ def _plan_stack(
             state.stack_name,
             name,
             kind="CREATE" if shell else "UPDATE",
-            template=cf.template_argument(state.text or "", state.stack_name, state.region),
+            template=cf.template_argument(state.text or "", state.stack_name, state.region, purpose="plan"),
             parameters=params,
             tags=stack_tags(state, "plan", repository=repository),
         )

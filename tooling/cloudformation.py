@@ -173,13 +173,24 @@ def artifacts_bucket(account: str, region: str) -> str:
     return f"deployctl-artifacts-{account}-{region}"
 
 
-def template_argument(text: str, stack_name: str, region: str) -> dict[str, str]:
-    """TemplateBody when it fits inline, else an upload to the artifacts bucket and its TemplateURL."""
+# Where each caller uploads: plans run pull requests' code, so they never share a key with a deploy
+# (the bucket denies `templates/deploy/*` writes to all but the deploy roles: templates/bootstrap.py).
+TEMPLATE_PREFIXES = {
+    "plan": "templates/plan",
+    "deploy": "templates/deploy",
+    "bootstrap": "templates/bootstrap",
+}
+
+
+def template_argument(text: str, stack_name: str, region: str, *, purpose: str) -> dict[str, str]:
+    """TemplateBody when it fits inline, else an upload to the artifacts bucket under `purpose`'s
+    prefix (TEMPLATE_PREFIXES) and its TemplateURL."""
+    prefix = TEMPLATE_PREFIXES[purpose]
     compact = json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True)
     if inline_size(text) <= INLINE_LIMIT:
         return {"TemplateBody": compact}
     bucket = artifacts_bucket(aws.account_id(region), region)
-    key = f"templates/{stack_name}/{hashlib.sha256(compact.encode()).hexdigest()}.json"
+    key = f"{prefix}/{stack_name}/{hashlib.sha256(compact.encode()).hexdigest()}.json"
     aws.client("s3", region).put_object(
         Bucket=bucket, Key=key, Body=compact.encode(), ContentType="application/json"
     )

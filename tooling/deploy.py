@@ -149,7 +149,7 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
                     "deploy with --yes to allow it"])  # fmt: skip
             # Everything a create needs is checked before anything is deleted: parameters above, the
             # template here (ValidateTemplate), so a failed recreate never leaves the endpoint gone.
-            cfn.validate_template(**cf.template_argument(state.text, name, state.region))
+            cfn.validate_template(**cf.template_argument(state.text, name, state.region, purpose="deploy"))
         report(f"{status}: deleting it to create it again")
         cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel,
                         lift_protection=options.yes
@@ -170,7 +170,7 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
             name,
             change_set,
             kind=kind,
-            template=cf.template_argument(state.text, name, state.region),
+            template=cf.template_argument(state.text, name, state.region, purpose="deploy"),
             parameters=params,
             tags=stack_tags(
                 state, digest, repository=options.repository, commit=options.commit, regions=options.regions

@@ -26,6 +26,18 @@ DEPLOYMENTS_DIR = "deployments"
 DEFAULTS_FILE = "_defaults.yaml"
 SUFFIXES = (".yaml", ".yml")
 ENVIRONMENT = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def prefix_clash(name: str, others: Iterable[str]) -> str | None:
+    """Another environment whose name followed by '-' starts `name` (prod and prod-eu), or None.
+
+    Every per-environment grant is a name pattern: stacks `<env>-*`, secrets `deployctl/<env>/*`,
+    functions `<env>-*`, templates `templates/deploy/<env>-*` (templates/bootstrap.py). prod's patterns
+    would match prod-eu's resources, so prod's roles would drive prod-eu's stacks.
+    """
+    return next((o for o in sorted(others) if o != name and name.startswith(f"{o}-")), None)
+
+
 NAME = re.compile(r"[a-z][a-z0-9-]{2,31}")
 
 
@@ -140,6 +152,22 @@ def discover(root: Path, paths: Sequence[Path] = ()) -> tuple[dict[str, list[Pat
         env = _environment(base, path, problems)
         if env is not None:
             environments[env].append(path)
+    # Plans, deploys and prunes stop on these problems (Snapshot.problems): nothing is touched.
+    folders = sorted(p.name for p in base.iterdir() if p.is_dir() and ENVIRONMENT.fullmatch(p.name))
+    for env in sorted(environments):
+        if clash := prefix_clash(env, folders):
+            for path in environments.pop(env):
+                problems.append(
+                    _problem(
+                        path,
+                        f"environment '{env}' starts with environment '{clash}' and '-': every "
+                        f"permission of {clash}'s roles ({clash}-* stacks, deployctl/{clash}/* secrets) "
+                        f"would also reach {env}'s resources",
+                        "REPO005",
+                        f"rename the folder so that no environment name is another's followed by '-' "
+                        f"(for example '{env.replace('-', '', 1)}')",
+                    )
+                )
     return environments, problems
 
 

@@ -4,8 +4,10 @@ moto has no SimulatePrincipalPolicy (nor any policy evaluation in server mode), 
 online API, so the account stack's policies are evaluated here with IAM's documented logic for what they
 use: an explicit Deny wins, else any Allow, else denied; Action and Resource match with `*`/`?`
 wildcards (actions case-insensitively); conditions are ANDed across operators and keys, ORed across a
-key's values; StringEquals, StringLike, ArnLike, ArnEquals. Any other operator fails the test rather
-than being guessed.
+key's values; StringEquals, StringLike, ArnLike, ArnEquals and their negations (StringNotEquals,
+StringNotLike, ArnNotLike, ArnNotEquals: true when no value matches, and when the key is absent);
+NotResource (the statement applies to every resource but those). Any other operator fails the test
+rather than being guessed.
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 """
@@ -17,7 +19,10 @@ import json
 from typing import Any
 
 ACCOUNT = "123456789012"
-OPERATORS = {"StringEquals", "StringLike", "ArnLike", "ArnEquals"}
+POSITIVE = {"StringEquals", "StringLike", "ArnLike", "ArnEquals"}
+NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike", "ArnNotLike": "ArnLike",
+           "ArnNotEquals": "ArnEquals"}  # fmt: skip
+OPERATORS = POSITIVE | set(NEGATED)
 
 
 def plain(value: Any, region: str = "us-east-1", refs: dict[str, str] | None = None) -> Any:
@@ -56,16 +61,21 @@ def _matches(pattern: str, value: str, *, case: bool = True) -> bool:
 def _condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, Any]) -> bool:
     for operator, tests in condition.items():
         assert operator in OPERATORS, f"the test evaluator does not know {operator}"
+        negated = operator in NEGATED
+        positive = NEGATED.get(operator, operator)
         for key, wanted in tests.items():
             if key not in context:
+                if negated:
+                    continue  # a negated operator holds when the key is absent
                 return False  # a missing key never matches a positive operator
             actual = _list(context[key])
-            wildcard = operator in ("StringLike", "ArnLike")
-            if not any(
+            wildcard = positive in ("StringLike", "ArnLike")
+            matched = any(
                 (_matches(str(w), str(a)) if wildcard else str(w) == str(a))
                 for w in _list(wanted)
                 for a in actual
-            ):
+            )
+            if matched == negated:
                 return False
     return True
 
@@ -73,7 +83,10 @@ def _condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, An
 def _applies(statement: dict[str, Any], action: str, resource: str, context: dict[str, Any]) -> bool:
     if not any(_matches(a, action, case=False) for a in _list(statement.get("Action", []))):
         return False
-    if not any(_matches(r, resource) for r in _list(statement.get("Resource", "*"))):
+    if "NotResource" in statement:
+        if any(_matches(r, resource) for r in _list(statement["NotResource"])):
+            return False
+    elif not any(_matches(r, resource) for r in _list(statement.get("Resource", "*"))):
         return False
     return _condition_holds(statement.get("Condition", {}), context)
 

@@ -156,3 +156,32 @@ def test_validate_locates_a_deployment_outside_its_environments_regions(tmp_path
     assert "deployments/dev/chat.yaml:3:9: error: region: dev may not run in eu-west-1" in result.output
     assert "one of us-east-1" in result.output
     assert "deployments/qa/chat.yaml:1:1: error: environment 'qa' is not declared" in result.output
+
+
+def test_an_environment_named_another_followed_by_a_dash_is_refused(tmp_path: Path) -> None:
+    # prod's roles are granted prod-* stacks and deployctl/prod/* secrets: prod-eu's would be inside.
+    (found,) = errors(tmp_path, GOOD + '  prod-eu: {account_id: "333333333333", regions: [eu-west-1]}\n')
+    line, field, message = found.split(" ", 2)
+    assert line.startswith("7:")  # the prod-eu entry
+    assert field == "environments.prod-eu:"
+    assert "'prod-eu' is 'prod' followed by '-'" in message
+    # Names that only share letters are fine.
+    text = GOOD + '  production: {account_id: "333333333333", regions: [eu-west-1]}\n'
+    assert environments.load(write(tmp_path, text)) is not None
+
+
+def test_a_deployment_folder_named_another_followed_by_a_dash_is_refused(tmp_path: Path) -> None:
+    from tooling import repository
+
+    for folder in ("prod", "prod-eu", "production"):
+        (tmp_path / "deployments" / folder).mkdir(parents=True)
+        (tmp_path / "deployments" / folder / "chat.yaml").write_text("name: chat\n", encoding="utf-8")
+    loaded = repository.load(tmp_path)
+    clashes = [d for d in loaded.diagnostics if d.code == "REPO005"]
+    assert [d.location.file.relative_to(tmp_path).as_posix() for d in clashes] == [
+        "deployments/prod-eu/chat.yaml"
+    ]
+    assert "starts with environment 'prod' and '-'" in clashes[0].message
+    assert {f.environment for f in loaded.files} == {"prod", "production"}
+    assert repository.prefix_clash("prod", ["prod-eu"]) is None  # the shorter name is the one kept
+    assert repository.prefix_clash("prod-eu-2", ["prod-eu", "dev"]) == "prod-eu"

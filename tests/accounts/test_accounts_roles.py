@@ -162,7 +162,10 @@ PLAN = {
     "cloudformation:DescribeStackEvents",
     "cloudformation:GetTemplate",
     "cloudformation:CreateChangeSet",
+    "cloudformation:TagResource",
+    "cloudformation:ListStackResources",
     "cloudformation:DeleteStack",
+    "acm:DescribeCertificate",
     "ssm:GetParameters",
     "budgets:ViewBudget",
     "s3:PutObject",
@@ -182,6 +185,11 @@ DEPLOY = {
     "cloudformation:GetTemplate",
     "cloudformation:ContinueUpdateRollback",
     "cloudformation:UpdateTerminationProtection",
+    "cloudformation:ListStackResources",
+    "cloudformation:TagResource",
+    "cloudformation:UntagResource",
+    "cloudformation:ValidateTemplate",
+    "acm:DescribeCertificate",
     "iam:PassRole",
     "ssm:GetParameters",
     "s3:PutObject",
@@ -197,6 +205,7 @@ SMOKE = {
 ROTATION = SMOKE | {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
 DRIFT_OWN = {
     "cloudformation:DetectStackDrift",
+    "cloudformation:DetectStackResourceDrift",
     "cloudformation:DescribeStackResourceDrifts",
     "cloudformation:DescribeStacks",
     "cloudformation:DescribeStackDriftDetectionStatus",
@@ -223,9 +232,12 @@ def test_the_plan_role_deletes_only_its_own_review_shells() -> None:
     assert not allowed(docs, "cloudformation:DeleteStack", stack_arn("prod-chat"), shell)
     assert not allowed(docs, "cloudformation:DeleteStack", stack_arn("deployctl-bootstrap"), shell)
     # Its change sets carry the plan tag, so the shells they create do too; it can execute none.
-    plan_tag = {"aws:RequestTag/deployctl:template-hash": "plan"}
+    named = {"cloudformation:ChangeSetName": "deployctl-plan-0a1b2c3d4e5f"}
+    plan_tag = {"aws:RequestTag/deployctl:template-hash": "plan", **named}
     assert allowed(docs, "cloudformation:CreateChangeSet", stack_arn("dev-chat"), plan_tag)
-    assert not allowed(docs, "cloudformation:CreateChangeSet", stack_arn("dev-chat"), {})
+    assert not allowed(docs, "cloudformation:CreateChangeSet", stack_arn("dev-chat"), named)
+    deploy_named = {**plan_tag, "cloudformation:ChangeSetName": "deployctl-0a1b2c3d4e5f"}
+    assert not allowed(docs, "cloudformation:CreateChangeSet", stack_arn("dev-chat"), deploy_named)
     assert not allowed(docs, "cloudformation:ExecuteChangeSet", stack_arn("dev-chat"))
     assert not allowed(docs, "iam:PassRole", EXECUTION)
     assert not allowed(
@@ -239,10 +251,16 @@ def test_the_plan_tag_is_what_plans_put_on_their_change_sets() -> None:
     from tooling.changesets import stack_tags
     from tooling.snapshot import StackState
 
-    tags = stack_tags(
-        StackState("dev", "chat", "x.yaml", "us-east-1", "{}"), "plan", repository="acme/models"
-    )
+    tags = stack_tags(StackState("dev", "chat", "x.yaml", "us-east-1", "{}"), "plan", repository=REPO)
     assert tags[bootstrap.PLAN_TAG] == bootstrap.PLAN_TAG_VALUE
+    # ... and the names the plan role's change-set conditions expect (deploys' never match them).
+    import inspect
+
+    from tooling import changesets, deploy
+
+    assert 'f"deployctl-plan-{uuid.uuid4().hex[:12]}"' in inspect.getsource(changesets)
+    assert 'f"deployctl-{uuid.uuid4().hex[:12]}"' in inspect.getsource(deploy)
+    assert bootstrap.PLAN_CHANGE_SETS == "deployctl-plan-*"
 
 
 def test_the_deploy_role_drives_only_its_environment_and_passes_only_the_execution_role() -> None:
@@ -514,3 +532,138 @@ def test_every_kms_key_carries_the_environment_tag_the_key_conditions_use(built:
         for logical, key in item.of_type("AWS::KMS::Key").items():
             tags = {t["Key"]: t["Value"] for t in key["Properties"].get("Tags", [])}
             assert tags.get("deployctl:environment") == item.deployment.environment, f"{name}/{logical}"
+
+
+# ---------------------------------------------------------------------- plans never touch what deploys run
+
+DEPLOY_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/deployctl/deployctl-deploy-prod"
+PLAN_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/deployctl/deployctl-plan-prod"
+BUCKET = f"arn:aws:s3:::deployctl-artifacts-{ACCOUNT}-us-east-1"
+
+
+def test_plan_and_deploy_templates_live_under_disjoint_prefixes() -> None:
+    from tooling.cloudformation import TEMPLATE_PREFIXES
+
+    assert TEMPLATE_PREFIXES["plan"] == bootstrap.PLAN_TEMPLATES
+    assert TEMPLATE_PREFIXES["deploy"] == bootstrap.DEPLOY_TEMPLATES
+    assert len(set(TEMPLATE_PREFIXES.values())) == len(TEMPLATE_PREFIXES)
+    plan = documents(role("prod", "plan"))
+    deploy = documents(role("prod", "deploy"))
+    plan_key = f"{BUCKET}/templates/plan/prod-chat/{'a' * 64}.json"
+    deploy_key = f"{BUCKET}/templates/deploy/prod-chat/{'a' * 64}.json"
+    for action in ("s3:PutObject", "s3:GetObject"):
+        assert allowed(plan, action, plan_key)
+        assert allowed(deploy, action, deploy_key)
+        assert not allowed(plan, action, deploy_key), action
+        assert not allowed(deploy, action, plan_key), action
+        # the old shared prefix, and another environment's deploys
+        assert not allowed(plan, action, f"{BUCKET}/templates/prod-chat/{'a' * 64}.json")
+        assert not allowed(deploy, action, f"{BUCKET}/templates/deploy/dev-chat/{'a' * 64}.json")
+
+
+def regional_bucket_policy() -> dict:
+    resources = plain(json.loads(render(bootstrap.build_regional()))["Resources"], "us-east-1",
+                      {"ArtifactsBucket": "deployctl-artifacts"})  # fmt: skip
+    document = resources["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"]
+    return json.loads(json.dumps(document).replace("getatt:ArtifactsBucket.Arn", BUCKET))
+
+
+def test_the_bucket_lets_only_deploy_roles_write_deploy_templates() -> None:
+    policy = regional_bucket_policy()
+    (deny,) = [s for s in policy["Statement"] if s["Sid"] == "OnlyDeployRolesWriteDeployTemplates"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    # An administrator (or any future role) granted s3:* on the bucket: the bucket policy still denies.
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    deploy_key = f"{BUCKET}/templates/deploy/prod-chat/{'b' * 64}.json"
+    for principal in (PLAN_ROLE_ARN, f"arn:aws:iam::{ACCOUNT}:role/Admin", f"arn:aws:iam::{ACCOUNT}:user/ci"):
+        context = {"aws:PrincipalArn": principal, "aws:SecureTransport": "true"}
+        for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+            assert not allowed([admin, {"Statement": [deny]}], action, deploy_key, context), (
+                principal,
+                action,
+            )
+        assert allowed([admin, {"Statement": [deny]}], "s3:GetObject", deploy_key, context)
+        plan_key = f"{BUCKET}/templates/plan/prod-chat/{'b' * 64}.json"
+        assert allowed([admin, {"Statement": [deny]}], "s3:PutObject", plan_key, context)
+    deploy_role = documents(role("prod", "deploy"))
+    assert allowed([*deploy_role, {"Statement": [deny]}], "s3:PutObject", deploy_key,
+                   {"aws:PrincipalArn": DEPLOY_ROLE_ARN})  # fmt: skip
+
+
+def test_the_plan_role_reads_and_deletes_only_plan_change_sets() -> None:
+    docs = documents(role("prod", "plan"))
+    for action in ("cloudformation:DescribeChangeSet", "cloudformation:DeleteChangeSet"):
+        ours = {"cloudformation:ChangeSetName": "deployctl-plan-0a1b2c3d4e5f"}
+        assert allowed(docs, action, stack_arn("prod-chat"), ours)
+        # A deploy's change set waiting for its reviewers: a pull request's code must not delete it.
+        assert not allowed(
+            docs, action, stack_arn("prod-chat"), {"cloudformation:ChangeSetName": "deployctl-1"}
+        )
+        assert not allowed(docs, action, stack_arn("prod-chat"), {})
+
+
+def test_change_set_tags_are_authorized_on_create_only() -> None:
+    plan = documents(role("prod", "plan"))
+    create = {"cloudformation:CreateAction": "CreateChangeSet"}
+    plan_tag = {"aws:RequestTag/deployctl:template-hash": "plan"}
+    assert allowed(plan, "cloudformation:TagResource", stack_arn("prod-chat"), {**create, **plan_tag})
+    # Retagging a deployed stack directly, or with another hash, or on execute: refused.
+    assert not allowed(plan, "cloudformation:TagResource", stack_arn("prod-chat"), plan_tag)
+    assert not allowed(plan, "cloudformation:TagResource", stack_arn("prod-chat"),
+                       {**create, "aws:RequestTag/deployctl:template-hash": "3f2a"})  # fmt: skip
+    assert not allowed(plan, "cloudformation:UntagResource", stack_arn("prod-chat"), create)
+    deploy = documents(role("prod", "deploy"))
+    for how in ("CreateChangeSet", "ExecuteChangeSet"):
+        for action in ("cloudformation:TagResource", "cloudformation:UntagResource"):
+            context = {"cloudformation:CreateAction": how}
+            assert allowed(deploy, action, stack_arn("prod-chat"), context)
+            assert not allowed(deploy, action, stack_arn("dev-chat"), context)
+    assert not allowed(deploy, "cloudformation:TagResource", stack_arn("prod-chat"), {})
+
+
+# ------------------------------------------------------------ the execution role stays in our stacks
+
+
+def test_the_execution_role_touches_no_function_bucket_or_key_our_stacks_did_not_create() -> None:
+    docs = execution_documents()
+    ours = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-HostCleanup-1AbC"
+    theirs = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:payments-settle"
+    for action in ("lambda:InvokeFunction", "lambda:UpdateFunctionCode", "lambda:AddPermission",
+                   "lambda:DeleteFunction"):  # fmt: skip
+        assert allowed(docs, action, ours), action
+        assert allowed(docs, action, f"{ours}:1"), action  # a qualified ARN
+        assert not allowed(docs, action, theirs), action
+        assert not allowed(docs, action, f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:staging-x"), action
+    # Creation is not in the way: CloudFormation's generated names start with the stack name.
+    assert allowed(docs, "lambda:CreateFunction", ours)
+    assert allowed(docs, "lambda:ListFunctions", "*")
+    bucket, other = "arn:aws:s3:::prod-chat-accesslogs-1x2y3z", "arn:aws:s3:::company-data-lake"
+    for action in ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketAcl", "s3:DeleteBucket",
+                   "s3:PutBucketPublicAccessBlock", "s3:CreateBucket"):  # fmt: skip
+        assert allowed(docs, action, bucket), action
+        assert not allowed(docs, action, other), action
+    assert allowed(docs, "s3:DeleteObject", f"{bucket}/AWSLogs/x.gz")
+    assert not allowed(docs, "s3:DeleteObject", f"{other}/x.parquet")
+    assert allowed(docs, "s3:GetBucketPolicy", other)  # reads stay open (drift, handlers' read)
+    key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert allowed(docs, "kms:ScheduleKeyDeletion", key, {"aws:ResourceTag/deployctl:environment": "prod"})
+    assert not allowed(docs, "kms:ScheduleKeyDeletion", key, {"aws:ResourceTag/deployctl:environment": "x"})
+    assert not allowed(docs, "kms:ScheduleKeyDeletion", key, {})
+    # A new key: its create handler's calls are not behind a tag condition (it may not be tagged yet).
+    for action in ("kms:CreateKey", "kms:PutKeyPolicy", "kms:EnableKeyRotation", "kms:TagResource"):
+        assert allowed(docs, action, key if action != "kms:CreateKey" else "*", {}), action
+
+
+def test_the_confinement_covers_every_changing_lambda_and_s3_action_of_the_handlers() -> None:
+    (functions, buckets, _keys) = bootstrap.confinement_statements(["prod"])
+    changing = {
+        a
+        for a in bootstrap.execution_actions()
+        if a.startswith(("lambda:", "s3:"))
+        and a.split(":")[1].startswith(("Put", "Delete", "Update", "Invoke"))
+    }
+    # Those not covered act on other resource types (layers, access points, account settings).
+    left = changing - set(functions["Action"]) - set(buckets["Action"])
+    resources = bootstrap._iam_resources()
+    for action in left:
+        assert not set(resources[action.lower()]) <= {"function", "bucket", "object"}, action

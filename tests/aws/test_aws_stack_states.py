@@ -317,13 +317,17 @@ def test_templates_over_the_inline_limit_go_through_the_artifacts_bucket(aws_env
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=cf.artifacts_bucket("123456789012", "us-east-1"))
     big = json.dumps({"Description": "x" * 60_000, "Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
-    argument = cf.template_argument(big, NAME, "us-east-1")
+    argument = cf.template_argument(big, NAME, "us-east-1", purpose="deploy")
     (url,) = argument.values()
     assert list(argument) == ["TemplateURL"]
     key = url.split(".amazonaws.com/", 1)[1]
     body = s3.get_object(Bucket=cf.artifacts_bucket("123456789012", "us-east-1"), Key=key)["Body"].read()
     assert json.loads(body) == json.loads(big)
-    assert list(cf.template_argument(TEMPLATE, NAME, "us-east-1")) == ["TemplateBody"]
+    assert key.startswith(f"templates/deploy/{NAME}/")
+    # A plan (pull requests' code) uploads the same template under its own prefix, never a deploy's key.
+    (plan_url,) = cf.template_argument(big, NAME, "us-east-1", purpose="plan").values()
+    assert plan_url.split(".amazonaws.com/", 1)[1] == key.replace("templates/deploy/", "templates/plan/", 1)
+    assert list(cf.template_argument(TEMPLATE, NAME, "us-east-1", purpose="plan")) == ["TemplateBody"]
 
 
 def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(

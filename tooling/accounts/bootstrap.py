@@ -251,7 +251,7 @@ def _apply(
             name,
             change_set,
             kind=kind,
-            template=cf.template_argument(text, name, region),
+            template=cf.template_argument(text, name, region, purpose="bootstrap"),
             parameters=params,
             tags=MANAGED_BY,
         )

@@ -98,6 +98,22 @@ class Environments(_Model):
     environments: dict[EnvironmentName, Environment] = Field(min_length=1)
 
     @model_validator(mode="after")
+    def _no_name_extends_another(self) -> Environments:
+        from tooling.repository import prefix_clash  # noqa: PLC0415
+
+        for name in self.environments:
+            if clash := prefix_clash(name, self.environments):
+                raise spec.fail(
+                    "environment_prefix",
+                    f"'{name}' is '{clash}' followed by '-': {clash}'s roles are granted {clash}-* stacks "
+                    f"and deployctl/{clash}/* secrets, which would include {name}'s",
+                    hint=f"a name that does not start with '{clash}-' (for example "
+                    f"'{name.replace('-', '', 1)}')",
+                    field=f"environments.{name}",
+                )
+        return self
+
+    @model_validator(mode="after")
     def _one_provider_per_account(self) -> Environments:
         adopted: dict[str, str] = {}
         for name, env in self.environments.items():
