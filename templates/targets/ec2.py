@@ -18,7 +18,7 @@ from templates.autoscaling import add_group_scaling
 from templates.context import Stack
 from templates.engine import engine_environment
 from templates.gpu_hosts import DEPLOY_HEADROOM, GROUP, add_gpu_group, group_ceiling
-from templates.iam import log_writer, pull_statements, role, secret_arn_by_name, statement
+from templates.iam import log_writer, pull_statements, role, secret_readers_by_name, statement
 from templates.images import VLLM_REPOSITORY, image
 from templates.load_balancer import GATEWAY_PORT
 from templates.targets.shared import Shared
@@ -43,7 +43,7 @@ def build(stack: Stack, shared: Shared) -> None:
         log_writer(shared.log_group),
         *weight_readers(spec),
         *shared.key_readers(),
-        *([statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(hf_token))] if hf_token else []),
+        *(secret_readers_by_name([hf_token]) if hf_token else []),
         # The boot script reports each instance to this stack's creation and rolling-update policies.
         statement(["cloudformation:SignalResource"], Ref("AWS::StackId")),
     ]

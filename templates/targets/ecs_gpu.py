@@ -16,7 +16,7 @@ from templates.iam import (
     log_writer,
     pull_statements,
     role,
-    secret_arn_by_name,
+    secret_readers_by_name,
     secret_value_from,
     statement,
 )
@@ -111,11 +111,8 @@ def build(stack: Stack, shared: Shared) -> None:
         [
             *pull_statements(VLLM_REPOSITORY),
             log_writer(shared.log_group),
-            *(
-                [statement(["secretsmanager:GetSecretValue"], secret_arn_by_name(hf_token))]
-                if hf_token
-                else []
-            ),
+            # The token's own key may be a customer key: decrypt through Secrets Manager, for it only.
+            *(secret_readers_by_name([hf_token]) if hf_token else []),
         ],
     )
     task_statements = weight_readers(stack.spec)

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.aws.conftest import git
+from tests.aws.test_aws_end_to_end import push
 from tooling.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -73,8 +74,19 @@ def test_an_ecs_gpu_stack_is_created_deleted_and_created_again(tmp_path: Path, a
             g["AutoScalingGroupName"] for g in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
         ]
 
+    # The images the deploy names are in the stack's region, as CI's push (and replication) leave them:
+    # deploy checks that before any change.
+    ecr = boto3.client("ecr", region_name="us-east-1")
+    for repository in ("deployctl/gateway", "deployctl/vllm"):
+        try:
+            ecr.create_repository(repositoryName=repository)
+        except ecr.exceptions.RepositoryAlreadyExistsException:
+            pass
+    push("abc123")
     for attempt in ("first", "again"):
-        code, out = run(tmp_path, "deploy", "--environment", "dev", "--image-tag", "abc123")
+        code, out = run(
+            tmp_path, "deploy", "--environment", "dev", "--image-tag", "abc123", "--image-wait", "0"
+        )
         assert code == 0, (attempt, out)
         assert f"{STACK}" in out and "created" in out, out
         listed = cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]

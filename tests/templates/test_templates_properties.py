@@ -578,11 +578,12 @@ def test_secrets_the_spec_names_are_decrypted_through_secrets_manager(
     through Secrets Manager and only for that secret (its ARN in the encryption context)."""
     item = built[stack]
     spec = item.deployment.spec
-    if spec.compute.service in ("ecs-gpu", "ec2"):
-        return  # the GPU targets' roles are built in templates/targets/ecs_gpu.py and ec2.py
     named = {
         "ecs-fargate": ("ExecutionRole", getattr(spec.engine, "provider_key_secret", None)),
         "sagemaker": ("ModelRole", spec.model.token_secret),
+        # ECS injects the token (the execution role); an ec2 host reads it itself (the instance role).
+        "ecs-gpu": ("ExecutionRole", spec.model.token_secret),
+        "ec2": ("InstanceRole", spec.model.token_secret),
     }[spec.compute.service]
     role, secret = named
     if secret is None:
