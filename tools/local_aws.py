@@ -262,7 +262,7 @@ def _send_custom_resources_delete() -> None:
                 "StackId": stack_id,
                 "RequestId": str(uuid.uuid4()),
                 "LogicalResourceId": self.logical_id,
-                "PhysicalResourceId": self.resource_name,
+                "PhysicalResourceId": getattr(self, "deployctl_physical_id", None) or self.resource_name,
                 "ResourceType": kind,
                 "ResourceProperties": properties,
             }
@@ -273,6 +273,23 @@ def _send_custom_resources_delete() -> None:
 
     CustomModel.create_from_cloudformation_json = classmethod(create)
     CustomModel.delete = delete
+
+    # On AWS a Delete names the resource by the PhysicalResourceId its function answered on Create
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requesttypes-delete.html);
+    # moto keeps only its own generated name, so the answer's id is kept here and sent back.
+    from moto.cloudformation.responses import CloudFormationResponse  # noqa: PLC0415
+
+    answered = CloudFormationResponse.process_cfn_response
+
+    def process_cfn_response(self: Any) -> Any:
+        result = answered(self)
+        if self._get_param("Status") == "SUCCESS" and self._get_param("PhysicalResourceId"):
+            stack = self.cloudformation_backend.get_stack(self._get_param("StackId"))
+            resource = stack.get_custom_resource(self._get_param("LogicalResourceId"))
+            resource.deployctl_physical_id = self._get_param("PhysicalResourceId")
+        return result
+
+    CloudFormationResponse.process_cfn_response = process_cfn_response
 
 
 @contextlib.contextmanager
