@@ -8,6 +8,7 @@ graph) and tests/aws/test_host_cleanup.py (the documented API responses).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import boto3
@@ -78,10 +79,8 @@ def test_an_ecs_gpu_stack_is_created_deleted_and_created_again(tmp_path: Path, a
     # deploy checks that before any change.
     ecr = boto3.client("ecr", region_name="us-east-1")
     for repository in ("deployctl/gateway", "deployctl/vllm"):
-        try:
+        with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
-        except ecr.exceptions.RepositoryAlreadyExistsException:
-            pass
     push("abc123")
     for attempt in ("first", "again"):
         code, out = run(
