@@ -144,3 +144,25 @@ def test_the_age_of_the_prices() -> None:
     assert table.age_text(as_of) == f"prices as of {as_of.isoformat()} (today)"
     assert table.age_text(as_of + dt.timedelta(days=9)).endswith("(9 days old)")
     assert table.age_text(as_of + dt.timedelta(days=1)).endswith("(1 day old)")
+
+
+@pytest.mark.parametrize(
+    ("provenance", "says"),
+    [
+        ("replayed from recorded Price List responses (tests/cost/recorded) …", "not yet read from AWS"),
+        ("read live from the AWS Price List Query API", "AWS Price List Query API (pricing:GetProducts"),
+    ],
+)
+def test_the_note_says_whether_the_table_was_read_from_aws(
+    monkeypatch: pytest.MonkeyPatch, provenance: str, says: str
+) -> None:
+    """A table rebuilt from recorded public data (where it was made, AWS could not be reached) must not
+    present itself as read from the Price List: every estimate says which it is."""
+    import importlib
+
+    estimate = importlib.import_module("tooling.cost.estimate")
+    table = {**estimate.prices(), "provenance": provenance}
+    monkeypatch.setattr(estimate, "prices", lambda: table)
+    note = estimate.prices_note()
+    assert says in note
+    assert ("not yet read from AWS" in note) == provenance.startswith("replayed")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -134,9 +135,14 @@ def test_the_plan_says_how_old_the_prices_are() -> None:
     from tooling import plan_output
     from tooling.cost import table
 
+    cost_estimate = importlib.import_module("tooling.cost.estimate")
+
     stack = SimpleNamespace(priced=True, base_unpriced=False)
     plan = SimpleNamespace(stacks=[stack], monthly_totals=lambda: (100.0, 250.0))
     later = table.as_of() + dt.timedelta(days=12)
     line = plan_output._total_cost(plan, later)
     assert line.startswith("Monthly estimate +$150 → $250 in all (prices as of ")
-    assert "(12 days old)" in line and "AWS Price List" in line
+    assert "(12 days old)" in line
+    # Where the prices come from, as the note says it (the Price List, or recorded data not yet read
+    # from AWS): the same words as `deployctl cost`.
+    assert line.endswith(f"({cost_estimate.prices_note(later)})")

@@ -189,7 +189,14 @@ def prices_note(today: dt.date | None = None) -> str:
     """Where the prices come from and how old they are: what `deployctl cost` and the plan print."""
     table = prices()
     age = price_table.age_text(today) if today else f"prices as of {table['as_of']}"
-    return f"{age}: {table['source']}"
+    source = table["source"]
+    if str(table.get("provenance", "")).startswith("replayed"):
+        # A table regenerated from recorded responses was not read from AWS: say so wherever it prints.
+        source = (
+            "replayed from recorded public AWS-derived data, not yet read from AWS "
+            "(see the table's provenance)"
+        )
+    return f"{age}: {source}"
 
 
 # ---------------------------------------------------------------- schedules
