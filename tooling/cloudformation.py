@@ -311,6 +311,71 @@ def is_empty(described: dict[str, Any]) -> bool:
     )
 
 
+@dataclass
+class Applied:
+    """What became of a change set: "no-change" (empty), "change-set-failed" (`reason`), "not-started"
+    (ExecuteChangeSet refused: `error`), or "executed" with the stack as it ended (`final`)."""
+
+    outcome: str
+    described: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, Any] | None = None
+    reason: str = ""
+    error: ClientError | None = None
+
+
+def apply_change_set(
+    cfn: Any,
+    name: str,
+    change_set: str,
+    *,
+    kind: str,
+    template: dict[str, str],
+    parameters: list[dict[str, Any]],
+    tags: dict[str, str],
+    events: Events,
+    timeout: float,
+    on_event: Callable[[str], None],
+    role_arn: str | None = None,
+    cancel: threading.Event | None = None,
+) -> Applied:
+    """Create a change set, wait for it, execute it and wait for the stack, its events only from now on.
+
+    A change set that is not executed (empty, failed, refused, interrupted) is deleted, and with it the
+    empty shell a CREATE change set leaves; one that executes is left to CloudFormation.
+    """
+    try:
+        create_change_set(
+            cfn, name, change_set, kind=kind, template=template, parameters=parameters, tags=tags,
+            role_arn=role_arn,
+        )  # fmt: skip
+    except ClientError as exc:
+        if NO_UPDATES in str(exc):  # some endpoints refuse an empty change set outright
+            return Applied("no-change")
+        raise
+    executing = False
+    try:
+        described = wait_change_set(cfn, name, change_set, cancel)
+        if is_empty(described):
+            return Applied("no-change", described)
+        if described["Status"] == "FAILED":
+            return Applied("change-set-failed", described, reason=described.get("StatusReason", ""))
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        mark(cfn, name, events)
+        try:
+            cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
+        except ClientError as exc:
+            return Applied("not-started", described, error=exc)
+        executing = True
+        final = wait(cfn, name, timeout=timeout, events=events, on_event=on_event, cancel=cancel)
+        return Applied("executed", described, final)
+    finally:
+        if not executing:
+            delete_change_set(cfn, name, change_set)
+            if kind == "CREATE":
+                delete_shell(cfn, name)
+
+
 def delete_change_set(cfn: Any, name: str, change_set: str) -> None:
     with contextlib.suppress(ClientError):  # already gone, or the stack went with it
         cfn.delete_change_set(StackName=name, ChangeSetName=change_set)

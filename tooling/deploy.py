@@ -16,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botocore.exceptions import ClientError
-
 from tooling import aws, certificates
 from tooling import cloudformation as cf
 from tooling.accounts import guard
@@ -162,48 +160,35 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
     if stack is not None and (refusal := _backwards(cf.tags_of(stack).get(COMMIT_TAG, ""), options)):
         return Result(name, "refused", reasons=[refusal])
 
-    change_set = f"deployctl-{uuid.uuid4().hex[:12]}"
     kind = "CREATE" if stack is None else "UPDATE"
-    try:
-        cf.create_change_set(
-            cfn,
-            name,
-            change_set,
-            kind=kind,
-            template=cf.template_argument(state.text, name, state.region, purpose="deploy"),
-            parameters=params,
-            tags=stack_tags(
-                state, digest, repository=options.repository, commit=options.commit, regions=options.regions
-            ),
-            role_arn=cf.execution_role(cfn),
-        )
-    except ClientError as exc:
-        if cf.NO_UPDATES in str(exc):  # some endpoints refuse an empty change set outright
-            return Result(name, "no-change", endpoint=cf.outputs_of(stack).get("EndpointUrl", ""))
-        raise
-    executing = False
-    try:
-        described = cf.wait_change_set(cfn, name, change_set, cancel)
-        if cf.is_empty(described):
-            return Result(name, "no-change", endpoint=cf.outputs_of(stack).get("EndpointUrl", ""))
-        if described["Status"] == "FAILED":
-            return Result(name, "failed", reasons=[f"change set: {described.get('StatusReason', '')}"])
-        if cancel.is_set():
-            raise cf.Cancelled
-        cf.mark(cfn, name, events)
-        cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
-        executing = True
-        final = cf.wait(cfn, name, timeout=options.timeout, events=events, on_event=report, cancel=cancel)
-        new_subscriptions = kind == "CREATE" or any(
-            c.get("ResourceChange", {}).get("ResourceType") == "AWS::SNS::Subscription"
-            and c["ResourceChange"].get("Action") == "Add"
-            for c in described.get("Changes", [])
-        )
-    finally:
-        if not executing:
-            cf.delete_change_set(cfn, name, change_set)
-            if kind == "CREATE":
-                cf.delete_shell(cfn, name)
+    applied = cf.apply_change_set(
+        cfn,
+        name,
+        f"deployctl-{uuid.uuid4().hex[:12]}",
+        kind=kind,
+        template=cf.template_argument(state.text, name, state.region, purpose="deploy"),
+        parameters=params,
+        tags=stack_tags(
+            state, digest, repository=options.repository, commit=options.commit, regions=options.regions
+        ),
+        role_arn=cf.execution_role(cfn),
+        events=events,
+        timeout=options.timeout,
+        on_event=report,
+        cancel=cancel,
+    )
+    if applied.outcome == "no-change":
+        return Result(name, "no-change", endpoint=cf.outputs_of(stack).get("EndpointUrl", ""))
+    if applied.outcome == "change-set-failed":
+        return Result(name, "failed", reasons=[f"change set: {applied.reason}"])
+    if applied.error is not None:
+        raise applied.error
+    final = applied.final
+    new_subscriptions = kind == "CREATE" or any(
+        c.get("ResourceChange", {}).get("ResourceType") == "AWS::SNS::Subscription"
+        and c["ResourceChange"].get("Action") == "Add"
+        for c in applied.described.get("Changes", [])
+    )
     status = (final or {}).get("StackStatus", "GONE")
     if status not in cf.SUCCESS:
         reasons = events.failures or [f"{status}: {(final or {}).get('StackStatusReason', '')}"]

@@ -243,47 +243,32 @@ def _apply(
     cfn: Any, region: str, name: str, text: str, params: list[dict[str, str]], stack: dict[str, Any] | None,
     report: Report, on_event: Callable[[str], None], timeout: float,
 ) -> None:  # fmt: skip
-    change_set = f"deployctl-bootstrap-{uuid.uuid4().hex[:12]}"
-    kind = "CREATE" if stack is None else "UPDATE"
-    try:
-        cf.create_change_set(
-            cfn,
-            name,
-            change_set,
-            kind=kind,
-            template=cf.template_argument(text, name, region, purpose="bootstrap"),
-            parameters=params,
-            tags=MANAGED_BY,
-        )
-    except ClientError as exc:
-        if cf.NO_UPDATES in str(exc):
-            report.say(f"{region}: {name} is up to date")
-            return
-        raise
-    executing = False
-    try:
-        described = cf.wait_change_set(cfn, name, change_set)
-        if cf.is_empty(described):
-            report.say(f"{region}: {name} is up to date")
-            return
-        if described["Status"] == "FAILED":
-            report.failed = True
-            report.say(f"{region}: {name} change set failed: {described.get('StatusReason', '')}")
-            return
-        try:
-            cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
-        except ClientError as exc:
-            report.failed = True
-            report.say(f"{region}: {name} could not start: {exc.response['Error'].get('Message', exc)}")
-            return
-        executing = True
-        events = cf.Events()
-        final = cf.wait(cfn, name, timeout=timeout, events=events, on_event=on_event)
-    finally:
-        if not executing:
-            cf.delete_change_set(cfn, name, change_set)
-            if kind == "CREATE":
-                cf.delete_shell(cfn, name)
+    events = cf.Events()
+    applied = cf.apply_change_set(
+        cfn,
+        name,
+        f"deployctl-bootstrap-{uuid.uuid4().hex[:12]}",
+        kind="CREATE" if stack is None else "UPDATE",
+        template=cf.template_argument(text, name, region, purpose="bootstrap"),
+        parameters=params,
+        tags=MANAGED_BY,
+        events=events,
+        timeout=timeout,
+        on_event=on_event,
+    )
+    if applied.outcome == "no-change":
+        report.say(f"{region}: {name} is up to date")
+        return
+    if applied.outcome == "change-set-failed":
+        report.failed = True
+        report.say(f"{region}: {name} change set failed: {applied.reason}")
+        return
+    if applied.error is not None:
+        report.failed = True
+        message = applied.error.response["Error"].get("Message", applied.error)
+        report.say(f"{region}: {name} could not start: {message}")
+        return
+    final = applied.final
     status = (final or {}).get("StackStatus", "GONE")
     report.say(f"{region}: {name} {status}")
     if status not in cf.SUCCESS:
