@@ -865,42 +865,19 @@ def smoke(
     """Smoke-test live endpoints with the openai SDK; exit 1 on any failure."""
     import json  # noqa: PLC0415
 
-    from tooling import aws, keys  # noqa: PLC0415
-    from tooling import cloudformation as cf  # noqa: PLC0415
     from tooling import smoke as checks  # noqa: PLC0415
 
     if key_from_secret and key_env:
         raise click.UsageError("choose one of --key-from-secret and --key-env")
+    mode = "env" if key_env else "secret"
     reports = []
     for deployment in _live(obj, targets, environment):
-        spec = deployment.spec
-        assert spec is not None
-        outputs = cf.outputs_of(cf.describe(aws.client("cloudformation", spec.region), deployment.stack_name))
-        endpoint = url or outputs.get("EndpointUrl")
-        if not endpoint:
-            raise click.ClickException(f"{deployment.stack_name}: no EndpointUrl output; pass --url")
-        key, source = None, "none (auth.api_keys: false)"
-        if spec.auth.api_keys:
-            if key_env:
-                if not os.environ.get(key_env):
-                    raise click.ClickException(f"${key_env} is empty")
-                key, source = os.environ[key_env], f"${key_env}"
-            else:
-                secret = outputs.get("ApiKeySecretArn")
-                if not secret:
-                    raise click.ClickException(f"{deployment.stack_name}: no ApiKeySecretArn output")
-                key, source = keys.key(secret, spec.region), "Secrets Manager AWSCURRENT"
-        reports.append(
-            checks.run(
-                f"{deployment.environment}/{deployment.name}",
-                endpoint,
-                spec.model.served_model_name,
-                key,
-                key_source=source,
-                images="image" in spec.model.modalities,
-                retries=retries,
+        try:
+            reports.append(
+                checks.check_deployment(deployment, key_mode=mode, key_env=key_env, url=url, retries=retries)
             )
-        )
+        except checks.NotSmokeable as exc:
+            raise click.ClickException(str(exc)) from None
     if fmt == "markdown":
         click.echo(checks.to_markdown(reports), nl=False)
     else:

@@ -136,6 +136,57 @@ def run(
     return report
 
 
+class NotSmokeable(Exception):
+    """The stack cannot be smoke-tested as asked (no endpoint output, no key where one is needed)."""
+
+
+def check_deployment(
+    deployment: Any,
+    *,
+    key_mode: str = "secret",
+    key_env: str | None = None,
+    url: str | None = None,
+    retries: int = 1,
+) -> Report:
+    """Smoke-test one deployed deployment (a valid `repository.DeploymentFile`) the way its clients reach it.
+
+    `key_mode`: "secret" reads the stack's API key (AWSCURRENT) from Secrets Manager, "env" reads it from
+    the environment variable `key_env`, "none" sends no key (the refused-key check then is skipped).
+    """
+    import os  # noqa: PLC0415
+
+    from tooling import aws, keys  # noqa: PLC0415
+    from tooling import cloudformation as cf  # noqa: PLC0415
+
+    spec = deployment.spec
+    stack = cf.describe(aws.client("cloudformation", spec.region), deployment.stack_name)
+    if stack is None:
+        raise NotSmokeable(f"{deployment.stack_name}: not deployed in {spec.region}")
+    outputs = cf.outputs_of(stack)
+    endpoint = url or outputs.get("EndpointUrl")
+    if not endpoint:
+        raise NotSmokeable(f"{deployment.stack_name}: no EndpointUrl output; pass --url")
+    key, source = None, "none (auth.api_keys: false)"
+    if spec.auth.api_keys and key_mode == "env":
+        if not key_env or not os.environ.get(key_env):
+            raise NotSmokeable(f"${key_env} is empty")
+        key, source = os.environ[key_env], f"${key_env}"
+    elif spec.auth.api_keys and key_mode == "secret":
+        secret = outputs.get("ApiKeySecretArn")
+        if not secret:
+            raise NotSmokeable(f"{deployment.stack_name}: no ApiKeySecretArn output")
+        key, source = keys.key(secret, spec.region), "Secrets Manager AWSCURRENT"
+    return run(
+        f"{deployment.environment}/{deployment.name}",
+        endpoint,
+        spec.model.served_model_name,
+        key,
+        key_source=source,
+        images="image" in spec.model.modalities,
+        retries=retries,
+    )
+
+
 def to_markdown(reports: list[Report]) -> str:
     lines = ["| deployment | check | result | seconds | first token | detail |", "|---|---|---|---|---|---|"]
     for report in reports:
