@@ -29,4 +29,4 @@ ENGINE_KV_CACHE_USAGE = "EngineKvCacheUsage"  # Percent, 0-100
 GAUGES = (REQUESTS_IN_FLIGHT, ENGINE_REQUESTS_WAITING, ENGINE_REQUESTS_RUNNING, ENGINE_KV_CACHE_USAGE)
 
 # Per streamed request (Milliseconds), dimension sets [Stack] and [Stack, Client].
-TIME_TO_FIRST_TOKEN = "TimeToFirstToken"
+TIME_TO_FIRST_TOKEN = "TimeToFirstToken"  # noqa: S105 - a metric name
