@@ -8,7 +8,11 @@ JSON shape (stable, version 1):
                  "errors": [str], "warnings": [str],
                  "hash": {"stack", "template", "parameters", "tags", "image_tags": str|null} | null,
                  "changes": [{"logical_id", "resource_type", "action", "replacement",
-                              "properties": [{"path", "before", "after"}]}]}]}
+                              "properties": [{"path", "before", "after"}]}]}],
+     "quotas": {"checked", "note", "exceeded", "warnings", "quotas": [...]} | null}
+
+`quotas` is the quota preflight (tooling/quotas.py): checked against AWS for aws plans, not checked
+(and saying so) for offline ones; a quota the plan would exceed fails the plan.
 
 `hash` binds a deploy to the reviewed plan (`deploy --plan FILE`): per stack, SHA-256 of the template
 as sent, of its parameters, of its ownership tags, and of the image tags the plan was made with
@@ -25,11 +29,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tooling.diff import ResourceChange, diff_templates
 from tooling.secret_scan import find_secret
 from tooling.snapshot import Snapshot, StackState
+
+if TYPE_CHECKING:
+    from tooling.quotas import Report
 
 StackAction = Literal["create", "update", "replace", "delete", "no-change", "invalid"]
 ORDER: dict[str, int] = {"replace": 0, "delete": 1, "invalid": 2, "create": 3, "update": 4, "no-change": 5}
@@ -64,6 +71,7 @@ class Plan:
     against: str
     stacks: list[StackPlan]
     problems: list[str] = field(default_factory=list)
+    quotas: Report | None = None
 
     @property
     def changed(self) -> bool:
@@ -71,7 +79,11 @@ class Plan:
 
     @property
     def failed(self) -> bool:
-        return bool(self.problems) or any(s.action == "invalid" for s in self.stacks)
+        return (
+            bool(self.problems)
+            or any(s.action == "invalid" for s in self.stacks)
+            or bool(self.quotas and self.quotas.exceeded)
+        )
 
     def summary(self) -> dict[str, int]:
         counts = {action: 0 for action in ("create", "update", "replace", "delete", "no-change", "invalid")}
@@ -102,7 +114,7 @@ class Plan:
         summary = {**self.summary(), "monthly_before_usd": before, "monthly_after_usd": after,
                    "monthly_delta_usd": round(after - before, 2)}  # fmt: skip
         return {"version": 1, "against": self.against, "hash": self.hash(), "summary": summary,
-                "stacks": stacks}  # fmt: skip
+                "stacks": stacks, "quotas": self.quotas.to_json() if self.quotas else None}  # fmt: skip
 
     def hash(self) -> str:
         return whole_hash(

@@ -69,6 +69,17 @@ BUDGET_TAG_NOTE = (
 )
 
 
+QUOTA_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
+QUOTA_MARK = {"error": ":no_entry:", "warning": ":warning:", "info": ":information_source:"}
+
+
+def _quota_lines(plan: Plan) -> list[str]:
+    """The quota preflight, one line per quota: in the head, so no cut drops an exceeded quota."""
+    if plan.quotas is None:
+        return []
+    return [f"- {QUOTA_MARK[level]} {text(line)}" for level, line in plan.quotas.lines()] + [""]
+
+
 def _creates(plan: Plan) -> bool:
     return any(s.action == "create" for s in plan.stacks)
 
@@ -79,6 +90,8 @@ def print_text(plan: Plan, console: Console) -> None:
         console.print(total)
     for problem in plan.problems:
         console.print(f"[red]{escape(problem)}[/]")
+    for level, line in plan.quotas.lines() if plan.quotas else []:
+        console.print(f"[{QUOTA_STYLE[level]}]{escape(line)}[/]", soft_wrap=True)
     for stack in plan.stacks:
         if stack.action == "no-change":
             continue
@@ -154,6 +167,7 @@ def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
     head += [f"> {code(p)}" for p in plan.problems[:50]]
     if len(plan.problems) > 50:
         head.append(f"> … and {len(plan.problems) - 50} more problem(s); run `make plan`")
+    head += _quota_lines(plan)
     if _creates(plan):
         head += [f"_{BUDGET_TAG_NOTE}_", ""]
     sections = [_section(stack) for stack in plan.stacks if stack.action != "no-change"]

@@ -39,6 +39,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -557,3 +558,46 @@ def preflight(
         return Report(True)
     readings, warnings = read(all_needs, clients, now=now)
     return Report(True, compare(all_needs, readings), warnings)
+
+
+# The clients preflight reads with: None is tooling.aws.client (AWS, or whatever AWS_ENDPOINT_URL
+# names). The one seam for tests: a factory handing out botocore Stubbers where the emulator has no model.
+CLIENTS: ClientFactory | None = None
+
+
+def _default_clients() -> ClientFactory:
+    if CLIENTS is not None:
+        return CLIENTS
+    from tooling import aws  # noqa: PLC0415 - boto3 loads only for checks against AWS
+
+    return aws.client
+
+
+def specs(root: Path) -> dict[str, Any]:
+    """Stack name -> spec of every valid deployment file under `root`."""
+    from tooling import repository  # noqa: PLC0415
+
+    return {f.stack_name: f.spec for f in repository.load(root).valid if f.spec is not None}
+
+
+def for_plan(plan: Any, root: Path, clients: ClientFactory | None = None) -> Report:
+    """The preflight of an aws plan: every stack it keeps or makes (a delete frees, an invalid stack
+    deploys nothing), an unchanged one at its ceiling too, since it runs there beside the others."""
+    spec_of = specs(root)
+    chosen = [
+        (s.stack_name, spec_of[s.stack_name], s.action != "no-change")
+        for s in plan.stacks
+        if s.action not in ("delete", "invalid") and s.stack_name in spec_of
+    ]
+    return preflight(chosen, clients or _default_clients())
+
+
+def for_deploy(stack_names: Iterable[str], root: Path, clients: ClientFactory | None = None) -> Report:
+    """The preflight of a deploy, before any change: whether each stack changes is not known yet, so
+    each counts as changing."""
+    spec_of = specs(root)
+    chosen = [(n, spec_of[n], True) for n in stack_names if n in spec_of]
+    return preflight(chosen, clients or _default_clients())
+
+
+OFFLINE_NOTE = "an offline plan reads no AWS; `plan --against aws` and `deploy` check them"
