@@ -313,6 +313,42 @@ def _certificates() -> Sub:
     return _arn("acm", "certificate/*")
 
 
+def _quota_reads() -> list[dict]:
+    """The quota preflight of plans and deploys (tooling/quotas.py): quotas, usage metrics, instances.
+
+    Service Authorization Reference: GetServiceQuota takes a quota ARN (`<service code>/<quota code>`;
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html), the
+    other Service Quotas reads, cloudwatch:GetMetricData, ec2:DescribeInstances and
+    sagemaker:ListEndpoints no resource; DescribeEndpoint and DescribeEndpointConfig take the
+    endpoint's (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html).
+    Usage is the account's, so every endpoint is described, not only ours.
+    """
+    return [
+        _allow(
+            ["servicequotas:GetServiceQuota"],
+            [_arn("servicequotas", "ec2/*"), _arn("servicequotas", "sagemaker/*")],
+            sid="ReadGpuQuotas",
+        ),
+        _allow(
+            [
+                "servicequotas:GetAWSDefaultServiceQuota",
+                "servicequotas:ListServiceQuotas",
+                "servicequotas:ListAWSDefaultServiceQuotas",
+                "cloudwatch:GetMetricData",
+                "ec2:DescribeInstances",
+                "sagemaker:ListEndpoints",
+            ],
+            "*",
+            sid="ReadQuotaUsage",
+        ),
+        _allow(
+            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+            [_arn("sagemaker", "endpoint/*"), _arn("sagemaker", "endpoint-config/*")],
+            sid="CountEndpointInstances",
+        ),
+    ]
+
+
 def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
     """Each workflow role's statements, scoped to the environment's stacks (`<env>-*`) and secrets.
 
@@ -336,6 +372,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
         [_arn("ecr", f"repository/{r}") for r in (GATEWAY_REPOSITORY, VLLM_REPOSITORY)],
         sid="ImageTagsPresent",
     )
+    quota_reads = _quota_reads()
     secret_reads = _allow(
         ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], _secrets(environment),
         sid="ApiKeys",
@@ -398,6 +435,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
                 sid="Budgets",
             ),
             _allow(["s3:PutObject", "s3:GetObject"], plan_templates, sid="LargeTemplatesOfPlans"),
+            *quota_reads,
         ],
         "deploy": [
             reads,
@@ -445,6 +483,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             # Deploys retry activating the budgets' cost-allocation tag until AWS accepts it (it has no
             # resource to scope to: Cost Explorer's service authorization reference).
             _allow(["ce:UpdateCostAllocationTagsStatus"], "*", sid="ActivateTheBudgetTag"),
+            *quota_reads,
         ],
         "smoke": [
             _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),

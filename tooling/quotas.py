@@ -37,7 +37,8 @@ permission, never a crash, and never a pass: the report says what was not checke
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,32 +301,27 @@ class Unreadable(Exception):
         self.code = code
 
 
-def _call(clients: ClientFactory, service: str, region: str, operation: str, **kwargs: Any) -> Any:
-    client = clients(service, region)
+@contextmanager
+def _guard(service: str) -> Iterator[None]:
+    """An AWS error as Unreadable, naming the permission when access was denied."""
     try:
-        return getattr(client, operation)(**kwargs)
+        yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        name = exc.operation_name or operation
         if error.get("Code") in DENIED:
-            raise Unreadable(f"missing permission {IAM_PREFIX.get(service, service)}:{name}") from None
+            raise Unreadable(
+                f"missing permission {IAM_PREFIX.get(service, service)}:{exc.operation_name}"
+            ) from None
         raise Unreadable(
-            f"{name} failed: {error.get('Code')}: {error.get('Message', '')}", error.get("Code", "")
+            f"{exc.operation_name} failed: {error.get('Code')}: {error.get('Message', '')}",
+            error.get("Code", ""),
         ) from None
     except BotoCoreError as exc:
-        raise Unreadable(f"{operation}: {exc}") from None
+        raise Unreadable(f"{service}: {exc}") from None
 
 
-def _pages(clients: ClientFactory, service: str, region: str, operation: str, key: str,
-           **kwargs: Any) -> list[Any]:  # fmt: skip
-    items: list[Any] = []
-    token: str | None = None
-    while True:
-        page = _call(clients, service, region, operation, **kwargs, **({"NextToken": token} if token else {}))
-        items += page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return items
+def _items(paginator: Any, key: str, **kwargs: Any) -> list[Any]:
+    return [item for page in paginator.paginate(**kwargs) for item in page.get(key, [])]
 
 
 def read(
@@ -378,7 +374,10 @@ def _read_ec2(region: str, wanted: list[Quota], stacks: set[str], clients: Clien
 def _ec2_instances(region: str, stacks: set[str], clients: ClientFactory) -> tuple[dict, dict]:
     """vCPUs of running and pending instances per (class, spot): in all, and per stack of ours."""
     filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
-    reservations = _pages(clients, EC2, region, "describe_instances", "Reservations", Filters=filters)
+    with _guard(EC2):
+        reservations = _items(
+            clients(EC2, region).get_paginator("describe_instances"), "Reservations", Filters=filters
+        )
     totals: dict[tuple[str, bool], float] = {}
     own: dict[str, dict[tuple[str, bool], float]] = {}
     for reservation in reservations:
@@ -402,15 +401,16 @@ def _cpu_options(instance: dict) -> int:
 
 
 def _quota(region: str, service: str, code: str, clients: ClientFactory) -> dict:
+    client = clients("service-quotas", region)
     try:
-        return _call(clients, "service-quotas", region, "get_service_quota", ServiceCode=service,
-                     QuotaCode=code)["Quota"]  # fmt: skip
+        with _guard("service-quotas"):
+            return client.get_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]
     except Unreadable as exc:
         if exc.code != "NoSuchResourceException":
             raise
     # No applied value: the default is the quota.
-    return _call(clients, "service-quotas", region, "get_aws_default_service_quota", ServiceCode=service,
-                 QuotaCode=code)["Quota"]  # fmt: skip
+    with _guard("service-quotas"):
+        return client.get_aws_default_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]
 
 
 def _fill(reading: Reading, data: dict, region: str, warnings: list[str]) -> None:
@@ -446,16 +446,13 @@ def _metric(region: str, data: dict, clients: ClientFactory, now: dt.datetime,
         "ReturnData": True,
     }  # fmt: skip
     try:
-        result = _call(
-            clients,
-            "cloudwatch",
-            region,
-            "get_metric_data",
-            MetricDataQueries=[query],
-            StartTime=now - METRIC_WINDOW,
-            EndTime=now,
-            ScanBy="TimestampDescending",
-        )
+        with _guard("cloudwatch"):
+            result = clients("cloudwatch", region).get_metric_data(
+                MetricDataQueries=[query],
+                StartTime=now - METRIC_WINDOW,
+                EndTime=now,
+                ScanBy="TimestampDescending",
+            )
     except Unreadable as exc:
         warnings.append(
             f"{region}: usage metric of {data.get('QuotaCode')} not read ({exc}); counted instead"
@@ -500,13 +497,21 @@ def _read_sagemaker(region: str, wanted: list[Quota], stacks: set[str], clients:
 
 def _sagemaker_quotas(region: str, names: set[str], clients: ClientFactory) -> dict[str, dict]:
     """The per-type endpoint quotas by name: applied values, else the defaults."""
+    client = clients("service-quotas", region)
     found: dict[str, dict] = {}
-    for operation in ("list_service_quotas", "list_aws_default_service_quotas"):
-        for quota in _pages(clients, "service-quotas", region, operation, "Quotas", ServiceCode=SAGEMAKER):
-            if quota.get("QuotaName") in names:
-                found.setdefault(quota["QuotaName"], quota)
-        if names <= set(found):
-            break
+    with _guard("service-quotas"):
+        listings = (
+            lambda: _items(client.get_paginator("list_service_quotas"), "Quotas", ServiceCode=SAGEMAKER),
+            lambda: _items(
+                client.get_paginator("list_aws_default_service_quotas"), "Quotas", ServiceCode=SAGEMAKER
+            ),
+        )
+        for listing in listings:
+            for quota in listing():
+                if quota.get("QuotaName") in names:
+                    found.setdefault(quota["QuotaName"], quota)
+            if names <= set(found):
+                break
     return found
 
 
@@ -522,16 +527,19 @@ def _endpoint_instances(region: str, stacks: set[str], clients: ClientFactory) -
     totals: dict[str, float] = {}
     own: dict[str, dict[str, float]] = {}
     configs: dict[str, dict[str, str]] = {}
-    for summary in _pages(clients, SAGEMAKER, region, "list_endpoints", "Endpoints"):
+    client = clients(SAGEMAKER, region)
+    with _guard(SAGEMAKER):
+        summaries = _items(client.get_paginator("list_endpoints"), "Endpoints")
+    for summary in summaries:
         if summary.get("EndpointStatus") in _GONE:
             continue
         name = summary["EndpointName"]
-        endpoint = _call(clients, SAGEMAKER, region, "describe_endpoint", EndpointName=name)
+        with _guard(SAGEMAKER):
+            endpoint = client.describe_endpoint(EndpointName=name)
         config = endpoint.get("EndpointConfigName", "")
         if config not in configs:
-            described = _call(
-                clients, SAGEMAKER, region, "describe_endpoint_config", EndpointConfigName=config
-            )
+            with _guard(SAGEMAKER):
+                described = client.describe_endpoint_config(EndpointConfigName=config)
             configs[config] = {v["VariantName"]: v.get("InstanceType", "")
                                for v in described.get("ProductionVariants", [])}  # fmt: skip
         for variant in endpoint.get("ProductionVariants", []):

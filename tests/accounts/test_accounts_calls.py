@@ -49,7 +49,9 @@ class Call(NamedTuple):
 
     @property
     def iam_action(self) -> str:
-        prefix = {"cloudwatch": "cloudwatch"}.get(self.service, self.service)
+        prefix = {"cloudwatch": "cloudwatch", "service-quotas": "servicequotas"}.get(
+            self.service, self.service
+        )
         return self.action or f"{prefix}:{self.operation}"
 
 
@@ -97,6 +99,26 @@ CALLS = [
     Call("deploy", "acm", "DescribeCertificate", CERTIFICATE, {}),
     Call("deploy", "ecr", "DescribeImages", REPOSITORY, {}),
     Call("deploy", "ce", "UpdateCostAllocationTagsStatus", "*", {}),
+    # plan and deploy: tooling/quotas.py, the quota preflight
+    *(
+        Call(who, service, operation, resource, {})
+        for who in ("plan", "deploy")
+        for service, operation, resource in (
+            ("service-quotas", "GetServiceQuota",
+             f"arn:aws:servicequotas:us-east-1:{ACCOUNT}:ec2/L-DB2E81BA"),
+            ("service-quotas", "GetServiceQuota",
+             f"arn:aws:servicequotas:us-east-1:{ACCOUNT}:sagemaker/L-3D5B7E39"),
+            ("service-quotas", "GetAWSDefaultServiceQuota", "*"),
+            ("service-quotas", "ListServiceQuotas", "*"),
+            ("service-quotas", "ListAWSDefaultServiceQuotas", "*"),
+            ("cloudwatch", "GetMetricData", "*"),
+            ("ec2", "DescribeInstances", "*"),
+            ("sagemaker", "ListEndpoints", "*"),
+            ("sagemaker", "DescribeEndpoint", f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/other-team"),
+            ("sagemaker", "DescribeEndpointConfig",
+             f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint-config/other-team-config"),
+        )
+    ),
     # smoke: tooling/cli.py smoke → cloudformation.describe, tooling/keys.py current
     Call("smoke", "cloudformation", "DescribeStacks", STACK, {}),
     Call("smoke", "secretsmanager", "GetSecretValue", SECRET, {}),
@@ -132,14 +154,18 @@ MODULES = {
     "tooling/smoke.py": ("smoke",),
     "tooling/drift.py": ("drift",),
     "tooling/ownership.py": ("plan", "deploy"),
+    "tooling/quotas.py": ("plan", "deploy"),
 }
-SERVICES = ("cloudformation", "secretsmanager", "acm", "ecr", "s3", "sts", "ce")
+SERVICES = ("cloudformation", "secretsmanager", "acm", "ecr", "s3", "sts", "ce", "service-quotas",
+            "cloudwatch", "ec2", "sagemaker")  # fmt: skip
 # Calls in those modules that belong to one role only (shared helpers used by one path).
 ONLY = {
     ("tooling/cloudformation.py", "UpdateTerminationProtection"): ("deploy",),
     # apply_change_set executes; plans only create, read and delete change sets (changesets.py).
     ("tooling/cloudformation.py", "ExecuteChangeSet"): ("deploy",),
     ("tooling/keys.py", "RotateSecret"): ("rotation",),
+    # re.search, not SageMaker's Search (the scan matches method names).
+    ("tooling/ownership.py", "Search"): (),
     ("tooling/keys.py", "DescribeSecret"): ("rotation",),
 }
 

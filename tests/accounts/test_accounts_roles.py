@@ -171,6 +171,19 @@ PLAN = {
     "s3:PutObject",
     "s3:GetObject",
 }
+# The quota preflight of plans and deploys (tooling/quotas.py).
+QUOTA_READS = {
+    "servicequotas:GetServiceQuota",
+    "servicequotas:GetAWSDefaultServiceQuota",
+    "servicequotas:ListServiceQuotas",
+    "servicequotas:ListAWSDefaultServiceQuotas",
+    "cloudwatch:GetMetricData",
+    "ec2:DescribeInstances",
+    "sagemaker:ListEndpoints",
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:DescribeEndpointConfig",
+}
+PLAN |= QUOTA_READS
 DEPLOY = {
     "cloudformation:DescribeStacks",
     "cloudformation:ListStacks",
@@ -195,6 +208,7 @@ DEPLOY = {
     "s3:PutObject",
     "s3:GetObject",
     "ce:UpdateCostAllocationTagsStatus",
+    *QUOTA_READS,
 }
 SMOKE = {
     "cloudformation:DescribeStacks",
