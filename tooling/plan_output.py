@@ -73,11 +73,27 @@ QUOTA_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 QUOTA_MARK = {"error": ":no_entry:", "warning": ":warning:", "info": ":information_source:"}
 
 
+# The only links the comment makes: the Service Quotas console page of a quota (tooling/quotas.py).
+_QUOTA_LINK = re.compile(
+    r"https://[a-z0-9-]+\.console\.aws\.amazon\.com/servicequotas/home/services/[a-z0-9-]+/quotas/[A-Za-z0-9-]+"
+)
+
+
 def _quota_lines(plan: Plan) -> list[str]:
     """The quota preflight, one line per quota: in the head, so no cut drops an exceeded quota."""
-    if plan.quotas is None:
+    report = plan.quotas
+    if report is None:
         return []
-    return [f"- {QUOTA_MARK[level]} {text(line)}" for level, line in plan.quotas.lines()] + [""]
+    if not report.checked:
+        return [f"- {QUOTA_MARK['info']} {text(report.note)}", ""]
+    lines = []
+    for check in report.checks:
+        line = f"- {QUOTA_MARK['error' if check.exceeded else 'info']} {text(check.message(link=False))}"
+        if check.exceeded and _QUOTA_LINK.fullmatch(check.link):
+            line += f" · [request more]({check.link})"
+        lines.append(line)
+    lines += [f"- {QUOTA_MARK['warning']} {text(w)}" for w in report.warnings]
+    return [*lines, ""] if lines else []
 
 
 def _creates(plan: Plan) -> bool:

@@ -85,7 +85,10 @@ def sagemaker_quota(instance_type: str) -> Quota:
 
 
 def console_link(service: str, code: str, region: str) -> str:
-    """Where to request more: the Service Quotas console page of that quota, in that region."""
+    """Where to request more: the Service Quotas console page of that quota, in that region (the
+    commercial partition's console; elsewhere none is guessed)."""
+    if catalog.regions().get(region, "aws") != "aws":
+        return ""
     return f"https://{region}.console.aws.amazon.com/servicequotas/home/services/{service}/quotas/{code}"
 
 
@@ -196,7 +199,7 @@ class QuotaCheck:
     def link(self) -> str:
         return console_link(self.service, self.code, self.region) if self.code else ""
 
-    def message(self) -> str:
+    def message(self, *, link: bool = True) -> str:
         other = max(0.0, (self.usage or 0.0) - self.own)
         used = "usage unknown" if self.usage is None else f"{_n(other)} {self.unit} in use by others"
         value = "unknown" if self.value is None else _n(self.value)
@@ -206,7 +209,10 @@ class QuotaCheck:
             f"{used}: {_n(self.after)} in all"
         )
         if self.exceeded:
-            head += f", {_n(self.after - (self.value or 0))} over. Request more: {self.link}"
+            head += f", {_n(self.after - (self.value or 0))} over"
+            if link:
+                where = self.link or f"the Service Quotas console of {self.region}"
+                head += f". Request more: {where}"
         return head
 
     def to_json(self) -> dict[str, Any]:

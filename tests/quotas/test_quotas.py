@@ -174,6 +174,8 @@ def test_a_plan_over_a_quota_fails_and_its_comment_keeps_the_quota_line() -> Non
     assert plan.failed
     comment = markdown(plan, limit=1500)
     assert ":no_entry:" in comment and "L-DB2E81BA" in comment
+    link = "https://us-east-1.console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-DB2E81BA"
+    assert f" · [request more]({link})" in comment
     assert plan.to_json()["quotas"]["exceeded"] == 1
     assert not Plan("aws", stacks, quotas=quotas.Report.not_checked("x")).failed
 
@@ -437,3 +439,8 @@ def test_the_console_link_format() -> None:
     assert quotas.console_link("ec2", "L-417A185B", "eu-west-1") == (
         "https://eu-west-1.console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-417A185B"
     )
+    # Another partition's console is not guessed: the message names the console and region instead.
+    assert quotas.console_link("ec2", "L-417A185B", "cn-north-1") == ""
+    check = quotas.QuotaCheck("cn-north-1", "ec2", "L-417A185B", "Running On-Demand P instances", "vCPUs",
+                              0, 0, 0, 192, ["x"])  # fmt: skip
+    assert check.message().endswith("192 over. Request more: the Service Quotas console of cn-north-1")
