@@ -202,9 +202,9 @@ class QuotaCheck:
     def message(self, *, link: bool = True) -> str:
         other = max(0.0, (self.usage or 0.0) - self.own)
         used = "usage unknown" if self.usage is None else f"{_n(other)} {self.unit} in use by others"
-        value = "unknown" if self.value is None else _n(self.value)
+        value = "was not read" if self.value is None else f"is {_n(self.value)} {self.unit}"
         head = (
-            f"{self.region}: {self.name} ({self.code or 'no code'}) is {value} {self.unit}; "
+            f"{self.region}: {self.name} ({self.code or 'no code'}) {value}; "
             f"the plan needs {_n(self.needed)} at maximum scale ({'; '.join(self.stacks)}) on top of "
             f"{used}: {_n(self.after)} in all"
         )
@@ -363,18 +363,18 @@ def _read_ec2(region: str, wanted: list[Quota], stacks: set[str], clients: Clien
         readings[(region, quota)] = reading
         key = next(k for k, q in EC2_QUOTAS.items() if q == quota)
         if counted is not None:
-            own = counted[1]
-            reading.own = {s: v.get(key, 0.0) for s, v in own.items() if v.get(key)}
+            reading.usage = counted[0].get(key, 0.0)
+            reading.own = {s: v.get(key, 0.0) for s, v in counted[1].items() if v.get(key)}
         try:
             data = _quota(region, quota.service, quota.code, clients)
         except Unreadable as exc:
             warnings.append(f"{region}: {quota.name} ({quota.code}) not checked: {exc}")
             continue
         _fill(reading, data, region, warnings)
+        # The quota's own usage metric is what Service Quotas compares; the count stands in without it.
         usage = _metric(region, data, clients, now, warnings)
-        if usage is None and counted is not None:
-            usage = counted[0].get(key, 0.0)
-        reading.usage = usage
+        if usage is not None:
+            reading.usage = usage
 
 
 def _ec2_instances(region: str, stacks: set[str], clients: ClientFactory) -> tuple[dict, dict]:
@@ -489,6 +489,8 @@ def _read_sagemaker(region: str, wanted: list[Quota], stacks: set[str], clients:
         reading = readings[(region, quota)]
         instance_type = quota.name.removesuffix(" for endpoint usage")
         reading.own = {s: v[instance_type] for s, v in own.items() if v.get(instance_type)}
+        if totals is not None:
+            reading.usage = totals.get(instance_type, 0.0)
         data = found.get(quota.name)
         if data is None:
             if found:
@@ -496,9 +498,8 @@ def _read_sagemaker(region: str, wanted: list[Quota], stacks: set[str], clients:
             continue
         _fill(reading, data, region, warnings)
         usage = _metric(region, data, clients, now, warnings)
-        if usage is None and totals is not None:
-            usage = totals.get(instance_type, 0.0)
-        reading.usage = usage
+        if usage is not None:
+            reading.usage = usage
 
 
 def _sagemaker_quotas(region: str, names: set[str], clients: ClientFactory) -> dict[str, dict]:

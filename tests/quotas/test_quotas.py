@@ -131,7 +131,10 @@ def test_needs_of_several_stacks_add_up_per_region_and_quota() -> None:
 def test_an_unread_quota_is_unknown_never_passed_and_unread_usage_still_catches_the_obvious() -> None:
     (check,) = quotas.compare([need("prod-a", 20)], {})
     assert check.value is None and not check.exceeded
-    assert "is unknown vCPUs" in check.message() and "usage unknown" in check.message()
+    assert (
+        "(L-DB2E81BA) was not read; the plan needs 20" in check.message()
+        and "usage unknown" in check.message()
+    )
     (check,) = quotas.compare([need("prod-a", 20)], {(REGION, G_ON_DEMAND): quotas.Reading(value=8)})
     assert check.exceeded and check.after == 20
 
