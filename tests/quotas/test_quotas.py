@@ -14,13 +14,16 @@ DescribeInstances, ListEndpoints, DescribeEndpoint and DescribeEndpointConfig.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from botocore.stub import Stubber
 
+from templates.stack import build, render
 from templates.targets.sagemaker import endpoint_name
 from tooling import quotas
 from tooling.plan import Plan, StackPlan
@@ -61,6 +64,16 @@ def test_gpu_groups_need_vcpus_of_their_class_at_the_ceiling_plus_the_deploy_hea
     # dev-mistral-7b: ec2, g6.xlarge on Spot, max 2 and schedules up to 2.
     (spot,) = quotas.needs("dev-mistral-7b", example("dev-mistral-7b"))
     assert (spot.quota, spot.amount) == (G_SPOT, 12)
+
+
+@pytest.mark.parametrize("stack", ["prod-llama-3-1-8b", "dev-mistral-7b"])
+def test_a_gpu_groups_need_is_the_instance_group_maxsize_of_its_template(stack: str) -> None:
+    # The need and the template agree on the most instances the group may launch.
+    spec = example(stack)
+    resources = json.loads(render(build(spec, stack.split("-", 1)[0])))["Resources"]
+    (group,) = [r for r in resources.values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
+    (need,) = quotas.needs(stack, spec)
+    assert need.amount == int(group["Properties"]["MaxSize"]) * spec.compute.gpu.vcpus
 
 
 def test_a_schedule_above_scaling_max_sets_the_ceiling() -> None:
