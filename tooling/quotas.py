@@ -107,7 +107,8 @@ class Need:
     # SageMaker updates an endpoint blue/green: the new fleet starts beside the old one, so while a
     # deploy runs the endpoint holds twice what it runs
     # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeploymentConfig.html).
-    blue_green: bool = False
+    # True: the stack changes; None: it may (a deploy knows only once it runs); False: it does not.
+    blue_green: bool | None = False
 
 
 def ceiling(spec: Any) -> int:
@@ -115,9 +116,9 @@ def ceiling(spec: Any) -> int:
     return max([spec.scaling.max, *(s.max for s in spec.scaling.schedules)])
 
 
-def needs(stack_name: str, spec: Any, *, updating: bool = True) -> list[Need]:
+def needs(stack_name: str, spec: Any, *, updating: bool | None = True) -> list[Need]:
     """What `spec` needs of each quota at its maximum scale. `updating`: the deploy changes the stack
-    (an unchanged SageMaker endpoint starts no second fleet)."""
+    (an unchanged SageMaker endpoint starts no second fleet); None: not known."""
     from templates.gpu_hosts import DEPLOY_HEADROOM  # noqa: PLC0415
 
     compute = spec.compute
@@ -184,6 +185,8 @@ class QuotaCheck:
     own: float
     needed: float
     stacks: list[str]
+    # What SageMaker's second fleets add while endpoints that may change are updated (not in `needed`).
+    during_update: float = 0.0
 
     @property
     def after(self) -> float:
@@ -215,6 +218,19 @@ class QuotaCheck:
                 head += f". Request more: {where}"
         return head
 
+    @property
+    def tight_during_update(self) -> bool:
+        """Fits at maximum scale, but not while those endpoints' new fleets start."""
+        return self.value is not None and not self.exceeded and self.after + self.during_update > self.value
+
+    def update_warning(self) -> str:
+        return (
+            f"{self.region}: {self.name} ({self.code}) holds {_n(self.after)} of {_n(self.value or 0)} "
+            f"{self.unit}, but an update of these endpoints starts a new fleet beside the running one: "
+            f"{_n(self.during_update)} more while it runs, {_n(self.after + self.during_update)} in all; "
+            "SageMaker fails the update if the quota cannot hold both"
+        )
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(after=self.after, exceeded=self.exceeded, link=self.link)
@@ -234,7 +250,7 @@ def compare(all_needs: Iterable[Need], readings: Mapping[tuple[str, Quota], Read
     checks = []
     for (region, quota), group in sorted(grouped.items(), key=lambda kv: (kv[0][0], kv[0][1].name)):
         reading = readings.get((region, quota)) or Reading()
-        needed = 0.0
+        needed = during_update = 0.0
         lines = []
         for need in sorted(group, key=lambda n: n.stack_name):
             amount = float(need.amount)
@@ -243,12 +259,14 @@ def compare(all_needs: Iterable[Need], readings: Mapping[tuple[str, Quota], Read
             if need.blue_green and 2 * running > amount:
                 amount = 2 * running
                 detail += f"; {_n(running)} running, doubled while the update's new fleet starts"
+            elif need.blue_green is None and 2 * running > amount:
+                during_update += 2 * running - amount
             needed += amount
             lines.append(f"{need.stack_name}: {detail} = {_n(amount)}")
         own = sum(reading.own.get(s, 0.0) for s in {n.stack_name for n in group})
         checks.append(
             QuotaCheck(region, quota.service, reading.code or quota.code, reading.name or quota.name,
-                       quota.unit, reading.value, reading.usage, own, needed, lines)
+                       quota.unit, reading.value, reading.usage, own, needed, lines, during_update)
         )  # fmt: skip
     return checks
 
@@ -273,6 +291,7 @@ class Report:
         if not self.checked:
             return [("info", self.note)]
         out = [("error" if c.exceeded else "info", c.message()) for c in self.checks]
+        out += [("warning", c.update_warning()) for c in self.checks if c.tight_during_update]
         out += [("warning", w) for w in self.warnings]
         if not self.checks and not self.warnings:
             out.append(("info", "quotas: no GPU instances in the plan"))
@@ -565,7 +584,10 @@ def _endpoint_instances(region: str, stacks: set[str], clients: ClientFactory) -
 
 
 def preflight(
-    deployments: Iterable[tuple[str, Any, bool]], clients: ClientFactory, *, now: dt.datetime | None = None
+    deployments: Iterable[tuple[str, Any, bool | None]],
+    clients: ClientFactory,
+    *,
+    now: dt.datetime | None = None,
 ) -> Report:
     """`deployments`: (stack name, spec, updating) of each deployment the plan or deploy applies."""
     all_needs = [n for stack, spec, updating in deployments for n in needs(stack, spec, updating=updating)]
@@ -608,10 +630,11 @@ def for_plan(plan: Any, root: Path, clients: ClientFactory | None = None) -> Rep
 
 
 def for_deploy(stack_names: Iterable[str], root: Path, clients: ClientFactory | None = None) -> Report:
-    """The preflight of a deploy, before any change: whether each stack changes is not known yet, so
-    each counts as changing."""
+    """The preflight of a deploy, before any change. Which stacks change is known only as each is
+    deployed, so a SageMaker endpoint's second fleet during an update is a warning here (the plan,
+    which knows, counts it)."""
     spec_of = specs(root)
-    chosen = [(n, spec_of[n], True) for n in stack_names if n in spec_of]
+    chosen = [(n, spec_of[n], None) for n in stack_names if n in spec_of]
     return preflight(chosen, clients or _default_clients())
 
 

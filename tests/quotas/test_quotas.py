@@ -162,6 +162,21 @@ def test_a_sagemaker_update_counts_the_new_fleet_beside_the_old() -> None:
     (check,) = quotas.compare([need("prod-s", 2, quota, blue_green=True)], {(REGION, quota): reading})
     assert check.exceeded
     assert check.link.endswith("/services/sagemaker/quotas/L-0123ABCD")
+    # A deploy does not know whether the endpoint changes: the second fleet is a warning, not a refusal.
+    reading.value = 4
+    (check,) = quotas.compare([need("prod-s", 2, quota, blue_green=None)], {(REGION, quota): reading})
+    assert (check.needed, check.during_update, check.exceeded, check.tight_during_update) == (
+        2,
+        4,
+        False,
+        True,
+    )
+    report = quotas.Report(True, [check])
+    assert [level for level, _ in report.lines()] == ["info", "warning"]
+    assert "4 more while it runs, 6 in all" in report.lines()[1][1]
+    # Unchanged in a plan: nothing doubles.
+    (check,) = quotas.compare([need("prod-s", 2, quota, blue_green=False)], {(REGION, quota): reading})
+    assert (check.needed, check.during_update, check.tight_during_update) == (2, 0, False)
 
 
 def test_report_json_and_text() -> None:
