@@ -465,7 +465,8 @@ class _GpuHost(Section):
                         field=f"instance_types[{index}]",
                         code="SPEC262",
                     )
-        if "on_demand_base" in self.model_fields_set and not self.spot:
+        # Not model_fields_set: a dumped spec (0 written out) validates again as it was.
+        if self.on_demand_base and not self.spot:
             raise fail(
                 "on_demand_base",
                 "on_demand_base counts the on-demand instances below the Spot ones, and spot is false: "
