@@ -493,6 +493,14 @@ class _GpuHost(Section):
         return self.fleet[0]
 
     @property
+    def label(self) -> str:
+        """What runs, in a few words: "g5.xlarge", "g6.xlarge spot", "g6.xlarge|g5.xlarge spot above 1"."""
+        purchase = ""
+        if self.spot:
+            purchase = f" spot above {self.on_demand_base} on-demand" if self.on_demand_base else " spot"
+        return "|".join(self.types) + purchase
+
+    @property
     def type_field(self) -> str:
         """Where the spec names the types, for findings about them."""
         return "instance_types" if self.instance_types else "instance_type"
