@@ -50,9 +50,10 @@ class GpuInstance:
 
     @property
     def bfloat16(self) -> bool:
-        """Whether the GPU computes in bfloat16: vLLM's `dtype: auto` serves a bf16 checkpoint as bf16 on
-        compute capability 8.0 and above, and casts it to float16 below
-        (https://docs.vllm.ai/en/latest/configuration/engine_args.html, --dtype)."""
+        """Whether the GPU computes in bfloat16 (compute capability 8.0 and above). vLLM serves a bf16
+        checkpoint in bf16 only there; below, it refuses to start ("Bfloat16 is only supported on GPUs
+        with compute capability of at least 8.0", vLLM's dtype check) or, in newer versions with
+        `--dtype auto`, falls back to float16 (https://docs.vllm.ai/en/latest/configuration/engine_args.html)."""
         return self.compute_capability >= (8, 0)
 
     @property
@@ -253,8 +254,8 @@ def interchangeable(first: GpuInstance, other: GpuInstance) -> str | None:
         major, minor = without.compute_capability
         return (
             f"{without.name}'s {without.gpu} (compute capability {major}.{minor}) has no bfloat16 and "
-            f"{with_bf16.name}'s {with_bf16.gpu} has: vLLM would serve the model as float16 on one and "
-            "bfloat16 on the other"
+            f"{with_bf16.name}'s {with_bf16.gpu} has: vLLM would serve a bf16 model in bfloat16 on one "
+            "and in float16, or not at all, on the other"
         )
     return None
 

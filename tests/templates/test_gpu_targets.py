@@ -443,3 +443,25 @@ def test_a_fallback_spec_renders_what_its_single_type_twin_does_but_the_placemen
             group.pop(key, None)
         resources.pop("TargetGroup")  # Spot drains faster
     assert ours == theirs
+
+
+def test_one_spot_type_above_an_on_demand_base() -> None:
+    """The base alone needs no allocation strategy for on-demand (one type has no order)."""
+    from troposphere import autoscaling
+
+    from templates.gpu_hosts import placement
+    from tests.cost import make_spec
+
+    spec = make_spec(
+        compute={"service": "ec2", "instance_type": "g6.xlarge", "spot": True, "on_demand_base": 2}
+    )
+    template = autoscaling.LaunchTemplateSpecification(LaunchTemplateId="lt-0123456789abcdef0", Version="1")
+    found = placement(spec.compute, template)
+    policy = found["MixedInstancesPolicy"].to_dict()
+    assert policy["InstancesDistribution"] == {
+        "OnDemandBaseCapacity": 2,
+        "OnDemandPercentageAboveBaseCapacity": 0,
+        "SpotAllocationStrategy": "price-capacity-optimized",
+    }
+    assert policy["LaunchTemplate"]["Overrides"] == [{"InstanceType": "g6.xlarge"}]
+    assert found["CapacityRebalance"] is True
