@@ -154,7 +154,7 @@ def list_(obj: _Context, paths: tuple[Path, ...]) -> None:
         if compute.service == "ecs-fargate":
             instance = f"{compute.cpu / 1024:g} vCPU / {compute.memory / 1024:g} GiB {compute.architecture}"
         else:
-            instance = compute.instance_type + (" spot" if getattr(compute, "spot", False) else "")
+            instance = getattr(compute, "label", None) or compute.instance_type
         scaling = f"{s.scaling.min}–{s.scaling.max}"
         if s.scaling.schedules:
             scaling += f" +{len(s.scaling.schedules)} schedule(s)"

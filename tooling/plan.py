@@ -55,6 +55,7 @@ class StackPlan:
     region: str = ""
     monthly_before_usd: float | None = None  # estimates at minimum scale; None: no such stack
     monthly_after_usd: float | None = None
+    monthly_after_range_usd: list[float] | None = None  # fallback types: cheapest and dearest
     over_budget: str | None = None
     base_unpriced: bool = False  # the base revision's code could not price it (older than pricing)
     file: str = ""  # the deployment file, relative to the repository root
@@ -101,9 +102,11 @@ class Plan:
         for stack in self.stacks:
             data = asdict(stack)
             before, after = data.pop("monthly_before_usd"), data.pop("monthly_after_usd")
+            spread = data.pop("monthly_after_range_usd")
             data["cost"] = {
                 "monthly_before_usd": before,
                 "monthly_after_usd": after,
+                **({"monthly_after_range_usd": spread} if spread else {}),
                 "monthly_delta_usd": round((after or 0.0) - (before or 0.0), 2),
             }
             for change in data["changes"]:
@@ -206,6 +209,7 @@ def _compare(stack_name: str, old: StackState | None, new: StackState | None) ->
     if new is not None:
         plan.warnings = list(new.warnings)
         plan.monthly_after_usd = new.monthly_usd if new.valid else None
+        plan.monthly_after_range_usd = new.monthly_range_usd if new.valid else None
         plan.over_budget = new.over_budget
     if new is not None and not new.valid:
         plan.action, plan.errors = "invalid", list(new.errors)

@@ -58,6 +58,10 @@ def _cost_text(stack: StackPlan) -> str:
         text = f"Monthly estimate {format_usd(stack.monthly_after_usd or 0.0)} (the base was not priced)"
         return text + (" (over budget)" if stack.over_budget else "")
     text = f"Monthly estimate {format_delta(stack.monthly_before_usd, stack.monthly_after_usd)}"
+    if stack.monthly_after_range_usd:
+        low, high = (format_usd(v) for v in stack.monthly_after_range_usd)
+        if low != high:
+            text += f" (first choice; {low}–{high} across the fallback types)"
     return text + (" (over budget)" if stack.over_budget else "")
 
 

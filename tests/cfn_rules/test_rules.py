@@ -274,6 +274,45 @@ def _budget(**data: Any) -> dict[str, Any]:
     }
 
 
+def _mixed(
+    *types: str,
+    spot: bool = True,
+    market: bool = False,
+    template_type: str | None = None,
+    memory: int = 512,
+    gpus: int = 1,
+    draining: bool = True,
+) -> dict[str, Any]:
+    """The ecs-gpu shape with its group on a mixed instances policy over `types`."""
+    out = t.gpu_ecs()
+    r = out["Resources"]
+    data = r["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    data["InstanceType"] = template_type or types[0]
+    config = "ECS_CLUSTER=${Cluster}\n" + ("ECS_ENABLE_SPOT_INSTANCE_DRAINING=true\n" if draining else "")
+    data["UserData"] = {"Fn::Base64": {"Fn::Sub": ["#!/bin/bash\ncat >> /etc/ecs/ecs.config <<'C'\n" + config
+                                                   + "C\n", {"Cluster": t.ref("Cluster")}]}}  # fmt: skip
+    if market:
+        data["InstanceMarketOptions"] = {"MarketType": "spot"}
+    group = r["InstanceGroup"]["Properties"]
+    group["MixedInstancesPolicy"] = {
+        "InstancesDistribution": {
+            "OnDemandBaseCapacity": 1,
+            "OnDemandPercentageAboveBaseCapacity": 0 if spot else 100,
+            "OnDemandAllocationStrategy": "prioritized",
+            **({"SpotAllocationStrategy": "price-capacity-optimized"} if spot else {}),
+        },
+        "LaunchTemplate": {
+            "LaunchTemplateSpecification": group.pop("LaunchTemplate"),
+            "Overrides": [{"InstanceType": name} for name in types],
+        },
+    }
+    task = r["TaskDefinition"]["Properties"]
+    task["Memory"] = str(memory)
+    (container,) = task["ContainerDefinitions"]
+    container["ResourceRequirements"] = [{"Type": "GPU", "Value": str(gpus)}]
+    return out
+
+
 CASES = [
     Case(
         "E9001",
@@ -727,6 +766,66 @@ CASES = [
         "Resources/ServiceCpuPercentPolicy/Properties/TargetTrackingScalingPolicyConfiguration",
         "track ALBRequestCountPerTarget",
         _cpu_tracking(task_cpu=False, metric="ECSServiceAverageMemoryUtilization"),
+    ),
+    Case(
+        "E9035",
+        "a Spot launch template under a mixed instances policy",
+        _mixed("g6.xlarge", "g5.xlarge", market=True),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/InstanceMarketOptions",
+        "LaunchTemplate sets InstanceMarketOptions and InstanceGroup launches it with a mixed instances "
+        "policy",
+        _mixed("g6.xlarge", "g5.xlarge"),
+    ),
+    Case(
+        "E9036",
+        "the template names a type the overrides do not launch",
+        _mixed("g6.xlarge", "g5.xlarge", template_type="g6e.xlarge"),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/InstanceType",
+        "LaunchTemplate names g6e.xlarge but InstanceGroup launches only its overrides (g6.xlarge, "
+        "g5.xlarge); set InstanceType to g6.xlarge",
+        _mixed("g6.xlarge", "g5.xlarge", template_type="g5.xlarge"),
+    ),
+    Case(
+        "E9037",
+        "a fallback type with more GPUs",
+        _mixed("g5.xlarge", "g5.12xlarge"),
+        "Resources/InstanceGroup/Properties/MixedInstancesPolicy/LaunchTemplate/Overrides/1/InstanceType",
+        "override g5.12xlarge has 4 GPU(s) on x86_64, the first override g5.xlarge 1 on x86_64",
+        _mixed("g5.xlarge", "g6.xlarge", "g4dn.xlarge", "m5.large"),
+    ),
+    Case(
+        "E9037",
+        "a fallback type of another architecture",
+        _mixed("g4dn.xlarge", "g5g.xlarge"),
+        "Resources/InstanceGroup/Properties/MixedInstancesPolicy/LaunchTemplate/Overrides/1/InstanceType",
+        "override g5g.xlarge has 1 GPU(s) on arm64",
+        _mixed("g4dn.xlarge", "g4dn.2xlarge"),
+    ),
+    Case(
+        "E9038",
+        "a task sized to the larger fallback type",
+        _mixed("g6e.xlarge", "g5.xlarge", memory=29184),
+        "Resources/TaskDefinition/Properties",
+        "TaskDefinition (service Service) reserves 29184 MiB of memory (16 GiB there): it cannot be placed "
+        "on g5.xlarge, an override of InstanceGroup",
+        _mixed("g6e.xlarge", "g5.xlarge", memory=14592),
+    ),
+    Case(
+        "E9038",
+        "more GPUs than a fallback type has",
+        _mixed("g5.12xlarge", "g5.xlarge", gpus=4),
+        "Resources/TaskDefinition/Properties",
+        "reserves 4 GPU(s) (1 there)",
+        _mixed("g5.12xlarge", "g6.12xlarge", gpus=4),
+    ),
+    Case(
+        "E9039",
+        "Spot container instances that do not drain",
+        _mixed("g6.xlarge", "g5.xlarge", draining=False),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/UserData",
+        "InstanceGroup may launch Spot instances into an ECS cluster but LaunchTemplate's user data does "
+        "not set ECS_ENABLE_SPOT_INSTANCE_DRAINING=true",
+        _mixed("g6.xlarge", "g5.xlarge", spot=False, draining=False),
     ),
 ]
 
