@@ -133,9 +133,9 @@ def needs(stack_name: str, spec: Any, *, updating: bool | None = True) -> list[N
         return []
     # The group's MaxSize: a rolling deploy at full scale starts one instance beyond the ceiling.
     total = ceiling(spec) + DEPLOY_HEADROOM
-    types = sorted({compute.instance_type, *(getattr(compute, "instance_types", None) or ())})
+    types = sorted(set(compute.types))
     # Spot groups may keep a base of On-Demand instances; the rest draws on the Spot quota.
-    base = int(getattr(compute, "on_demand_base", 0) or 0)
+    base = compute.on_demand_base
     on_demand = min(total, base) if compute.spot else total
     out: list[Need] = []
     for spot, count in ((False, on_demand), (True, total - on_demand)):

@@ -95,6 +95,20 @@ def test_p_instances_draw_on_the_p_quota() -> None:
     assert (need.quota, need.amount) == (P_ON_DEMAND, 3 * 192)
 
 
+def test_a_fallback_fleet_needs_its_largest_type_split_at_its_on_demand_base() -> None:
+    # g6.xlarge (4 vCPUs) then g5.2xlarge (8 vCPUs): any may launch, so the quota must hold the larger;
+    # one instance on-demand, the rest of max 3 + 1 headroom on Spot.
+    spec = variant(
+        "prod-llama-3-1-8b",
+        compute={"service": "ecs-gpu", "instance_types": ["g6.xlarge", "g5.2xlarge"], "spot": True,
+                 "on_demand_base": 1},
+        scaling={"min": 1, "max": 3},
+    )  # fmt: skip
+    on_demand, spot = quotas.needs("prod-x", spec)
+    assert (on_demand.quota, on_demand.amount) == (G_ON_DEMAND, 1 * 8)
+    assert (spot.quota, spot.amount) == (G_SPOT, 3 * 8)
+
+
 def test_sagemaker_needs_instances_of_its_type_and_fargate_needs_none() -> None:
     (need,) = quotas.needs("staging-qwen2-5-vl-7b", example("staging-qwen2-5-vl-7b"))
     spec = example("staging-qwen2-5-vl-7b")
