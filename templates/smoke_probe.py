@@ -11,7 +11,7 @@ so it needs neither a NAT route nor an interface endpoint, and the API key arriv
 - Its role: the network interface actions Lambda performs with it in a VPC (the actions of the managed
   AWSLambdaVPCAccessExecutionRole, without its account-wide logs:CreateLogGroup) and writes to its own
   log group, which has the stack's retention
-  (https://docs.aws.amazon.com/lambda/latest/dg/configuring-vpc.html#configuring-vpc-permissions).
+  (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html).
 - No reserved concurrency (E9005); it is invoked once per deployment per smoke run.
 - Tagged deployctl:role=smoke-probe: the bootstrap's smoke and deploy roles may invoke only functions
   with that tag and their environment's deployctl:environment tag.
