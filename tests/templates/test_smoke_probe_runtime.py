@@ -164,6 +164,15 @@ def test_retryable_statuses_are_retried_with_backoff_and_others_are_not(scripted
     assert failed.value.kind == "InternalServerError" and len(scripted.paths) == 3
 
 
+def test_a_key_echoed_by_the_endpoint_stays_out_of_the_report(scripted: Any) -> None:
+    base = f"http://127.0.0.1:{scripted.server_address[1]}"
+    scripted.script = [(400, {"error": {"message": f"bad header Bearer {KEY}"}})] * 10
+    checks = smoke_probe.run(base, "fake-model", KEY, images=False, retries=0)
+    failed = [c for c in checks if c["name"] in ("health", "models")]
+    assert all(not c["ok"] and "Bearer ***" in c["detail"] for c in failed), checks
+    assert KEY not in json.dumps(checks)
+
+
 def test_a_closed_port_is_a_connection_error() -> None:
     with contextlib.closing(__import__("socket").socket()) as sock:
         sock.bind(("127.0.0.1", 0))
