@@ -22,8 +22,6 @@ from templates.runtime import smoke_probe as probe
 from templates.smoke_probe import OUTPUT as PROBE_OUTPUT
 from templates.smoke_probe import PROBE_TIMEOUT_SECONDS
 
-PIXEL = probe.PIXEL
-PROMPT = probe.PROMPT
 # The Lambda API holds a synchronous Invoke open until the function returns, up to its Timeout: the
 # read timeout must outlast it, or botocore gives up on an invocation that is still running.
 # https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html
