@@ -41,6 +41,8 @@ from templates import buckets
 from templates.context import checkov_skip
 from templates.iam import BOUNDARY_POLICY, ROLE_PATH
 from templates.images import GATEWAY_REPOSITORY, VLLM_REPOSITORY
+from templates.smoke_probe import ROLE_TAG as PROBE_ROLE_TAG
+from templates.smoke_probe import ROLE_TAG_VALUE as PROBE_ROLE_TAG_VALUE
 
 STACK_NAME = "deployctl-bootstrap"  # the regional stack (its name predates the split; deploys read it)
 ACCOUNT_STACK_NAME = "deployctl-account"
@@ -347,6 +349,27 @@ def _quota_reads() -> list[dict]:
             sid="CountEndpointInstances",
         ),
     ]
+def _smoke_probes(environment: str) -> dict:
+    """Invoke the smoke probes of this environment's stacks (templates/smoke_probe.py), nothing else.
+
+    Two locks: the name CloudFormation gives a stack's function (`<env>-<name>-SmokeProbeFunction-…`,
+    see confinement_statements), and the probe's tags, which Lambda evaluates for InvokeFunction and
+    GetFunction as aws:ResourceTag (the function resource type's condition keys in the Service
+    Authorization Reference; https://docs.aws.amazon.com/lambda/latest/dg/attribute-based-access-control.html).
+    The rotation functions of the same stacks carry no probe tag, so this role cannot rotate a key.
+    GetFunction: the state of a probe Lambda made Inactive, waited on before invoking it again.
+    """
+    return _allow(
+        ["lambda:GetFunction", "lambda:InvokeFunction"],
+        _arn("lambda", f"function:{environment}-*"),
+        {
+            "StringEquals": {
+                f"aws:ResourceTag/{PROBE_ROLE_TAG}": PROBE_ROLE_TAG_VALUE,
+                "aws:ResourceTag/deployctl:environment": environment,
+            }
+        },
+        sid="InvokeOurSmokeProbes",
+    )
 
 
 def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
@@ -484,11 +507,14 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             # resource to scope to: Cost Explorer's service authorization reference).
             _allow(["ce:UpdateCostAllocationTagsStatus"], "*", sid="ActivateTheBudgetTag"),
             *quota_reads,
+            # A release smoke-tests what it deployed (tooling.smoke.check_deployment).
+            _smoke_probes(environment),
         ],
         "smoke": [
             _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
             secret_reads,
             _key_through_secrets_manager(environment),
+            _smoke_probes(environment),
         ],
         "rotation": [
             _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),

@@ -901,7 +901,7 @@ def smoke(
     fmt: str,
     retries: int,
 ) -> None:
-    """Smoke-test live endpoints with the openai SDK; exit 1 on any failure."""
+    """Smoke-test live endpoints (internal ones from their stack's probe); exit 1 on any failure."""
     import json  # noqa: PLC0415
 
     from tooling import smoke as checks  # noqa: PLC0415

@@ -311,6 +311,117 @@ def _mixed(
     (container,) = task["ContainerDefinitions"]
     container["ResourceRequirements"] = [{"Type": "GPU", "Value": str(gpus)}]
     return out
+def _probe_stack(
+    *,
+    subnets: list[Any] | None = None,
+    ingress: bool = True,
+    egress_port: int = 80,
+    timeout: int = 900,
+    request: str | None = "120",
+    output: bool = True,
+    logs: bool = True,
+    retention: bool = True,
+    role_actions: tuple[str, ...] = (
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+    ),
+) -> dict[str, Any]:
+    """An internal load balancer on port 80 and its smoke probe, as templates/smoke_probe.py builds them."""
+    private = [t.ref("PrivateSubnet1"), t.ref("PrivateSubnet2")]
+    function: dict[str, Any] = {
+        "Runtime": "python3.13",
+        "Handler": "index.handler",
+        "Role": t.arn("SmokeProbeRole"),
+        "Code": {"ZipFile": "def handler(event, context):\n    return {}\n"},
+        "Timeout": timeout,
+        "VpcConfig": {"SubnetIds": private if subnets is None else subnets,
+                      "SecurityGroupIds": [t.ref("SmokeProbeSecurityGroup")]},
+    }  # fmt: skip
+    if request is not None:
+        function["Environment"] = {"Variables": {"SMOKE_REQUEST_TIMEOUT_SECONDS": request}}
+    if logs:
+        function["LoggingConfig"] = {"LogGroup": t.ref("SmokeProbeLogGroup")}
+    resources: dict[str, Any] = {
+        "LoadBalancer": {
+            "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "Properties": {
+                "Scheme": "internal",
+                "Subnets": private,
+                "SecurityGroups": [t.ref("LoadBalancerSecurityGroup")],
+            },
+        },
+        "HttpListener": {
+            "Type": "AWS::ElasticLoadBalancingV2::Listener",
+            "Properties": {
+                "LoadBalancerArn": t.ref("LoadBalancer"),
+                "Port": 80,
+                "Protocol": "HTTP",
+                "DefaultActions": [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}],
+            },
+        },
+        "LoadBalancerSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {"GroupDescription": "lb", "VpcId": "vpc-0123456789abcdef0"},
+        },
+        "SmokeProbeSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "probe",
+                "VpcId": "vpc-0123456789abcdef0",
+                "SecurityGroupEgress": [
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": egress_port,
+                        "ToPort": egress_port,
+                        "DestinationSecurityGroupId": t.ref("LoadBalancerSecurityGroup"),
+                    }
+                ],
+            },
+        },
+        "SmokeProbeRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "Policies": [
+                    {
+                        "PolicyName": "probe",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": list(role_actions), "Resource": "*"}],
+                        },
+                    }
+                ],
+            },
+        },
+        "SmokeProbeFunction": {"Type": "AWS::Lambda::Function", "Properties": function},
+        "SmokeProbeLogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"RetentionInDays": 30} if retention else {},
+        },
+    }
+    if ingress:
+        resources["LoadBalancerIngressFromSmokeProbe80"] = {
+            "Type": "AWS::EC2::SecurityGroupIngress",
+            "Properties": {"GroupId": t.ref("LoadBalancerSecurityGroup"), "IpProtocol": "tcp", "FromPort": 80,
+                           "ToPort": 80, "SourceSecurityGroupId": t.ref("SmokeProbeSecurityGroup")},
+        }  # fmt: skip
+    for az in (1, 2):
+        resources[f"PrivateSubnet{az}"] = {
+            "Type": "AWS::EC2::Subnet",
+            "Properties": {"VpcId": "vpc-0123456789abcdef0", "CidrBlock": f"10.0.{az}.0/24"},
+        }
+    outputs = {"SmokeProbeFunction": {"Value": t.ref("SmokeProbeFunction")}} if output else {}
+    return {"Resources": resources, "Outputs": outputs}
 
 
 CASES = [
@@ -826,6 +937,87 @@ CASES = [
         "InstanceGroup may launch Spot instances into an ECS cluster but LaunchTemplate's user data does "
         "not set ECS_ENABLE_SPOT_INSTANCE_DRAINING=true",
         _mixed("g6.xlarge", "g5.xlarge", spot=False, draining=False),
+    ),
+    Case(
+        "E9050",
+        "an internal load balancer without a probe",
+        _probe_stack(output=False),
+        "Resources/LoadBalancer",
+        "LoadBalancer is internal but no SmokeProbeFunction output names a Lambda function",
+        _probe_stack(),
+    ),
+    Case(
+        "E9050",
+        "a probe outside the load balancer's subnets",
+        _probe_stack(subnets=[{"Ref": "PrivateSubnet1"}]),
+        "Resources/SmokeProbeFunction/Properties/VpcConfig",
+        "must be attached to the subnets of LoadBalancer",
+        _probe_stack(subnets=[{"Ref": "PrivateSubnet2"}, {"Ref": "PrivateSubnet1"}]),
+    ),
+    Case(
+        "E9051",
+        "the load balancer does not let the probe in",
+        _probe_stack(ingress=False),
+        "Resources/LoadBalancer/Properties/SecurityGroups",
+        "no security group of LoadBalancer allows ingress from the security group of SmokeProbeFunction on "
+        "port 80",
+        _probe_stack(),
+    ),
+    Case(
+        "E9051",
+        "the probe may not go out to the listener's port",
+        _probe_stack(egress_port=443),
+        "Resources/SmokeProbeFunction/Properties/VpcConfig/SecurityGroupIds",
+        "allows egress to a security group of LoadBalancer on port 80",
+        _probe_stack(egress_port=80),
+    ),
+    Case(
+        "E9052",
+        "a Timeout shorter than its checks' request timeouts",
+        _probe_stack(timeout=300),
+        "Resources/SmokeProbeFunction/Properties/Timeout",
+        "SmokeProbeFunction Timeout 300 is shorter than 6 checks x 120 s + 15 s = 735 s",
+        _probe_stack(timeout=735),
+    ),
+    Case(
+        "E9052",
+        "no request timeout for the checks",
+        _probe_stack(request=None),
+        "Resources/SmokeProbeFunction/Properties/Environment",
+        "sets no literal SMOKE_REQUEST_TIMEOUT_SECONDS",
+        _probe_stack(request="60", timeout=400),
+    ),
+    Case(
+        "E9052",
+        "request timeouts that no Lambda Timeout can outlast",
+        _probe_stack(request="200", timeout=1300),
+        "Resources/SmokeProbeFunction/Properties/Environment",
+        "exceeds Lambda's 900 s ceiling",
+        _probe_stack(request="140", timeout=900),
+    ),
+    Case(
+        "E9053",
+        "a function logging to Lambda's own log group",
+        _probe_stack(logs=False),
+        "Resources/SmokeProbeFunction/Properties",
+        "SmokeProbeFunction names no log group of this stack in LoggingConfig.LogGroup",
+        _probe_stack(),
+    ),
+    Case(
+        "E9053",
+        "a log group that keeps logs forever",
+        _probe_stack(retention=False),
+        "Resources/SmokeProbeLogGroup/Properties",
+        "SmokeProbeLogGroup, the log group of SmokeProbeFunction, sets no RetentionInDays",
+        _probe_stack(retention=True),
+    ),
+    Case(
+        "E9054",
+        "a VPC function whose role cannot delete its interfaces",
+        _probe_stack(role_actions=("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces")),
+        "Resources/SmokeProbeRole/Properties",
+        "does not grant ec2:DeleteNetworkInterface",
+        _probe_stack(role_actions=("ec2:*",)),
     ),
 ]
 
