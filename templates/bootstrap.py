@@ -349,6 +349,8 @@ def _quota_reads() -> list[dict]:
             sid="CountEndpointInstances",
         ),
     ]
+
+
 def _smoke_probes(environment: str) -> dict:
     """Invoke the smoke probes of this environment's stacks (templates/smoke_probe.py), nothing else.
 

@@ -311,6 +311,8 @@ def _mixed(
     (container,) = task["ContainerDefinitions"]
     container["ResourceRequirements"] = [{"Type": "GPU", "Value": str(gpus)}]
     return out
+
+
 def _probe_stack(
     *,
     subnets: list[Any] | None = None,
