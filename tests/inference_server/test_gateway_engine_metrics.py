@@ -241,3 +241,58 @@ def test_time_to_first_token_is_sampled_to_emfs_hundred_values() -> None:
     values = next(m.values for m in extract(line) if m.name == "TimeToFirstToken")
     assert len(values) == 100 and len(set(values)) == 100
     assert max(values) > 100  # the sample reaches past the first hundred requests
+
+
+def _rendered(stack: str, tmp_path: Path) -> dict[str, object]:
+    from tests.templates.matrix import files
+    from tooling import repository
+    from tooling.render import render_deployment
+
+    environment, name = stack.split("-", 1)
+    relative = f"deployments/{environment}/{name}.yaml"
+    (tmp_path / relative).parent.mkdir(parents=True)
+    (tmp_path / relative).write_text(files()[relative], encoding="utf-8")
+    (deployment,) = repository.load(tmp_path).valid
+    return orjson.loads(render_deployment(deployment).text)
+
+
+def test_the_gateway_as_the_stack_configures_it_publishes_the_metric_its_policy_tracks(
+    fresh_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """The two halves of queue_depth_per_task meet: the rendered policy names exactly what CloudWatch
+    extracts from the gateway's line, when the gateway runs with the task's own environment."""
+    stack = "dev-gpu-llm-signals"
+    resources = _rendered(stack, tmp_path)["Resources"]
+    assert isinstance(resources, dict)
+    policy = resources["ServiceQueueDepthPerTaskPolicy"]["Properties"]
+    tracked = policy["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]
+    (container,) = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    # What ECS gives the container: Ref AWS::StackName is the stack's name. The gateway's own AWS
+    # settings (key secrets) stay out: the fake engine stands in for vLLM.
+    task_env = {
+        e["Name"]: stack if e["Value"] == {"Ref": "AWS::StackName"} else e["Value"]
+        for e in container["Environment"]
+        if e["Name"] in {"GATEWAY_METRICS_STACK", "ENGINE_VERSION", "GATEWAY_UPSTREAM"}
+        or e["Name"].startswith("GATEWAY_GAUGE")
+    }
+    assert set(task_env) >= {"GATEWAY_METRICS_STACK", "ENGINE_VERSION", "GATEWAY_UPSTREAM"}
+    from inference_server.config import load
+
+    settings = load([], {**task_env, "GATEWAY_UPSTREAM_URL": fresh_upstream.url, "GATEWAY_API_KEYS": "sk-x"})
+    fresh_upstream.engine_gauges = [(7.0, 3.0, 0.5)]
+    gauges = build_gateway(settings).gauges
+    assert gauges.enabled
+    extracted = extract(gauges.line(asyncio.run(gauges.sample())))
+    dimensions = tuple(
+        sorted(
+            (d["Name"], stack if d["Value"] == {"Ref": "AWS::StackName"} else d["Value"])
+            for d in tracked["Dimensions"]
+        )
+    )
+    (match,) = [
+        m
+        for m in extracted
+        if (m.namespace, m.name, m.dimensions) == (tracked["Namespace"], tracked["MetricName"], dimensions)
+    ]
+    assert match.values == (7.0,)
+    assert tracked["Statistic"] == "Average"
