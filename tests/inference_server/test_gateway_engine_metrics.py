@@ -296,3 +296,69 @@ def test_the_gateway_as_the_stack_configures_it_publishes_the_metric_its_policy_
     ]
     assert match.values == (7.0,)
     assert tracked["Statistic"] == "Average"
+
+
+@pytest.mark.slow
+def test_the_images_entrypoint_publishes_the_fake_engines_gauges_on_stdout(tmp_path: Path) -> None:
+    """The whole container as the stacks run it: the supervisor, a vLLM-shaped engine on loopback (the
+    fake), the gateway deriving the engine's /metrics from ENGINE_PORT and its KV name from ENGINE_VERSION."""
+    import signal
+    import subprocess
+    import sys
+
+    from gateway_support import wait_for_url
+
+    root = Path(__file__).resolve().parents[2]
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AWS_", "ENGINE_"))}
+    env.update(
+        {
+            "PYTHONPATH": str(root),
+            "ENGINE_PORT": str(closed_port()),
+            "ENGINE_VERSION": "0.8.5",
+            "ENGINE_COMMAND": f"{sys.executable} {Path(__file__).with_name('gateway_fake_engine.py')}"
+            " --host {host} --port {port}",
+            "FAKE_ENGINE_ARGV": str(tmp_path / "argv"),
+            "FAKE_ENGINE_GAUGES": "2,1,0.25;1,1,0.75",
+            "FAKE_ENGINE_KV_METRIC": "vllm:gpu_cache_usage_perc",
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": "0",
+            "GATEWAY_METRICS_PORT": "0",
+            "GATEWAY_API_KEYS": "sk-box",
+            "GATEWAY_METRICS_STACK": "dev-box",
+            "GATEWAY_GAUGE_INTERVAL": "0.2",
+            "GATEWAY_LOG_REQUESTS": "0",
+            "GATEWAY_USAGE_METRICS": "0",
+            "SUPERVISOR_GRACE": "10",
+        }
+    )
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inference_server.supervisor"], env=env, cwd=root, stdout=out, stderr=err
+        )
+    try:
+        wait_for_url(process, stderr, attempts=2000)
+
+        def engine_line() -> dict[str, Extracted] | None:
+            for line in _lines(stdout):
+                if line.startswith(b"{") and b'"_aws"' in line:
+                    found = _by_name(line)
+                    if "EngineKvCacheUsage" in found:
+                        return found
+            return None
+
+        found = _eventually(engine_line)
+        assert isinstance(found, dict)
+        dev_box = (("Stack", "dev-box"),)
+        assert {n: (m.values, m.dimensions) for n, m in found.items()} == {
+            "RequestsInFlight": ((0.0,), dev_box),
+            "EngineRequestsWaiting": ((3.0,), dev_box),
+            "EngineRequestsRunning": ((2.0,), dev_box),
+            "EngineKvCacheUsage": ((50.0,), dev_box),
+        }
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
