@@ -18,8 +18,9 @@ from tooling.cfn_rules._scaling import (
     number,
 )
 
-# Target tracking evaluates its metric per minute; a gateway writing less often leaves minutes with no
-# data point, which the alarms treat as missing data rather than as load.
+# The alarms target tracking creates evaluate one-minute periods; a gateway writing less often leaves
+# periods with no data point: missing data puts the alarms in INSUFFICIENT_DATA, in which Application
+# Auto Scaling does not scale until data points come back (the overview's considerations).
 METRIC_PERIOD_SECONDS = 60
 
 
@@ -27,14 +28,15 @@ class GatewayGaugesPublished(CloudFormationLintRule):
     id = "E9032"
     shortdesc = "A tracked gateway gauge is published by a gateway in the stack"
     description = (
-        "Target tracking needs a metric that has data: Application Auto Scaling's and EC2 Auto Scaling's "
-        "alarms evaluate it minute by minute, and a metric nobody writes leaves them without data points, "
-        "so the policy never scales. A policy on one of the gateway's gauges needs a gateway in the same "
+        "Target tracking needs a metric that has data: when its metric is missing data points the "
+        "policy's alarms go to INSUFFICIENT_DATA and no scaling happens until data points return, so a "
+        "metric nobody writes, or one written less often than the alarms' one-minute period, never "
+        "scales (or scales in fits). A policy on one of the gateway's gauges needs a gateway in the same "
         "template that writes it: gauges on (GATEWAY_GAUGE_METRICS), at least once a minute "
         "(GATEWAY_GAUGE_INTERVAL at most 60 s), and for vLLM's queue and KV cache, a gateway in front of "
         "vLLM (GATEWAY_UPSTREAM vllm), whose /metrics it reads."
     )
-    source_url = "https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking.html"
+    source_url = "https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html"
     tags: ClassVar[list[str]] = ["resources", "applicationautoscaling", "autoscaling", "gateway"]
 
     def match(self, cfn: Template) -> list[RuleMatch]:
