@@ -929,6 +929,15 @@ CASES = [
         ),
     ),
     Case(
+        "E9032",
+        "in-flight requests counted per worker process",
+        _gateway_scaled({"MetricName": "RequestsInFlight"}, GATEWAY_WORKERS="4"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_WORKERS 4: each process publishes its own RequestsInFlight, so "
+        "ServiceQueueDepthPerTaskPolicy would track a per-process average",
+        _gateway_scaled(GATEWAY_WORKERS="4"),
+    ),
+    Case(
         "E9033",
         "SageMaker's concurrency metric on an ECS service",
         _predefined(

@@ -34,7 +34,8 @@ class GatewayGaugesPublished(CloudFormationLintRule):
         "scales (or scales in fits). A policy on one of the gateway's gauges needs a gateway in the same "
         "template that writes it: gauges on (GATEWAY_GAUGE_METRICS), at least once a minute "
         "(GATEWAY_GAUGE_INTERVAL at most 60 s), and for vLLM's queue and KV cache, a gateway in front of "
-        "vLLM (GATEWAY_UPSTREAM vllm), whose /metrics it reads."
+        "vLLM (GATEWAY_UPSTREAM vllm), whose /metrics it reads. RequestsInFlight is counted per process: "
+        "with GATEWAY_WORKERS above 1 its Average would be per process, not per task."
     )
     source_url = "https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html"
     tags: ClassVar[list[str]] = ["resources", "applicationautoscaling", "autoscaling", "gateway"]
@@ -64,6 +65,19 @@ class GatewayGaugesPublished(CloudFormationLintRule):
                     )
                 )
                 continue
+            workers = number(env.get("GATEWAY_WORKERS"))
+            per_process = [
+                t.policy for t in tracked if t.metric.get("MetricName") == gateway_metrics.REQUESTS_IN_FLIGHT
+            ]
+            if workers is not None and workers > 1 and per_process:
+                matches.append(
+                    RuleMatch(
+                        path,
+                        f"{path[1]}: GATEWAY_WORKERS {workers:g}: each process publishes its own "
+                        f"RequestsInFlight, so {per_process[0]} would track a per-process average, not the "
+                        "task's; run one worker",
+                    )
+                )
             publishers.append(env.get("GATEWAY_UPSTREAM") or DEFAULT_UPSTREAM)
         for t in tracked:
             name = t.metric["MetricName"]
