@@ -8,7 +8,7 @@ flight and vLLM's queue and KV cache, one EMF data point per task every few seco
 dimension set [Stack]. CloudWatch's Average of a metric over a period is Sum / SampleCount of every data
 point published to it (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Statistics-definitions.html),
 so with each task publishing its own value at the same interval, Average is the per-task average that
-target tracking needs, "a metric that decreases when capacity increases"
+target tracking needs: "the value of the metric should decrease when capacity increases"
 (https://docs.aws.amazon.com/autoscaling/application/APIReference/API_CustomizedMetricSpecification.html).
 No metric math is needed, which would only be for dividing a service-wide total by a task count
 (https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking-metric-math.html).
