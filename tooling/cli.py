@@ -331,6 +331,29 @@ def plan(
     sys.exit(2 if detailed_exitcode and result.changed else 0)
 
 
+@cli.command("plan-comment")
+@click.argument("plans", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--environment",
+    "-e",
+    "environments",
+    multiple=True,
+    required=True,
+    help="An environment the comment must cover (repeat); one without PLANS/<env>.md is reported missing.",
+)
+@click.option(
+    "--limit", type=click.IntRange(1000, 65_536), default=65_536, show_default=True, help="Bytes at most."
+)
+def plan_comment(plans: Path, environments: tuple[str, ...], limit: int) -> None:
+    """The pull-request comment from one markdown plan per environment (`plan --format markdown`)."""
+    from tooling import plan_output  # noqa: PLC0415
+
+    found = {p.stem: p for p in plans.rglob("*.md")} if plans.is_dir() else {}
+    names = list(dict.fromkeys([*environments, *sorted(set(found) - set(environments))]))
+    texts = {n: found[n].read_text(encoding="utf-8") if n in found else None for n in names}
+    click.echo(plan_output.collect(texts, limit=limit), nl=False)
+
+
 @cli.command("cost")
 @paths_argument
 @click.option(
