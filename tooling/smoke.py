@@ -209,7 +209,8 @@ def to_markdown(reports: list[Report], skipped: list[tuple[str, str]] | None = N
     """The table of checks; `skipped` (deployment, why) are the deployments not tested, one row each."""
     lines = ["| deployment | check | result | seconds | first token | detail |", "|---|---|---|---|---|---|"]
     for deployment, why in skipped or []:
-        lines.append(f"| {deployment} | | ⏭️ skipped | | | {why.replace('|', chr(92) + '|')} |")
+        reason = why.replace("|", "\\|")
+        lines.append(f"| {deployment} | | ⏭️ skipped | | | {reason} |")
     for report in reports:
         for check in report.checks:
             first = f"{check.first_token_seconds:.3f}" if check.first_token_seconds is not None else ""

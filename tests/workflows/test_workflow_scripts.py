@@ -252,3 +252,59 @@ def test_no_open_pull_request_at_that_head_posts_nothing(tmp_path: Path) -> None
     result, calls = comment_step(tmp_path, f"{MARKER}\nplan\n", head="c" * 40)
     assert result.returncode == 0, result.stderr
     assert posted(calls) == []
+
+
+# ---- deploy.yml: the build matrices, and the release of a superseded commit ---------------------------
+
+
+def fake_deployctl(tmp_path: Path, output: str) -> None:
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "matrix-out.json").write_text(output)
+    tool = venv / "deployctl"
+    tool.write_text(f'#!/usr/bin/env bash\ncat "{tmp_path / "matrix-out.json"}"\n')
+    tool.chmod(0o755)
+
+
+def outputs(tmp_path: Path) -> dict[str, str]:
+    text = (tmp_path / "output.txt").read_text()
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("include", "gateway", "vllm"),
+    [
+        (
+            [{"image": "gateway", "tag": "c1"}, {"image": "vllm", "version": "0.11.0", "tag": "0.11.0-c2"},
+             {"image": "vllm", "version": "0.12.0", "tag": "0.12.0-c2"}],
+            {"include": [{"image": "gateway", "tag": "c1"}]},
+            {"include": [{"image": "vllm", "version": "0.11.0", "tag": "0.11.0-c2"},
+                         {"image": "vllm", "version": "0.12.0", "tag": "0.12.0-c2"}]},
+        ),
+        ([{"image": "vllm", "version": "0.11.0", "tag": "0.11.0-c2"}], None,
+         {"include": [{"image": "vllm", "version": "0.11.0", "tag": "0.11.0-c2"}]}),
+        ([], None, None),
+    ],
+)  # fmt: skip
+def test_one_build_matrix_per_image_and_none_when_nothing_is_missing(tmp_path, include, gateway, vllm):
+    fake_deployctl(tmp_path, json.dumps({"include": include}))
+    found = step("deploy", "images", "deployctl images --missing")
+    result, _ = run_step(tmp_path, found, {"GITHUB_OUTPUT": str(tmp_path / "output.txt")}, {})
+    assert result.returncode == 0, result.stderr
+    got = outputs(tmp_path)
+    # An empty output skips the build job (its `if`), before GitHub evaluates an empty matrix.
+    assert (json.loads(got["gateway"]) if got["gateway"] else None) == gateway
+    assert (json.loads(got["vllm"]) if got["vllm"] else None) == vllm
+
+
+@pytest.mark.parametrize(("head", "current"), [("a" * 40, "true"), ("b" * 40, "false")])
+def test_a_release_goes_ahead_only_for_the_head_of_main(tmp_path: Path, head: str, current: str) -> None:
+    found = step("deploy", "release-prod", "still the head of main")
+    output = str(tmp_path / "output.txt")
+    env = {"GH_TOKEN": "t", "REPO": "o/r", "GITHUB_SHA": "a" * 40, "GITHUB_OUTPUT": output}
+    result, calls = run_step(tmp_path, found, env, {"api": {"repos/o/r/commits/main": {"sha": head}}})
+    assert result.returncode == 0, result.stderr
+    assert outputs(tmp_path) == {"current": current}
+    assert calls == [["api", "repos/o/r/commits/main", "--jq", ".sha"]]
+    if current == "false":
+        assert "main has moved on" in (tmp_path / "summary.md").read_text()
