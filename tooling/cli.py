@@ -820,6 +820,65 @@ def changed(obj: _Context, since: str, fmt: str) -> None:
         click.echo(f"image {image}: {'rebuild' if rebuild else 'unchanged'}")
 
 
+@cli.command("images")
+@click.option(
+    "--missing",
+    is_flag=True,
+    help="Only images whose tag is not in the CI registry yet (ECR DescribeImages).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "github-matrix"]), default="text", show_default=True
+)
+@click.option(
+    "--region", help="The CI registry's region. Default: ci.region of deployments/environments.yaml."
+)
+@click.pass_obj
+def images_(obj: _Context, missing: bool, fmt: str, region: str | None) -> None:
+    """The images the deployments need: the gateway once, vLLM once per engine.version in use.
+
+    Tags come from the checkout (`<commit>`, `<vllm version>-<commit>`), so a re-run lists the same
+    tags and --missing lists none once they are pushed. A vLLM base marked resolve (no digest recorded
+    in tooling/data/vllm_images.yaml) is pinned by the build: resolve `base` to its index digest
+    (`docker buildx imagetools inspect --format '{{json .Manifest}}' BASE`, its "digest"), pass
+    VLLM_BASE_IMAGE=BASE@DIGEST, and record the digest (the image's org.opencontainers.image.base.name
+    label carries it)."""
+    import json  # noqa: PLC0415
+
+    from tooling.release import images  # noqa: PLC0415
+
+    result = obj.load(())
+    if invalid := [f for f in result.files if not f.valid]:
+        click.echo(
+            f"warning: {len(invalid)} invalid deployment file(s) left out (deployctl validate)", err=True
+        )
+    try:
+        found = images.builds(obj.root, [f.spec for f in result.valid])
+    except images.NoImageCommit as exc:
+        raise click.ClickException(str(exc)) from None
+    if missing:
+        from tooling.accounts import environments  # noqa: PLC0415
+        from tooling.accounts import images as registry  # noqa: PLC0415
+
+        loaded = environments.load(obj.root)
+        where = region or (loaded.config.ci.region if loaded else None) or os.environ.get("AWS_REGION")
+        if not where:
+            raise click.ClickException("--missing needs the CI registry's region: --region, or ci.region")
+        absent = set(registry.absent(where, [(b.repository, b.tag) for b in found]))
+        found = [b for b in found if (b.repository, b.tag) in absent]
+    if fmt == "github-matrix":
+        click.echo(json.dumps(images.github_matrix(found), separators=(",", ":")))
+    elif fmt == "json":
+        click.echo(json.dumps({"images": [b.to_json() for b in found]}, indent=2))
+    else:
+        for b in found:
+            base = ""
+            if b.base:
+                base = f" FROM {b.base['name']}" + (
+                    f"@{b.base['digest']}" if b.base["digest"] else " (resolve)"
+                )
+            click.echo(f"{b.repository}:{b.tag} [{','.join(b.platforms)}]{base}")
+
+
 def _live(
     obj: _Context, targets: tuple[str, ...], environment: str | None
 ) -> list[repository.DeploymentFile]:

@@ -37,6 +37,9 @@ class StackState:
     warnings: list[str] = field(default_factory=list)
     monthly_usd: float | None = None  # the estimate at minimum scale
     over_budget: str | None = None
+    # engine.version of a vLLM deployment (None: no vLLM, or rendered by code older than the field):
+    # what names the stack's vLLM image (tooling/release/images.py)
+    vllm_version: str | None = None
 
     @property
     def stack_name(self) -> str:
@@ -207,6 +210,7 @@ def _take_cold(
             deployment.name,
             relative,
             deployment.spec.region if deployment.spec else "",
+            vllm_version=getattr(deployment.spec.engine, "version", None) if deployment.spec else None,
             errors=[format_text(d) for d in diagnostics if d.severity is Severity.ERROR],
             warnings=[format_text(d) for d in diagnostics if d.severity is Severity.WARNING],
         )
