@@ -538,7 +538,8 @@ def _select_states(
 @click.option(
     "--image-tag",
     multiple=True,
-    help="Image tag to deploy: TAG (every image), gateway=TAG or vllm=TAG. Default: keep the deployed.",
+    help="Image tag to deploy: TAG (every image), gateway=TAG or vllm=TAG. Default: keep the deployed "
+    "while it fits (same engine.version), else the checkout's (`deployctl images`).",
 )
 @click.option(
     "--image-tags-from",
@@ -576,7 +577,7 @@ def deploy(
     import threading  # noqa: PLC0415
 
     from tooling import deploy as engine  # noqa: PLC0415
-    from tooling import gitbase, ownership, reviewed  # noqa: PLC0415
+    from tooling import gitbase, ownership, planning, reviewed  # noqa: PLC0415
 
     head, states, base_regions = _select_states(obj, paths, environment, changed_since)
     identity = obj.repository()
@@ -608,6 +609,7 @@ def deploy(
         | ownership.default_regions(),
         yes=yes,
         allow_revert=allow_revert,
+        default_image_tags=planning.checkout_tags(obj.root, head),
     )
     if plan_file is not None:
         try:
@@ -617,6 +619,7 @@ def deploy(
         refused = reviewed.refusals(
             plan_data, [s for s in states if s.valid], repository=identity,
             image_tags=options.image_tags, stack_image_tags=options.stack_image_tags,
+            default_image_tags=options.default_image_tags,
         )  # fmt: skip
         if refused:
             for line in refused:

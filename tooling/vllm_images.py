@@ -66,7 +66,10 @@ def parse(text: str) -> Catalogue:
         if digest != RESOLVE_AT_BUILD and not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
             raise BadData(f"vllm_images.yaml: {version}: digest is sha256:<64 hex> or {RESOLVE_AT_BUILD}")
         # One line per version: the image tag's commit is the last commit that changed this line.
-        if len(re.findall(rf'^\s*"{re.escape(version)}":', text, re.MULTILINE)) != 1:
+        if (
+            len(re.findall(rf'^\s*"{re.escape(version)}":\s*\{{[^}}\n]*\}}\s*(#.*)?$', text, re.MULTILINE))
+            != 1
+        ):
             raise BadData(f'vllm_images.yaml: write "{version}" as one line: "{version}": {{digest: ...}}')
         bases[version] = Base(
             version, f"{repository}:v{version}", None if digest == RESOLVE_AT_BUILD else digest

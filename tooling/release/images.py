@@ -51,7 +51,9 @@ def image_commit(root: Path, image: str, version: str | None = None) -> str:
             # The version's own line of the data file: its base image and digest.
             line = _last(root, "-G", vllm_images.line_pattern(version), "--", DATA_FILE)
             if line and commit and line != commit:
-                commit = str(gitbase.git(root, "log", "--no-walk", "-1", "--format=%H", commit, line)).strip()
+                # The newer of the two: in topological order a descendant comes before its ancestors
+                # (commit times can tie, or lie).
+                commit = str(gitbase.git(root, "rev-list", "-n", "1", "--topo-order", commit, line)).strip()
             commit = commit or line
     except (NoImageCommit, gitbase.GitError) as exc:
         raise NoImageCommit(f"{image}: {exc}") from None
@@ -64,15 +66,19 @@ def vllm_tag(version: str, commit: str) -> str:
     return f"{version}-{commit}"
 
 
-def _tags(root: Path, engine_type: str, version: str | None, commits: dict[str, str]) -> dict[str, str]:
+def _tags(
+    root: Path, engine_type: str, version: str | None, commits: dict[str, str], wanted: set[str] | None = None
+) -> dict[str, str]:
     def commit(image: str, of: str | None = None) -> str:
         key = f"{image}:{of}" if of else image
         if key not in commits:
             commits[key] = image_commit(root, image, of)
         return commits[key]
 
-    tags = {GATEWAY_PARAMETER: commit("gateway")}
-    if engine_type == "vllm" and version:
+    tags = {}
+    if wanted is None or GATEWAY_PARAMETER in wanted:
+        tags[GATEWAY_PARAMETER] = commit("gateway")
+    if engine_type == "vllm" and version and (wanted is None or VLLM_PARAMETER in wanted):
         tags[VLLM_PARAMETER] = vllm_tag(version, commit("vllm", version))
     return tags
 
@@ -85,13 +91,27 @@ def stack_image_tags(root: Path, spec: Any, *, commits: dict[str, str] | None = 
 
 
 def state_image_tags(root: Path, state: Any, *, commits: dict[str, str] | None = None) -> dict[str, str]:
-    """The same tags for a rendered stack (tooling/snapshot.py StackState), limited to the image
-    parameters its template declares: what deploy and plan use where no tag is given or kept."""
-    declared = json.loads(state.text or "{}").get("Parameters", {})
+    """The same tags for a rendered stack (tooling/snapshot.py StackState), for the image parameters
+    its template declares: what deploy and plan set where no tag is given and none can be kept."""
+    declared = set(json.loads(state.text or "{}").get("Parameters", {}))
     version = getattr(state, "vllm_version", None)
     engine_type = "vllm" if VLLM_PARAMETER in declared else "external"
-    tags = _tags(root, engine_type, version, commits if commits is not None else {})
-    return {k: v for k, v in tags.items() if k in declared}
+    return _tags(root, engine_type, version, commits if commits is not None else {}, declared)
+
+
+def checkout_tags(root: Path, states: Iterable[Any]) -> dict[str, dict[str, str]]:
+    """Stack name -> the checkout's image tags, for every valid stack whose images have a commit (a
+    checkout without git history names none: a deploy then needs --image-tag, as it always did)."""
+    commits: dict[str, str] = {}
+    out = {}
+    for state in states:
+        if state.text is None or state.errors:
+            continue
+        try:
+            out[state.stack_name] = state_image_tags(root, state, commits=commits)
+        except NoImageCommit:
+            continue
+    return out
 
 
 @dataclass(frozen=True)
