@@ -820,6 +820,10 @@ def changed(obj: _Context, since: str, fmt: str) -> None:
     for item in result["removed"]:
         click.echo(f"removed {item['stack_name']}")
     for image, rebuild in result["images"].items():
+        if image == "vllm_versions":
+            for version in rebuild:
+                click.echo(f"image vllm {version}: new since {result['since'][:12]}")
+            continue
         click.echo(f"image {image}: {'rebuild' if rebuild else 'unchanged'}")
 
 
