@@ -164,3 +164,16 @@ def test_the_shipped_versions() -> None:
 def test_a_broken_data_file_says_what_is_wrong(text: str, error: str) -> None:
     with pytest.raises(vllm_images.BadData, match=re.escape(error)):
         vllm_images.parse(text)
+
+
+def test_dockerfile_vllm_takes_exactly_the_build_arguments_the_matrix_passes(checkout: Path) -> None:
+    text = (ROOT / "Dockerfile.vllm").read_text(encoding="utf-8")
+    arguments = set(re.findall(r"^ARG ([A-Z_]+)\s*$", text, re.MULTILINE))
+    _commit(checkout, "inference_server/app.py", "v1")
+    (_, vllm) = images.builds(checkout, [_vllm("0.31.0")])
+    assert arguments == set(vllm.build_args)
+    # No default a build could fall back on: the version and its pinned base are always named.
+    assert not re.search(r"^ARG [A-Z_]+=", text, re.MULTILINE)
+    assert re.search(r"^FROM \$\{VLLM_BASE_IMAGE\}$", text, re.MULTILINE)
+    # The build checks what the tag promises: a pinned base that runs the named vLLM.
+    assert "*@sha256:*" in text and "version(\"vllm\")" in text
