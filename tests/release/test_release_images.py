@@ -176,4 +176,4 @@ def test_dockerfile_vllm_takes_exactly_the_build_arguments_the_matrix_passes(che
     assert not re.search(r"^ARG [A-Z_]+=", text, re.MULTILINE)
     assert re.search(r"^FROM \$\{VLLM_BASE_IMAGE\}$", text, re.MULTILINE)
     # The build checks what the tag promises: a pinned base that runs the named vLLM.
-    assert "*@sha256:*" in text and "version(\"vllm\")" in text
+    assert "*@sha256:*" in text and 'version("vllm")' in text
