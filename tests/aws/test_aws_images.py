@@ -173,3 +173,16 @@ def test_a_version_bump_sets_the_new_versions_image() -> None:
     assert changesets.parameters(state, None, None, checkout) == [
         {"ParameterKey": "VllmImageTag", "ParameterValue": NEW_TAG}
     ]
+
+
+def test_missing_asks_the_registry_for_each_versions_tag(aws_env: str) -> None:
+    """Several vLLM versions share deployctl/vllm: each (repository, tag) is its own DescribeImages."""
+    from tooling.accounts import images as registry
+
+    ecr = boto3.client("ecr", region_name="us-east-1")
+    ecr.create_repository(repositoryName="deployctl/vllm", imageTagMutability="IMMUTABLE")
+    ecr.put_image(repositoryName="deployctl/vllm", imageManifest=MANIFEST, imageTag=NEW_TAG)
+    wanted = [("deployctl/vllm", NEW_TAG), ("deployctl/vllm", OLD_TAG), ("deployctl/gateway", "abc")]
+    # Not pushed, and a repository bootstrap has not made yet: both absent, neither an error.
+    assert registry.absent("us-east-1", wanted) == [("deployctl/vllm", OLD_TAG), ("deployctl/gateway", "abc")]
+    assert registry.missing("us-east-1", {"deployctl/vllm": NEW_TAG}) == []
