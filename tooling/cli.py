@@ -546,6 +546,12 @@ def _select_states(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Per-stack tags from `deployctl status --format json` (a rollback to what ran before).",
 )
+@click.option(
+    "--checkout-images",
+    is_flag=True,
+    help="Every stack runs the images this checkout names (the tags `deployctl images` lists), not only "
+    "new stacks and new engine versions: after CI built new images.",
+)
 @click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack.")
 @click.option(
     "--image-wait",
@@ -565,6 +571,7 @@ def deploy(
     yes: bool,
     image_tag: tuple[str, ...],
     image_tags_from: Path | None,
+    checkout_images: bool,
     timeout: int,
     image_wait: int,
     plan_file: Path | None,
@@ -579,6 +586,10 @@ def deploy(
     from tooling import deploy as engine  # noqa: PLC0415
     from tooling import gitbase, ownership, planning, reviewed  # noqa: PLC0415
 
+    if checkout_images and (image_tag or image_tags_from):
+        raise click.BadParameter(
+            "give the tags (--image-tag, --image-tags-from) or --checkout-images, not both"
+        )
     head, states, base_regions = _select_states(obj, paths, environment, changed_since)
     identity = obj.repository()
     console = Console() if Console().is_terminal else Console(width=200)
@@ -611,6 +622,8 @@ def deploy(
         allow_revert=allow_revert,
         default_image_tags=planning.checkout_tags(obj.root, head),
     )
+    if checkout_images:
+        options.stack_image_tags = {name: dict(tags) for name, tags in options.default_image_tags.items()}
     if plan_file is not None:
         try:
             plan_data = reviewed.load(plan_file)

@@ -135,7 +135,17 @@ def test_a_deployment_merged_alone_deploys_with_the_checkouts_images(tmp_path: P
     code, out = run(tmp_path, "deploy", "--plan", str(tmp_path / "reviewed.json"))
     assert code == 1
     assert "prod-foo: differs from the reviewed plan in its image tags" in out.replace("\n", " ")
-    assert {i["tag"] for i in missing(tmp_path)} == {newer, f"0.34.0-{newer}"}
+    rebuilt = missing(tmp_path)
+    assert {i["tag"] for i in rebuilt} == {newer, f"0.34.0-{newer}"}
+    # Without --checkout-images every stack keeps what it runs; with it, every stack moves to the
+    # images CI just built.
+    push(rebuilt)
+    code, out = run(tmp_path, "deploy", "--image-wait", "0")
+    assert code == 0 and out.count("unchanged") == 2, out
+    code, out = run(tmp_path, "deploy", "--checkout-images", "--image-wait", "0")
+    assert code == 0, out
+    assert parameters("dev-proxy") == {"GatewayImageTag": newer}
+    assert parameters("prod-foo") == {"VllmImageTag": f"0.34.0-{newer}"}
 
 
 def _state(pattern: str, version: str = "0.34.0") -> StackState:
