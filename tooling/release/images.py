@@ -12,7 +12,6 @@ https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,7 +92,10 @@ def stack_image_tags(root: Path, spec: Any, *, commits: dict[str, str] | None = 
 def state_image_tags(root: Path, state: Any, *, commits: dict[str, str] | None = None) -> dict[str, str]:
     """The same tags for a rendered stack (tooling/snapshot.py StackState), for the image parameters
     its template declares: what deploy and plan set where no tag is given and none can be kept."""
-    declared = set(json.loads(state.text or "{}").get("Parameters", {}))
+    # A template names an image parameter only where it declares it (Parameters, and its Ref): a search
+    # of the text is enough, and a plan of hundreds of stacks parses no template for it.
+    text = state.text or ""
+    declared = {key for key in (GATEWAY_PARAMETER, VLLM_PARAMETER) if f'"{key}"' in text}
     version = getattr(state, "vllm_version", None)
     engine_type = "vllm" if VLLM_PARAMETER in declared else "external"
     return _tags(root, engine_type, version, commits if commits is not None else {}, declared)
