@@ -189,6 +189,88 @@ def _cpu_tracking(*, task_cpu: bool, metric: str = "ECSServiceAverageCPUUtilizat
     return out
 
 
+_GATEWAY_ENV: dict[str, Any] = {
+    "GATEWAY_PORT": "8080",
+    "GATEWAY_METRICS_STACK": t.ref("AWS::StackName"),
+    "ENGINE_MODEL": "org/model",
+    "SUPERVISOR_GRACE": "55",
+    "GATEWAY_SHUTDOWN_GRACE": "50",
+}
+_QUEUE_METRIC: dict[str, Any] = {
+    "Namespace": "deployctl/Gateway",
+    "MetricName": "EngineRequestsWaiting",
+    "Dimensions": [{"Name": "Stack", "Value": t.ref("AWS::StackName")}],
+    "Statistic": "Average",
+}
+_QUEUE_POLICY = "Resources/ServiceQueueDepthPerTaskPolicy/Properties/TargetTrackingScalingPolicyConfiguration"
+
+
+def _gateway_scaled(
+    metric: dict[str, Any] | None = None, *, stop: int | None = 120, **env: Any
+) -> dict[str, Any]:
+    """The ecs-gpu shape: vLLM and the gateway in one container, the service tracking a gateway gauge;
+    a None in `metric` or `env` removes that key."""
+    out = t.gpu_ecs()
+    r = out["Resources"]
+    values = {k: v for k, v in {**_GATEWAY_ENV, **env}.items() if v is not None}
+    container = r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    container["Environment"] = t.env(**values)
+    if stop is not None:
+        container["StopTimeout"] = stop
+    spec = {k: v for k, v in {**_QUEUE_METRIC, **(metric or {})}.items() if v is not None}
+    r["ServiceQueueDepthPerTaskPolicy"] = {
+        "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "Properties": {
+            "PolicyName": "queue",
+            "PolicyType": "TargetTrackingScaling",
+            "ScalingTargetId": t.ref("ServiceScalableTarget"),
+            "TargetTrackingScalingPolicyConfiguration": {
+                "CustomizedMetricSpecification": spec,
+                "TargetValue": 4.0,
+            },
+        },
+    }
+    return out
+
+
+def _ec2_gateway_scaled(stack_value: Any, published: Any = None) -> dict[str, Any]:
+    """The ec2 shape: the gateway's variables in user data, an EC2 Auto Scaling target-tracking policy."""
+    data = (
+        "#!/bin/bash\ndocker run --detach --publish 8080:8080 --env GATEWAY_PORT='8080' "
+        "--env GATEWAY_METRICS_STACK='${Env1}' ${Image}\n"
+    )
+    out = t.ec2_group(user_data=data)
+    sub = out["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    sub["Fn::Sub"][1]["Env1"] = published if published is not None else t.ref("AWS::StackName")
+    metric = {**_QUEUE_METRIC, "MetricName": "RequestsInFlight"}
+    metric["Dimensions"] = [{"Name": "Stack", "Value": stack_value}]
+    out["Resources"]["GroupRequestsInFlightPerTaskPolicy"] = {
+        "Type": "AWS::AutoScaling::ScalingPolicy",
+        "Properties": {
+            "AutoScalingGroupName": t.ref("InstanceGroup"),
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingConfiguration": {"CustomizedMetricSpecification": metric, "TargetValue": 16.0},
+        },
+    }
+    return out
+
+
+def _predefined(out: dict[str, Any], target: str, metric: str) -> dict[str, Any]:
+    out["Resources"]["TrackingPolicy"] = {
+        "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "Properties": {
+            "PolicyName": "tracking",
+            "PolicyType": "TargetTrackingScaling",
+            "ScalingTargetId": t.ref(target),
+            "TargetTrackingScalingPolicyConfiguration": {
+                "PredefinedMetricSpecification": {"PredefinedMetricType": metric},
+                "TargetValue": 8.0,
+            },
+        },
+    }
+    return out
+
+
 ALL_SAGEMAKER = (
     "sagemaker:InvokeEndpoint",
     "sagemaker:InvokeEndpointWithResponseStream",
@@ -272,6 +354,158 @@ def _budget(**data: Any) -> dict[str, Any]:
             }
         }
     }
+
+
+def _mixed(
+    *types: str,
+    spot: bool = True,
+    market: bool = False,
+    template_type: str | None = None,
+    memory: int = 512,
+    gpus: int = 1,
+    draining: bool = True,
+) -> dict[str, Any]:
+    """The ecs-gpu shape with its group on a mixed instances policy over `types`."""
+    out = t.gpu_ecs()
+    r = out["Resources"]
+    data = r["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    data["InstanceType"] = template_type or types[0]
+    config = "ECS_CLUSTER=${Cluster}\n" + ("ECS_ENABLE_SPOT_INSTANCE_DRAINING=true\n" if draining else "")
+    data["UserData"] = {"Fn::Base64": {"Fn::Sub": ["#!/bin/bash\ncat >> /etc/ecs/ecs.config <<'C'\n" + config
+                                                   + "C\n", {"Cluster": t.ref("Cluster")}]}}  # fmt: skip
+    if market:
+        data["InstanceMarketOptions"] = {"MarketType": "spot"}
+    group = r["InstanceGroup"]["Properties"]
+    group["MixedInstancesPolicy"] = {
+        "InstancesDistribution": {
+            "OnDemandBaseCapacity": 1,
+            "OnDemandPercentageAboveBaseCapacity": 0 if spot else 100,
+            "OnDemandAllocationStrategy": "prioritized",
+            **({"SpotAllocationStrategy": "price-capacity-optimized"} if spot else {}),
+        },
+        "LaunchTemplate": {
+            "LaunchTemplateSpecification": group.pop("LaunchTemplate"),
+            "Overrides": [{"InstanceType": name} for name in types],
+        },
+    }
+    task = r["TaskDefinition"]["Properties"]
+    task["Memory"] = str(memory)
+    (container,) = task["ContainerDefinitions"]
+    container["ResourceRequirements"] = [{"Type": "GPU", "Value": str(gpus)}]
+    return out
+
+
+def _probe_stack(
+    *,
+    subnets: list[Any] | None = None,
+    ingress: bool = True,
+    egress_port: int = 80,
+    timeout: int = 900,
+    request: str | None = "120",
+    output: bool = True,
+    logs: bool = True,
+    retention: bool = True,
+    role_actions: tuple[str, ...] = (
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+    ),
+) -> dict[str, Any]:
+    """An internal load balancer on port 80 and its smoke probe, as templates/smoke_probe.py builds them."""
+    private = [t.ref("PrivateSubnet1"), t.ref("PrivateSubnet2")]
+    function: dict[str, Any] = {
+        "Runtime": "python3.13",
+        "Handler": "index.handler",
+        "Role": t.arn("SmokeProbeRole"),
+        "Code": {"ZipFile": "def handler(event, context):\n    return {}\n"},
+        "Timeout": timeout,
+        "VpcConfig": {"SubnetIds": private if subnets is None else subnets,
+                      "SecurityGroupIds": [t.ref("SmokeProbeSecurityGroup")]},
+    }  # fmt: skip
+    if request is not None:
+        function["Environment"] = {"Variables": {"SMOKE_REQUEST_TIMEOUT_SECONDS": request}}
+    if logs:
+        function["LoggingConfig"] = {"LogGroup": t.ref("SmokeProbeLogGroup")}
+    resources: dict[str, Any] = {
+        "LoadBalancer": {
+            "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "Properties": {
+                "Scheme": "internal",
+                "Subnets": private,
+                "SecurityGroups": [t.ref("LoadBalancerSecurityGroup")],
+            },
+        },
+        "HttpListener": {
+            "Type": "AWS::ElasticLoadBalancingV2::Listener",
+            "Properties": {
+                "LoadBalancerArn": t.ref("LoadBalancer"),
+                "Port": 80,
+                "Protocol": "HTTP",
+                "DefaultActions": [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}],
+            },
+        },
+        "LoadBalancerSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {"GroupDescription": "lb", "VpcId": "vpc-0123456789abcdef0"},
+        },
+        "SmokeProbeSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "probe",
+                "VpcId": "vpc-0123456789abcdef0",
+                "SecurityGroupEgress": [
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": egress_port,
+                        "ToPort": egress_port,
+                        "DestinationSecurityGroupId": t.ref("LoadBalancerSecurityGroup"),
+                    }
+                ],
+            },
+        },
+        "SmokeProbeRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "Policies": [
+                    {
+                        "PolicyName": "probe",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": list(role_actions), "Resource": "*"}],
+                        },
+                    }
+                ],
+            },
+        },
+        "SmokeProbeFunction": {"Type": "AWS::Lambda::Function", "Properties": function},
+        "SmokeProbeLogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"RetentionInDays": 30} if retention else {},
+        },
+    }
+    if ingress:
+        resources["LoadBalancerIngressFromSmokeProbe80"] = {
+            "Type": "AWS::EC2::SecurityGroupIngress",
+            "Properties": {"GroupId": t.ref("LoadBalancerSecurityGroup"), "IpProtocol": "tcp", "FromPort": 80,
+                           "ToPort": 80, "SourceSecurityGroupId": t.ref("SmokeProbeSecurityGroup")},
+        }  # fmt: skip
+    for az in (1, 2):
+        resources[f"PrivateSubnet{az}"] = {
+            "Type": "AWS::EC2::Subnet",
+            "Properties": {"VpcId": "vpc-0123456789abcdef0", "CidrBlock": f"10.0.{az}.0/24"},
+        }
+    outputs = {"SmokeProbeFunction": {"Value": t.ref("SmokeProbeFunction")}} if output else {}
+    return {"Resources": resources, "Outputs": outputs}
 
 
 def _vllm_parameter(pattern: str | None, version: str | None = "0.34.0") -> dict[str, Any]:
@@ -768,6 +1002,324 @@ CASES = [
         "Parameters/VllmImageTag",
         "sets no Metadata.deployctl.vllm_version",
         _vllm_parameter(r"^0\.34\.0-[0-9a-f]{40}$"),
+    ),
+    Case(
+        "E9035",
+        "a Spot launch template under a mixed instances policy",
+        _mixed("g6.xlarge", "g5.xlarge", market=True),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/InstanceMarketOptions",
+        "LaunchTemplate sets InstanceMarketOptions and InstanceGroup launches it with a mixed instances "
+        "policy",
+        _mixed("g6.xlarge", "g5.xlarge"),
+    ),
+    Case(
+        "E9036",
+        "the template names a type the overrides do not launch",
+        _mixed("g6.xlarge", "g5.xlarge", template_type="g6e.xlarge"),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/InstanceType",
+        "LaunchTemplate names g6e.xlarge but InstanceGroup launches only its overrides (g6.xlarge, "
+        "g5.xlarge); set InstanceType to g6.xlarge",
+        _mixed("g6.xlarge", "g5.xlarge", template_type="g5.xlarge"),
+    ),
+    Case(
+        "E9037",
+        "a fallback type with more GPUs",
+        _mixed("g5.xlarge", "g5.12xlarge"),
+        "Resources/InstanceGroup/Properties/MixedInstancesPolicy/LaunchTemplate/Overrides/1/InstanceType",
+        "override g5.12xlarge has 4 GPU(s) on x86_64, the first override g5.xlarge 1 on x86_64",
+        _mixed("g5.xlarge", "g6.xlarge", "g4dn.xlarge", "m5.large"),
+    ),
+    Case(
+        "E9037",
+        "a fallback type of another architecture",
+        _mixed("g4dn.xlarge", "g5g.xlarge"),
+        "Resources/InstanceGroup/Properties/MixedInstancesPolicy/LaunchTemplate/Overrides/1/InstanceType",
+        "override g5g.xlarge has 1 GPU(s) on arm64",
+        _mixed("g4dn.xlarge", "g4dn.2xlarge"),
+    ),
+    Case(
+        "E9038",
+        "a task sized to the larger fallback type",
+        _mixed("g6e.xlarge", "g5.xlarge", memory=29184),
+        "Resources/TaskDefinition/Properties",
+        "TaskDefinition (service Service) reserves 29184 MiB of memory (16 GiB there): it cannot be placed "
+        "on g5.xlarge, an override of InstanceGroup",
+        _mixed("g6e.xlarge", "g5.xlarge", memory=14592),
+    ),
+    Case(
+        "E9038",
+        "more GPUs than a fallback type has",
+        _mixed("g5.12xlarge", "g5.xlarge", gpus=4),
+        "Resources/TaskDefinition/Properties",
+        "reserves 4 GPU(s) (1 there)",
+        _mixed("g5.12xlarge", "g6.12xlarge", gpus=4),
+    ),
+    Case(
+        "E9039",
+        "Spot container instances that do not drain",
+        _mixed("g6.xlarge", "g5.xlarge", draining=False),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/UserData",
+        "InstanceGroup may launch Spot instances into an ECS cluster but LaunchTemplate's user data does "
+        "not set ECS_ENABLE_SPOT_INSTANCE_DRAINING=true",
+        _mixed("g6.xlarge", "g5.xlarge", spot=False, draining=False),
+    ),
+    Case(
+        "E9050",
+        "an internal load balancer without a probe",
+        _probe_stack(output=False),
+        "Resources/LoadBalancer",
+        "LoadBalancer is internal but no SmokeProbeFunction output names a Lambda function",
+        _probe_stack(),
+    ),
+    Case(
+        "E9050",
+        "a probe outside the load balancer's subnets",
+        _probe_stack(subnets=[{"Ref": "PrivateSubnet1"}]),
+        "Resources/SmokeProbeFunction/Properties/VpcConfig",
+        "must be attached to the subnets of LoadBalancer",
+        _probe_stack(subnets=[{"Ref": "PrivateSubnet2"}, {"Ref": "PrivateSubnet1"}]),
+    ),
+    Case(
+        "E9051",
+        "the load balancer does not let the probe in",
+        _probe_stack(ingress=False),
+        "Resources/LoadBalancer/Properties/SecurityGroups",
+        "no security group of LoadBalancer allows ingress from the security group of SmokeProbeFunction on "
+        "port 80",
+        _probe_stack(),
+    ),
+    Case(
+        "E9051",
+        "the probe may not go out to the listener's port",
+        _probe_stack(egress_port=443),
+        "Resources/SmokeProbeFunction/Properties/VpcConfig/SecurityGroupIds",
+        "allows egress to a security group of LoadBalancer on port 80",
+        _probe_stack(egress_port=80),
+    ),
+    Case(
+        "E9052",
+        "a Timeout shorter than its checks' request timeouts",
+        _probe_stack(timeout=300),
+        "Resources/SmokeProbeFunction/Properties/Timeout",
+        "SmokeProbeFunction Timeout 300 is shorter than 6 checks x 120 s + 15 s = 735 s",
+        _probe_stack(timeout=735),
+    ),
+    Case(
+        "E9052",
+        "no request timeout for the checks",
+        _probe_stack(request=None),
+        "Resources/SmokeProbeFunction/Properties/Environment",
+        "sets no literal SMOKE_REQUEST_TIMEOUT_SECONDS",
+        _probe_stack(request="60", timeout=400),
+    ),
+    Case(
+        "E9052",
+        "request timeouts that no Lambda Timeout can outlast",
+        _probe_stack(request="200", timeout=1300),
+        "Resources/SmokeProbeFunction/Properties/Environment",
+        "exceeds Lambda's 900 s ceiling",
+        _probe_stack(request="140", timeout=900),
+    ),
+    Case(
+        "E9053",
+        "a function logging to Lambda's own log group",
+        _probe_stack(logs=False),
+        "Resources/SmokeProbeFunction/Properties",
+        "SmokeProbeFunction names no log group of this stack in LoggingConfig.LogGroup",
+        _probe_stack(),
+    ),
+    Case(
+        "E9053",
+        "a log group that keeps logs forever",
+        _probe_stack(retention=False),
+        "Resources/SmokeProbeLogGroup/Properties",
+        "SmokeProbeLogGroup, the log group of SmokeProbeFunction, sets no RetentionInDays",
+        _probe_stack(retention=True),
+    ),
+    Case(
+        "E9054",
+        "a VPC function whose role cannot delete its interfaces",
+        _probe_stack(role_actions=("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces")),
+        "Resources/SmokeProbeRole/Properties",
+        "does not grant ec2:DeleteNetworkInterface",
+        _probe_stack(role_actions=("ec2:*",)),
+    ),
+    Case(
+        "E9030",
+        "a per-client sum is no per-task gauge",
+        _gateway_scaled({"MetricName": "Requests"}),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "ServiceQueueDepthPerTaskPolicy tracks no metric the gateway publishes: 'Requests' is not a per-task "
+        "gauge the gateway publishes",
+        _gateway_scaled(),
+    ),
+    Case(
+        "E9030",
+        "Sum over the tasks is no per-task average",
+        _gateway_scaled({"Statistic": "Sum"}),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "statistic 'Sum' is not Average",
+        _gateway_scaled({"MetricName": "EngineKvCacheUsage"}),
+    ),
+    Case(
+        "E9030",
+        "a dimension set the gauges are not published with",
+        _gateway_scaled(
+            {
+                "Dimensions": [
+                    {"Name": "Stack", "Value": t.ref("AWS::StackName")},
+                    {"Name": "Client", "Value": "a"},
+                ]
+            }
+        ),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "dimensions ['Stack', 'Client'] are not the published ['Stack']",
+        _gateway_scaled({"MetricName": "RequestsInFlight"}),
+    ),
+    Case(
+        "E9030",
+        "the gateway's gauge in another namespace, on an EC2 group",
+        t.merged(
+            _ec2_gateway_scaled(t.ref("AWS::StackName")),
+            {
+                "Resources": {
+                    "GroupRequestsInFlightPerTaskPolicy": {
+                        "Type": "AWS::AutoScaling::ScalingPolicy",
+                        "Properties": {
+                            "AutoScalingGroupName": t.ref("InstanceGroup"),
+                            "PolicyType": "TargetTrackingScaling",
+                            "TargetTrackingConfiguration": {
+                                "TargetValue": 16.0,
+                                "CustomizedMetricSpecification": {
+                                    **_QUEUE_METRIC,
+                                    "Namespace": "Gateway",
+                                    "MetricName": "RequestsInFlight",
+                                },
+                            },
+                        },
+                    }
+                }
+            },
+        ),
+        "Resources/GroupRequestsInFlightPerTaskPolicy/Properties/TargetTrackingConfiguration/"
+        "CustomizedMetricSpecification",
+        "namespace 'Gateway' is not the gateway's deployctl/Gateway",
+        _ec2_gateway_scaled(t.ref("AWS::StackName")),
+    ),
+    Case(
+        "E9031",
+        "the gateway's grace outlasts ECS's default StopTimeout",
+        _gateway_scaled(stop=None, ENGINE_MODEL=None, SUPERVISOR_GRACE=None, GATEWAY_SHUTDOWN_GRACE="30"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "TaskDefinition: container gateway: GATEWAY_SHUTDOWN_GRACE 30 s does not end before the "
+        "StopTimeout of 30 s, when ECS kills the container",
+        _gateway_scaled(stop=40, ENGINE_MODEL=None, SUPERVISOR_GRACE=None, GATEWAY_SHUTDOWN_GRACE="30"),
+    ),
+    Case(
+        "E9031",
+        "the supervisor kills the gateway mid-drain",
+        _gateway_scaled(GATEWAY_SHUTDOWN_GRACE="55"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_SHUTDOWN_GRACE 55 s is not below SUPERVISOR_GRACE 55 s",
+        _gateway_scaled(),
+    ),
+    Case(
+        "E9031",
+        "two supervisor graces do not fit (its default 60 s each)",
+        _gateway_scaled(stop=100, SUPERVISOR_GRACE=None),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "up to SUPERVISOR_GRACE 60 s each, which does not fit in the StopTimeout of 100 s",
+        _gateway_scaled(stop=120, SUPERVISOR_GRACE=None),
+    ),
+    Case(
+        "E9032",
+        "gauges written less than once a minute",
+        _gateway_scaled(GATEWAY_GAUGE_INTERVAL="120"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_GAUGE_INTERVAL 120 s leaves minutes without the data points "
+        "ServiceQueueDepthPerTaskPolicy tracks",
+        _gateway_scaled(GATEWAY_GAUGE_INTERVAL="60"),
+    ),
+    Case(
+        "E9032",
+        "gauges turned off",
+        _gateway_scaled(GATEWAY_GAUGE_METRICS="false"),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "ServiceQueueDepthPerTaskPolicy tracks EngineRequestsWaiting, but no gateway in the template "
+        "publishes the gauges",
+        _gateway_scaled(GATEWAY_GAUGE_METRICS="true"),
+    ),
+    Case(
+        "E9032",
+        "vLLM's queue behind an external provider",
+        _gateway_scaled(GATEWAY_UPSTREAM="external", ENGINE_MODEL=None, SUPERVISOR_GRACE=None),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "no gateway in the template reads vLLM (GATEWAY_UPSTREAM vllm)",
+        _gateway_scaled(
+            {"MetricName": "RequestsInFlight"},
+            GATEWAY_UPSTREAM="external",
+            ENGINE_MODEL=None,
+            SUPERVISOR_GRACE=None,
+        ),
+    ),
+    Case(
+        "E9032",
+        "in-flight requests counted per worker process",
+        _gateway_scaled({"MetricName": "RequestsInFlight"}, GATEWAY_WORKERS="4"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_WORKERS 4: each process publishes its own RequestsInFlight, so "
+        "ServiceQueueDepthPerTaskPolicy would track a per-process average",
+        _gateway_scaled(GATEWAY_WORKERS="4"),
+    ),
+    Case(
+        "E9033",
+        "SageMaker's concurrency metric on an ECS service",
+        _predefined(
+            t.gpu_ecs(), "ServiceScalableTarget", "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+        ),
+        "Resources/TrackingPolicy/Properties/TargetTrackingScalingPolicyConfiguration/PredefinedMetricSpecification/"
+        "PredefinedMetricType",
+        "TrackingPolicy tracks SageMakerVariantConcurrentRequestsPerModelHighResolution, a metric of "
+        "sagemaker:variant:DesiredInstanceCount, on a target that scales ecs:service:DesiredCount",
+        _predefined(
+            _scaled_endpoint("llm-g5"),
+            "EndpointScalableTarget",
+            "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+        ),
+    ),
+    Case(
+        "E9033",
+        "an inference component's metric on a variant",
+        _predefined(
+            _scaled_endpoint("llm-g5"),
+            "EndpointScalableTarget",
+            "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
+        ),
+        "Resources/TrackingPolicy/Properties/TargetTrackingScalingPolicyConfiguration/PredefinedMetricSpecification/"
+        "PredefinedMetricType",
+        "a metric of sagemaker:inference-component:DesiredCopyCount, on a target that scales "
+        "sagemaker:variant:DesiredInstanceCount",
+        _predefined(t.gpu_ecs(), "ServiceScalableTarget", "ECSServiceAverageMemoryUtilization"),
+    ),
+    Case(
+        "E9034",
+        "a literal stack name the gateways do not publish",
+        _gateway_scaled({"Dimensions": [{"Name": "Stack", "Value": "prod-other"}]}),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification/Dimensions/0/Value",
+        'ServiceQueueDepthPerTaskPolicy tracks Stack=prod-other, but the gateways publish Stack={"Ref": '
+        '"AWS::StackName"} (GATEWAY_METRICS_STACK)',
+        _gateway_scaled(
+            {"Dimensions": [{"Name": "Stack", "Value": "prod-other"}]}, GATEWAY_METRICS_STACK="prod-other"
+        ),
+    ),
+    Case(
+        "E9034",
+        "a gateway without GATEWAY_METRICS_STACK, on an EC2 group",
+        _ec2_gateway_scaled(t.ref("AWS::StackName"), published="local"),
+        "Resources/GroupRequestsInFlightPerTaskPolicy/Properties/TargetTrackingConfiguration/"
+        "CustomizedMetricSpecification/Dimensions/0/Value",
+        "but the gateways publish Stack=local",
+        _ec2_gateway_scaled(t.ref("AWS::StackName")),
     ),
 ]
 

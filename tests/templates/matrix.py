@@ -23,7 +23,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             EXTERNAL
             + "compute: {service: ecs-fargate, cpu: 8192, memory: 16384, ephemeral_storage_gib: 40}\n"
             "scaling: {min: 1, max: 10,"
-            " target: {cpu_percent: 70, memory_percent: 70, requests_per_target: 1000},"
+            " target: {cpu_percent: 70, memory_percent: 70, requests_per_target: 1000,"
+            " requests_in_flight_per_task: 200},"
             " scale_in_cooldown: 60, scale_out_cooldown: 60}\n"
             "network: {public: true, certificate_arn: '" + CERT + "', nat_gateways: 2,"
             " domain_name: vision.example.com, hosted_zone_id: Z0123456789ABCDEFGHIJ}\n"
@@ -45,7 +46,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             "model: {id: Qwen/Qwen2.5-VL-72B-Instruct, modalities: [text, image], token_secret: hf/token}\n"
             "engine: {type: vllm, args: {tensor_parallel_size: 8}}\n"
             "compute: {service: sagemaker, instance_type: ml.p4d.24xlarge}\n"
-            "scaling: {min: 1, max: 2, target: {invocations_per_instance: 30},"
+            "scaling: {min: 1, max: 2,"
+            " target: {invocations_per_instance: 30, concurrent_requests_per_model: 8},"
             " schedules: [{name: quiet, cron: '0 22 ? * * *', min: 1, max: 1}]}\n"
             "network: {public: true, certificate_arn: '" + CERT + "', domain_name: vl.ml.example.com,"
             " hosted_zone_id: Z0123456789ABCDEFGHIJ}\n",
@@ -66,6 +68,13 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             " schedules: [{name: day, cron: '0 7 ? * MON-FRI *', min: 1, max: 2},"
             " {name: night, cron: '0 19 ? * MON-FRI *', min: 0, max: 0}]}\n"
             "network: {nat_gateways: 0, vpc_endpoints: true}\n",
+        ),
+        # Fallback types with Spot above an on-demand floor: a mixed instances policy on ECS capacity.
+        "gpu-fallback-spot": (
+            "us-east-1",
+            VLLM + "compute: {service: ecs-gpu, instance_types: [g6.xlarge, g5.xlarge, g6e.xlarge],"
+            " spot: true, on_demand_base: 1, ami_id: ami-0123456789abcdef0}\n"
+            "scaling: {min: 1, max: 4, target: {requests_per_target: 100}}\n",
         ),
         "gpu-existing-vpc-endpoints": (
             "us-west-2",
@@ -90,6 +99,12 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             " {name: mornings, cron: '0 7 ? * 2-6 *', min: 1, max: 3}]}\n"
             "auth: {clients: [{name: notebooks, requests_per_minute: 60, concurrent_requests: 2}]}\n",
         ),
+        # Fallback types on demand only: the rolling update and the signals over a mixed instances policy.
+        "ec2-fallback": (
+            "us-east-2",
+            VLLM + "compute: {service: ec2, instance_types: [g6.xlarge, g5.xlarge]}\n"
+            "scaling: {min: 1, max: 2, target: {requests_per_target: 60}}\n",
+        ),
         "ec2-open-http": (
             "us-east-2",
             "model: {id: mistralai/Mistral-7B-Instruct-v0.3, token_secret: hf/token}\nengine: {type: vllm}\n"
@@ -105,6 +120,18 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             " private_subnets: [subnet-0123abcd, subnet-4567abcd]}\n",
         ),
         "fargate-minimal": ("us-east-1", EXTERNAL + "compute: {service: ecs-fargate}\n"),
+        # The LLM-aware signals: vLLM's queue and KV cache and the gateway's in-flight streams.
+        "gpu-llm-signals": (
+            "us-east-1",
+            VLLM + "compute: {service: ecs-gpu, instance_type: g6.xlarge}\n"
+            "scaling: {min: 1, max: 4,"
+            " target: {queue_depth_per_task: 4, kv_cache_percent: 75, requests_in_flight_per_task: 24}}\n",
+        ),
+        "ec2-queue-depth": (
+            "us-west-2",
+            VLLM + "compute: {service: ec2, instance_type: g6.xlarge}\n"
+            "scaling: {min: 1, max: 3, target: {queue_depth_per_task: 2}}\n",
+        ),
         "fargate-own-range": (
             "eu-west-1",
             # A secret given by its full ARN passes through to ECS and IAM as it is.
