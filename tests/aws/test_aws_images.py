@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from tests.aws.conftest import ROOT, git
 from tests.aws.test_aws_end_to_end import MANIFEST
-from tooling import changesets
+from tooling import aws, changesets, cloudformation
 from tooling.cli import cli
 from tooling.snapshot import StackState
 
@@ -88,6 +88,10 @@ def test_a_deployment_merged_alone_deploys_with_the_checkouts_images(tmp_path: P
     ecr = boto3.client("ecr", region_name="us-east-1")
     for repository in ("deployctl/gateway", "deployctl/vllm"):  # what bootstrap makes
         ecr.create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE")
+    # ... and its artifacts bucket, for templates over the inline limit (the GPU stack is one).
+    boto3.client("s3", region_name="us-east-1").create_bucket(
+        Bucket=cloudformation.artifacts_bucket(aws.account_id("us-east-1"), "us-east-1")
+    )
 
     # CI builds what the checkout's deployments need and is not pushed yet; a re-run finds nothing.
     (gateway,) = missing(tmp_path)
