@@ -260,7 +260,10 @@ def _has_aws() -> bool:
 )
 @click.option("--no-cache", is_flag=True, help="Render and lint everything again.")
 @click.option(
-    "--image-tag", multiple=True, help="Image tag for new stacks (aws plans): TAG, gateway=TAG or vllm=TAG."
+    "--image-tag",
+    multiple=True,
+    help="Image tag (aws plans): TAG, gateway=TAG or vllm=<version>-<commit>. Default: the checkout's "
+    "where a stack has none that fits.",
 )
 @click.option("--fail-over-budget", is_flag=True, help="A stack estimated over its budget fails the plan.")
 @click.option(
@@ -544,8 +547,8 @@ def _select_states(
 @click.option(
     "--image-tag",
     multiple=True,
-    help="Image tag to deploy: TAG (every image), gateway=TAG or vllm=TAG. Default: keep the deployed "
-    "while it fits (same engine.version), else the checkout's (`deployctl images`).",
+    help="Image tag to deploy: TAG (every image), gateway=TAG or vllm=<version>-<commit>. Default: keep "
+    "the deployed one while it fits (same engine.version), else the checkout's (`deployctl images`).",
 )
 @click.option(
     "--image-tags-from",

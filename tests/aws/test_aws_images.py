@@ -113,6 +113,12 @@ def test_a_deployment_merged_alone_deploys_with_the_checkouts_images(tmp_path: P
     assert planned["image_tags"] == {"VllmImageTag": f"0.34.0-{built}"}
     (tmp_path / "reviewed.json").write_text(reviewed, encoding="utf-8")
 
+    # A plan against AWS shows the same tags for the stack it would create.
+    code, out = run(tmp_path, "plan", "--against", "aws", "--format", "json")
+    assert code in (0, 2), out
+    (created,) = [s for s in json.loads(out)["stacks"] if s["action"] == "create"]
+    assert (created["stack_name"], created["image_tags"]) == ("prod-foo", planned["image_tags"])
+
     # No vLLM 0.34.0 image was ever built: deploy says so and changes nothing.
     code, out = run(tmp_path, "deploy", "--plan", str(tmp_path / "reviewed.json"), "--image-wait", "0")
     assert code == 1
