@@ -30,6 +30,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from tooling.diff import ResourceChange, diff_templates
@@ -178,6 +179,12 @@ def stack_action(changes: list[ResourceChange]) -> StackAction:
     return "replace" if any(c.replacement == "true" for c in changes) else "update"
 
 
+@lru_cache(maxsize=4096)
+def _parameters(text: str) -> dict[str, Any]:
+    """A template's Parameters, parsed once per template however many times a plan asks (read-only)."""
+    return json.loads(text).get("Parameters", {})
+
+
 def planned_images(
     new: StackState, old: StackState | None, given: Mapping[str, str] | None,
     defaults: Mapping[str, str] | None,
@@ -185,8 +192,8 @@ def planned_images(
     """The image tags a deploy of `new` sets, as far as a plan without AWS can tell (None: it keeps
     what the stack runs): each given tag, and the checkout's where the stack cannot keep its own,
     because it is new or because the parameter's AllowedPattern changed (engine.version moved)."""
-    declared = json.loads(new.text or "{}").get("Parameters", {})
-    before = json.loads(old.text or "{}").get("Parameters", {}) if old is not None and old.valid else None
+    declared = _parameters(new.text or "{}")
+    before = _parameters(old.text or "{}") if old is not None and old.valid else None
     out = {}
     for key, spec in sorted(declared.items()):
         if not key.endswith("ImageTag") or "Default" in spec:
@@ -206,8 +213,8 @@ def image_changes(new: StackState, old: StackState, shown: Mapping[str, str] | N
     """The image parameters whose AllowedPattern moved (engine.version changed), as plan changes."""
     from tooling.diff import PropertyChange  # noqa: PLC0415
 
-    after = json.loads(new.text or "{}").get("Parameters", {})
-    before = json.loads(old.text or "{}").get("Parameters", {}) if old.valid else {}
+    after = _parameters(new.text or "{}")
+    before = _parameters(old.text or "{}") if old.valid else {}
     out = []
     for key in sorted(after):
         if not key.endswith("ImageTag") or key not in before:
