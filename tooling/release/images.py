@@ -71,7 +71,13 @@ def _tags(
     def commit(image: str, of: str | None = None) -> str:
         key = f"{image}:{of}" if of else image
         if key not in commits:
-            commits[key] = image_commit(root, image, of)
+            try:
+                commits[key] = image_commit(root, image, of)
+            except NoImageCommit:
+                commits[key] = ""  # asked once: a plan of many stacks does not ask git again
+                raise
+        if not commits[key]:
+            raise NoImageCommit(f"{image}: no commit on HEAD builds it")
         return commits[key]
 
     tags = {}
