@@ -9,6 +9,7 @@ dropped connection, an HTML error page) is that stack's error; the other stacks 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -38,24 +39,75 @@ class MissingParameter(Exception):
     pass
 
 
+class BadImageTag(MissingParameter):
+    """A given image tag the template's parameter refuses (another vLLM version's image, say)."""
+
+
 def parameters(
-    state: StackState, existing: dict[str, Any] | None, image_tags: Mapping[str, str] | None
+    state: StackState,
+    existing: dict[str, Any] | None,
+    image_tags: Mapping[str, str] | None,
+    defaults: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Image tags: the one given, else the deployed stack's. Parameters with a default are left out:
-    the template's default is the value we mean, on every update too."""
+    """Image tags: the one given, else the deployed stack's while it still fits the template, else the
+    checkout's (`defaults`: tooling/release/images.py). Parameters with a default are left out: the
+    template's default is the value we mean, on every update too.
+
+    A deployed tag stops fitting when engine.version changed (VllmImageTag admits one version's tags),
+    so a version bump deploys that version's image without being told. A given tag that does not fit is
+    refused here, before any change set: CloudFormation would refuse it too (AllowedPattern), later.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html
+    """
     declared = json.loads(state.text or "{}").get("Parameters", {})
-    deployed = {p["ParameterKey"] for p in (existing or {}).get("Parameters", [])}
+    deployed = {p["ParameterKey"]: p.get("ParameterValue") for p in (existing or {}).get("Parameters", [])}
     out: list[dict[str, Any]] = []
     for key, spec in sorted(declared.items()):
         if "Default" in spec:
             continue
+        pattern = spec.get("AllowedPattern")
         if image_tags and key in image_tags:
+            if not fits(pattern, image_tags[key]):
+                raise BadImageTag(
+                    f"{state.stack_name}: {key} {image_tags[key]!r} does not match {pattern}"
+                    + (f" ({spec['ConstraintDescription']})" if spec.get("ConstraintDescription") else "")
+                )
             out.append({"ParameterKey": key, "ParameterValue": image_tags[key]})
-        elif key in deployed:
+        elif key in deployed and fits(pattern, deployed[key]):
             out.append({"ParameterKey": key, "UsePreviousValue": True})
+        elif defaults and key in defaults:
+            out.append({"ParameterKey": key, "ParameterValue": defaults[key]})
+        elif key in deployed:
+            raise MissingParameter(
+                f"{state.stack_name}: the deployed {key} {deployed[key]!r} does not match {pattern} "
+                "(engine.version changed?) and the checkout names no image; pass --image-tag"
+            )
         else:
             raise MissingParameter(f"{state.stack_name}: no value for {key}; pass --image-tag")
     return out
+
+
+def fits(pattern: str | None, value: str | None) -> bool:
+    """Whether CloudFormation's AllowedPattern check would take `value` (the whole value must match).
+
+    Our patterns are plain enough that Python's `re` reads them as CloudFormation does; one it cannot
+    compile is left to CloudFormation to judge."""
+    if value is None:
+        return False
+    if not pattern:
+        return True
+    try:
+        return re.fullmatch(pattern, value) is not None
+    except re.error:
+        return True
+
+
+def given_tags(params: list[dict[str, Any]]) -> dict[str, str]:
+    """The image tags these parameters set (the kept ones, UsePreviousValue, are not in it)."""
+    return {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in params
+        if p["ParameterKey"].endswith("ImageTag") and "ParameterValue" in p
+    }
 
 
 def parameter_values(
@@ -108,10 +160,11 @@ def image_tags(values: tuple[str, ...] | list[str]) -> dict[str, str]:
 def plan(
     head: Snapshot, *, image_tag: Mapping[str, str] | None, max_parallel: int = 4,
     only: set[str] | None = None, repository: str = "", regions: Iterable[str] = (),
-    environments: Any = None,
+    environments: Any = None, defaults: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Plan:  # fmt: skip
     """A change set per stack in `only` (default: all), then deleted; one stack's failure is that
-    stack's error, and the others go on."""
+    stack's error, and the others go on. `defaults`: per stack, the checkout's image tags, which a
+    deploy without --image-tag sets where it cannot keep the deployed ones (a new stack)."""
     chosen = [s for n, s in head.stacks.items() if only is None or n in only]
     plans: list[StackPlan] = []
     for state in chosen:
@@ -124,7 +177,14 @@ def plan(
     with ThreadPoolExecutor(max_workers=max_parallel) as pool:
         # Each worker deletes its change set and shell in `finally`; leaving the block waits for them,
         # so an interrupted plan still cleans up what it made.
-        plans += list(pool.map(lambda s: _plan_stack(s, image_tag, repository, environments), valid))
+        plans += list(
+            pool.map(
+                lambda s: _plan_stack(
+                    s, image_tag, repository, environments, (defaults or {}).get(s.stack_name)
+                ),
+                valid,
+            )
+        )
     problems = list(head.problems)
     if repository:
         planned = {s.environment for s in chosen}
@@ -140,9 +200,18 @@ def plan(
     return Plan("aws", plans, problems)
 
 
+def placeholders(state: StackState) -> dict[str, str]:
+    """Tags for the change set of a new stack whose images the checkout cannot name (never executed)."""
+    tags = dict(PLAN_TAGS)
+    if state.vllm_version:
+        tags["VllmImageTag"] = f"{state.vllm_version}-{'0' * 40}"
+    return tags
+
+
 def _plan_stack(
-    state: StackState, image_tag: Mapping[str, str] | None, repository: str = "", environments: Any = None
-) -> StackPlan:
+    state: StackState, image_tag: Mapping[str, str] | None, repository: str = "", environments: Any = None,
+    defaults: Mapping[str, str] | None = None,
+) -> StackPlan:  # fmt: skip
     from tooling.accounts import guard  # noqa: PLC0415
 
     result = StackPlan(
@@ -193,10 +262,16 @@ def _plan_stack(
             return result
         shell = existing is None or status == "REVIEW_IN_PROGRESS"
         try:
-            params = parameters(state, None if shell else existing, image_tag)
+            params = parameters(state, None if shell else existing, image_tag, defaults)
+            # What a deploy of this checkout sets, shown and bound to the plan's hash.
+            result.image_tags = given_tags(params) or None
+            result.hash = stack_hash(state.text or "", tags, result.image_tags or image_tag)
+        except BadImageTag as exc:
+            result.action, result.errors = "invalid", [str(exc)]
+            return result
         except MissingParameter:
             # A plan of a new stack needs some tag to make its change set; it is never executed.
-            params = parameters(state, None, {**PLAN_TAGS, **(image_tag or {})})
+            params = parameters(state, None, {**placeholders(state), **(image_tag or {})})
         digest = cf.template_hash(
             state.text or "", parameter_values(state, params, None if shell else existing), tags
         )

@@ -260,7 +260,10 @@ def _has_aws() -> bool:
 )
 @click.option("--no-cache", is_flag=True, help="Render and lint everything again.")
 @click.option(
-    "--image-tag", multiple=True, help="Image tag for new stacks (aws plans): TAG, gateway=TAG or vllm=TAG."
+    "--image-tag",
+    multiple=True,
+    help="Image tag (aws plans): TAG, gateway=TAG or vllm=<version>-<commit>. Default: the checkout's "
+    "where a stack has none that fits.",
 )
 @click.option("--fail-over-budget", is_flag=True, help="A stack estimated over its budget fails the plan.")
 @click.option(
@@ -567,12 +570,19 @@ def _select_states(
 @click.option(
     "--image-tag",
     multiple=True,
-    help="Image tag to deploy: TAG (every image), gateway=TAG or vllm=TAG. Default: keep the deployed.",
+    help="Image tag to deploy: TAG (every image), gateway=TAG or vllm=<version>-<commit>. Default: keep "
+    "the deployed one while it fits (same engine.version), else the checkout's (`deployctl images`).",
 )
 @click.option(
     "--image-tags-from",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Per-stack tags from `deployctl status --format json` (a rollback to what ran before).",
+)
+@click.option(
+    "--checkout-images",
+    is_flag=True,
+    help="Every stack runs the images this checkout names (the tags `deployctl images` lists), not only "
+    "new stacks and new engine versions: after CI built new images.",
 )
 @click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack.")
 @click.option(
@@ -598,6 +608,7 @@ def deploy(
     yes: bool,
     image_tag: tuple[str, ...],
     image_tags_from: Path | None,
+    checkout_images: bool,
     timeout: int,
     image_wait: int,
     plan_file: Path | None,
@@ -614,8 +625,12 @@ def deploy(
     import threading  # noqa: PLC0415
 
     from tooling import deploy as engine  # noqa: PLC0415
-    from tooling import gitbase, ownership, reviewed  # noqa: PLC0415
+    from tooling import gitbase, ownership, planning, reviewed  # noqa: PLC0415
 
+    if checkout_images and (image_tag or image_tags_from):
+        raise click.BadParameter(
+            "give the tags (--image-tag, --image-tags-from) or --checkout-images, not both"
+        )
     head, states, base_regions = _select_states(obj, paths, environment, changed_since)
     identity = obj.repository()
     console = Console() if Console().is_terminal else Console(width=200)
@@ -646,7 +661,10 @@ def deploy(
         | ownership.default_regions(),
         yes=yes,
         allow_revert=allow_revert,
+        default_image_tags=planning.checkout_tags(obj.root, head),
     )
+    if checkout_images:
+        options.stack_image_tags = {name: dict(tags) for name, tags in options.default_image_tags.items()}
     if plan_file is not None:
         try:
             plan_data = reviewed.load(plan_file)
@@ -655,6 +673,7 @@ def deploy(
         refused = reviewed.refusals(
             plan_data, [s for s in states if s.valid], repository=identity,
             image_tags=options.image_tags, stack_image_tags=options.stack_image_tags,
+            default_image_tags=options.default_image_tags,
         )  # fmt: skip
         if refused:
             for line in refused:
@@ -879,7 +898,70 @@ def changed(obj: _Context, since: str, fmt: str) -> None:
     for item in result["removed"]:
         click.echo(f"removed {item['stack_name']}")
     for image, rebuild in result["images"].items():
+        if image == "vllm_versions":
+            for version in rebuild:
+                click.echo(f"image vllm {version}: new since {result['since'][:12]}")
+            continue
         click.echo(f"image {image}: {'rebuild' if rebuild else 'unchanged'}")
+
+
+@cli.command("images")
+@click.option(
+    "--missing",
+    is_flag=True,
+    help="Only images whose tag is not in the CI registry yet (ECR DescribeImages).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "github-matrix"]), default="text", show_default=True
+)
+@click.option(
+    "--region", help="The CI registry's region. Default: ci.region of deployments/environments.yaml."
+)
+@click.pass_obj
+def images_(obj: _Context, missing: bool, fmt: str, region: str | None) -> None:
+    """The images the deployments need: the gateway once, vLLM once per engine.version in use.
+
+    Tags come from the checkout (`<commit>`, `<vllm version>-<commit>`), so a re-run lists the same
+    tags and --missing lists none once they are pushed. A vLLM base marked resolve (no digest recorded
+    in tooling/data/vllm_images.yaml) is pinned by the build: resolve `base` to its index digest
+    (`docker buildx imagetools inspect --format '{{json .Manifest}}' BASE`, its "digest"), pass
+    VLLM_BASE_IMAGE=BASE@DIGEST, and record the digest (the image's org.opencontainers.image.base.name
+    label carries it)."""
+    import json  # noqa: PLC0415
+
+    from tooling.release import images  # noqa: PLC0415
+
+    result = obj.load(())
+    if invalid := [f for f in result.files if not f.valid]:
+        click.echo(
+            f"warning: {len(invalid)} invalid deployment file(s) left out (deployctl validate)", err=True
+        )
+    try:
+        found = images.builds(obj.root, [f.spec for f in result.valid])
+    except images.NoImageCommit as exc:
+        raise click.ClickException(str(exc)) from None
+    if missing:
+        from tooling.accounts import environments  # noqa: PLC0415
+        from tooling.accounts import images as registry  # noqa: PLC0415
+
+        loaded = environments.load(obj.root)
+        where = region or (loaded.config.ci.region if loaded else None) or os.environ.get("AWS_REGION")
+        if not where:
+            raise click.ClickException("--missing needs the CI registry's region: --region, or ci.region")
+        absent = set(registry.absent(where, [(b.repository, b.tag) for b in found]))
+        found = [b for b in found if (b.repository, b.tag) in absent]
+    if fmt == "github-matrix":
+        click.echo(json.dumps(images.github_matrix(found), separators=(",", ":")))
+    elif fmt == "json":
+        click.echo(json.dumps({"images": [b.to_json() for b in found]}, indent=2))
+    else:
+        for b in found:
+            base = ""
+            if b.base:
+                base = f" FROM {b.base['name']}" + (
+                    f"@{b.base['digest']}" if b.base["digest"] else " (resolve)"
+                )
+            click.echo(f"{b.repository}:{b.tag} [{','.join(b.platforms)}]{base}")
 
 
 def _live(

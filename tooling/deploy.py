@@ -19,8 +19,9 @@ from pathlib import Path
 from tooling import aws, certificates
 from tooling import cloudformation as cf
 from tooling.accounts import guard
+from tooling.accounts import images as registry
 from tooling.accounts.environments import Environments
-from tooling.changesets import orphans, parameter_values, parameters, stack_tags
+from tooling.changesets import given_tags, orphans, parameter_values, parameters, stack_tags
 from tooling.ownership import COMMIT_TAG, ownership_tags
 from tooling.snapshot import Snapshot, StackState
 
@@ -43,6 +44,9 @@ class Options:
     image_tags: dict[str, str] = field(default_factory=dict)  # parameter name -> tag, for every stack
     # stack name -> {parameter name -> tag}: e.g. what ran before, for a rollback (`status --format json`)
     stack_image_tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    # stack name -> the checkout's tags (tooling/release/images.py checkout_tags): set where nothing is
+    # given and the stack has no tag of its own that still fits (a new stack, a new engine.version)
+    default_image_tags: dict[str, dict[str, str]] = field(default_factory=dict)
     timeout: float = 3600.0
     max_parallel: int = 4
     on_event: Callable[[str, str], None] = lambda stack, line: None
@@ -134,9 +138,15 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
         return Result(name, "failed", reasons=[cf.delete_failed_report(cfn, name, stack)])
     tags = ownership_tags(state, options.repository)
     recreate = stack is not None and stack["StackStatus"] in cf.RECREATE
-    params = parameters(
-        state, None if recreate else stack, {**options.image_tags, **options.stack_image_tags.get(name, {})}
-    )
+    params = parameters(state, None if recreate else stack, given, options.default_image_tags.get(name))
+    # Tags the checkout chose (nobody passed them): in this region's registry before anything changes.
+    chosen = {k: v for k, v in given_tags(params).items() if k not in given}
+    if chosen and (
+        problems := registry.check(
+            name, state.region, registry.wanted(state.text, chosen), wait=options.image_wait, on_wait=report
+        )
+    ):
+        return Result(name, "failed", reasons=problems)
     if recreate:
         assert stack is not None
         status = stack["StackStatus"]

@@ -7,6 +7,7 @@ JSON shape (stable, version 1):
      "stacks": [{"environment", "name", "stack_name", "file", "region", "action", "recreate": str|null,
                  "errors": [str], "warnings": [str],
                  "hash": {"stack", "template", "parameters", "tags", "image_tags": str|null} | null,
+                 "image_tags": {parameter: tag} | null,
                  "changes": [{"logical_id", "resource_type", "action", "replacement",
                               "properties": [{"path", "before", "after"}]}]}],
      "quotas": {"checked", "note", "exceeded", "warnings", "quotas": [...]} | null}
@@ -29,6 +30,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from tooling.diff import ResourceChange, diff_templates
@@ -61,6 +63,9 @@ class StackPlan:
     file: str = ""  # the deployment file, relative to the repository root
     recreate: str | None = None  # why an existing stack is deleted and created again
     hash: dict[str, str | None] | None = None  # see the module docstring
+    # Image parameter -> tag a deploy sets (None: it keeps what the stack runs): the --image-tag given,
+    # else the checkout's tags where the stack cannot keep its own (new, or engine.version changed)
+    image_tags: dict[str, str] | None = None
 
     @property
     def priced(self) -> bool:
@@ -174,14 +179,64 @@ def stack_action(changes: list[ResourceChange]) -> StackAction:
     return "replace" if any(c.replacement == "true" for c in changes) else "update"
 
 
+@lru_cache(maxsize=4096)
+def _parameters(text: str) -> dict[str, Any]:
+    """A template's Parameters, parsed once per template however many times a plan asks (read-only)."""
+    return json.loads(text).get("Parameters", {})
+
+
+def planned_images(
+    new: StackState, old: StackState | None, given: Mapping[str, str] | None,
+    defaults: Mapping[str, str] | None,
+) -> dict[str, str] | None:  # fmt: skip
+    """The image tags a deploy of `new` sets, as far as a plan without AWS can tell (None: it keeps
+    what the stack runs): each given tag, and the checkout's where the stack cannot keep its own,
+    because it is new or because the parameter's AllowedPattern changed (engine.version moved)."""
+    declared = _parameters(new.text or "{}")
+    before = _parameters(old.text or "{}") if old is not None and old.valid else None
+    out = {}
+    for key, spec in sorted(declared.items()):
+        if not key.endswith("ImageTag") or "Default" in spec:
+            continue
+        if given and key in given:
+            out[key] = given[key]
+        elif defaults and key in defaults:
+            kept = before is not None and before.get(key, {}).get("AllowedPattern") == spec.get(
+                "AllowedPattern"
+            )
+            if not kept or key not in before:
+                out[key] = defaults[key]
+    return out or None
+
+
+def image_changes(new: StackState, old: StackState, shown: Mapping[str, str] | None) -> list[ResourceChange]:
+    """The image parameters whose AllowedPattern moved (engine.version changed), as plan changes."""
+    from tooling.diff import PropertyChange  # noqa: PLC0415
+
+    after = _parameters(new.text or "{}")
+    before = _parameters(old.text or "{}") if old.valid else {}
+    out = []
+    for key in sorted(after):
+        if not key.endswith("ImageTag") or key not in before:
+            continue
+        was, now = before[key].get("AllowedPattern"), after[key].get("AllowedPattern")
+        if was != now:
+            properties = [PropertyChange("AllowedPattern", was, now)]
+            if shown and key in shown:
+                properties.append(PropertyChange("Value", None, shown[key]))
+            out.append(ResourceChange(f"Parameters.{key}", "Parameter", "modify", "false", properties))
+    return out
+
+
 def offline(
     head: Snapshot, base: Snapshot, against: str, *, repository: str = "",
-    image_tags: Mapping[str, str] | None = None,
+    image_tags: Mapping[str, str] | None = None, defaults: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Plan:  # fmt: skip
     """Compare two snapshots resource by resource: what the working tree changes against `against`.
 
     A deployment whose region changed is a create in the new region and a delete in the old one:
-    CloudFormation stacks are regional, nothing moves.
+    CloudFormation stacks are regional, nothing moves. `defaults`: per stack, the checkout's image
+    tags (tooling/release/images.py), which a deploy sets where it cannot keep the stack's own.
     """
     from tooling.ownership import ownership_tags  # noqa: PLC0415
 
@@ -195,7 +250,15 @@ def offline(
     for plan in stacks:
         state = head.stacks.get(plan.stack_name)
         if plan.action != "delete" and state is not None and state.valid and state.text:
-            plan.hash = stack_hash(state.text, ownership_tags(state, repository), image_tags)
+            old = base.stacks.get(plan.stack_name) if plan.action != "create" else None
+            shown = planned_images(state, old, image_tags, (defaults or {}).get(plan.stack_name))
+            plan.image_tags = shown
+            if old is not None and (moved := image_changes(state, old, shown)):
+                # A new vLLM version is a new image: the stack's tasks are replaced with it.
+                plan.changes = [*plan.changes, *moved]
+                if plan.action == "no-change":
+                    plan.action = "update"
+            plan.hash = stack_hash(state.text, ownership_tags(state, repository), shown or image_tags)
     stacks.sort(key=lambda s: (ORDER[s.action], s.stack_name, s.region))
     return Plan(against, stacks, list(head.problems))
 

@@ -51,6 +51,11 @@ def _change_lines(change: ResourceChange) -> list[str]:
     return lines
 
 
+def _images(tags: dict[str, str]) -> str:
+    """The image tags a deploy sets, as the parameters they go to."""
+    return ", ".join(f"{key}={tag}" for key, tag in sorted(tags.items()))
+
+
 def _cost_text(stack: StackPlan) -> str:
     if not stack.priced:
         return ""
@@ -129,6 +134,8 @@ def print_text(plan: Plan, console: Console) -> None:
             console.print(f"    [yellow]{escape(warning)}[/]")
         if stack.over_budget:
             console.print(f"    [red]over budget: {escape(stack.over_budget)}[/]")
+        if stack.image_tags:
+            console.print(f"    images: {escape(_images(stack.image_tags))}")
         if stack.action in ("update", "replace", "delete"):
             for change in stack.changes:
                 for line in _change_lines(change):
@@ -225,6 +232,8 @@ def _section(stack: StackPlan) -> str:
     lines += [f"- :warning: {code(w)}" for w in stack.warnings]
     if stack.over_budget:
         lines.append(f"- :money_with_wings: **over budget**: {text(stack.over_budget)}")
+    if stack.image_tags:
+        lines.append(f"- images: {code(_images(stack.image_tags))}")
     if stack.changes and stack.action != "invalid":
         diff = []
         for change in stack.changes:

@@ -35,7 +35,16 @@ def plan_against_git(
         if not ref
         else f"git:{ref} ({commit[:12]})"
     )
-    return offline(head, base, label, repository=repository, image_tags=image_tags)
+    return offline(
+        head, base, label, repository=repository, image_tags=image_tags, defaults=checkout_tags(root, head)
+    )
+
+
+def checkout_tags(root: Path, head: Snapshot) -> dict[str, dict[str, str]]:
+    """Per stack, the image tags of the checkout: what deploy sets where it cannot keep a stack's own."""
+    from tooling.release import images  # noqa: PLC0415
+
+    return images.checkout_tags(root, head.stacks.values())
 
 
 def _base_branch(root: Path) -> str:
@@ -59,6 +68,7 @@ def plan_against_aws(
         only=chosen,
         repository=repository,
         environments=loaded.config if loaded else None,
+        defaults=checkout_tags(root, head),
     )
 
 

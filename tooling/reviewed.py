@@ -43,8 +43,13 @@ def load(path: Path) -> dict[str, Any]:
 def refusals(
     reviewed: dict[str, Any], states: list[StackState], *, repository: str,
     image_tags: Mapping[str, str], stack_image_tags: Mapping[str, Mapping[str, str]],
+    default_image_tags: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:  # fmt: skip
-    """Why each stack differs from the reviewed plan (empty: apply it)."""
+    """Why each stack differs from the reviewed plan (empty: apply it).
+
+    Where the plan showed tags the checkout chose (a new stack, a new engine.version), the deploy's
+    own choice for those parameters must be the same: a change to the images' inputs after the
+    review is a difference like any other."""
     planned = {
         (s["stack_name"], s.get("region", "")): s for s in reviewed["stacks"] if s["action"] != "delete"
     }
@@ -61,6 +66,10 @@ def refusals(
             out.append(f"{state.stack_name}: does not render now, though the plan reviewed it")
             continue
         images = {**image_tags, **stack_image_tags.get(state.stack_name, {})}
+        chosen = (default_image_tags or {}).get(state.stack_name, {})
+        for key in entry.get("image_tags") or {}:
+            if key not in images and key in chosen:
+                images[key] = chosen[key]
         reviewed_hash = entry["hash"]
         now = stack_hash(
             state.text, ownership_tags(state, repository), images if reviewed_hash.get("image_tags") else None

@@ -39,6 +39,9 @@ class StackState:
     over_budget: str | None = None
     # With fallback instance types: that estimate with the cheapest and with the dearest type.
     monthly_range_usd: list[float] | None = None
+    # engine.version of a vLLM deployment (None: no vLLM, or rendered by code older than the field):
+    # what names the stack's vLLM image (tooling/release/images.py)
+    vllm_version: str | None = None
 
     @property
     def stack_name(self) -> str:
@@ -209,6 +212,7 @@ def _take_cold(
             deployment.name,
             relative,
             deployment.spec.region if deployment.spec else "",
+            vllm_version=getattr(deployment.spec.engine, "version", None) if deployment.spec else None,
             errors=[format_text(d) for d in diagnostics if d.severity is Severity.ERROR],
             warnings=[format_text(d) for d in diagnostics if d.severity is Severity.WARNING],
         )

@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from tooling import catalog, cron
+from tooling import catalog, cron, vllm_images
 
 SPEC_VERSION = 1
 MANAGED_TAG_PREFIX = "deployctl:"
@@ -44,12 +44,14 @@ def did_you_mean(value: object, choices: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _text(kind: str, check: Callable[[str], tuple[str, str] | None], schema: dict[str, Any]) -> Any:
+def _text(
+    kind: str, check: Callable[[str], tuple[str, str] | None], schema: dict[str, Any], *, code: str = ""
+) -> Any:
     """A string type checked by `check`, which returns (message, accepted) when the value is wrong."""
 
     def validate(value: str) -> str:
         if problem := check(value):
-            raise fail(kind, problem[0], hint=problem[1])
+            raise fail(kind, problem[0], hint=problem[1], code=code)
         return value
 
     return Annotated[str, AfterValidator(validate), WithJsonSchema({"type": "string", **schema})]
@@ -192,7 +194,25 @@ def _vpc_cidr(value: str) -> tuple[str, str] | None:
 VpcCidr = _text("vpc_cidr", _vpc_cidr, {"format": "cidr", "examples": ["10.20.0.0/16"]})
 
 
-VllmVersion = _pattern("vllm_version", r"\d+\.\d+\.\d+(?:\.post\d+)?", 'a vLLM release such as "0.11.0"')
+# The vLLM releases we build an image for (tooling/data/vllm_images.yaml); any other version would
+# name an image CI never builds, so it is refused here rather than as tasks that never start.
+UNKNOWN_VLLM_VERSION = "SPEC270"
+
+
+def _vllm_version(value: str) -> tuple[str, str] | None:
+    known = vllm_images.versions()
+    if value in known:
+        return None
+    listed = ", ".join(f"{v} (default)" if v == vllm_images.default() else v for v in known)
+    return (
+        f"vLLM '{value}' is not a version this platform builds",
+        f"accepted: {listed}; a new release is added to tooling/data/vllm_images.yaml",
+    )
+
+
+VllmVersion = _text(
+    "vllm_version", _vllm_version, {"enum": vllm_images.versions()}, code=UNKNOWN_VLLM_VERSION
+)
 ServedName = _pattern(
     "served_name",
     r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}",
@@ -301,7 +321,11 @@ class Model(Section):
 
 class VllmEngine(Section):
     type: Literal["vllm"] = Field(description="vLLM's OpenAI server on a GPU, behind the gateway.")
-    version: VllmVersion = Field(default="0.11.0", description="vLLM release of the GPU image.")
+    version: VllmVersion = Field(
+        default=vllm_images.default(),
+        description="vLLM release the GPU image is built on (vllm/vllm-openai:v<version>); one of the "
+        "versions in tooling/data/vllm_images.yaml. Changing it deploys the image built for that version.",
+    )
     args: dict[ArgName, Scalar] = Field(
         default_factory=dict,
         description="Extra vLLM flags, without the leading `--`, scalar values only.",

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.aws.conftest import git
-from tests.aws.test_aws_end_to_end import push
+from tests.aws.test_aws_end_to_end import TAGS, VLLM, push
 from tooling import aws, cloudformation
 from tooling.cli import cli
 
@@ -82,16 +82,14 @@ def test_an_ecs_gpu_stack_is_created_deleted_and_created_again(tmp_path: Path, a
     for repository in ("deployctl/gateway", "deployctl/vllm"):
         with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
-    push("abc123")
+    push("abc123", VLLM)
     # The regional bootstrap's artifacts bucket, which a deploy needs once a template is over the inline
     # limit: this internal stack is, with its smoke probe's code inline.
     boto3.client("s3", region_name="us-east-1").create_bucket(
         Bucket=cloudformation.artifacts_bucket(aws.account_id("us-east-1"), "us-east-1")
     )
     for attempt in ("first", "again"):
-        code, out = run(
-            tmp_path, "deploy", "--environment", "dev", "--image-tag", "abc123", "--image-wait", "0"
-        )
+        code, out = run(tmp_path, "deploy", "--environment", "dev", *TAGS, "--image-wait", "0")
         assert code == 0, (attempt, out)
         assert f"{STACK}" in out and "created" in out, out
         listed = cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]

@@ -36,6 +36,12 @@ MANIFEST = json.dumps(
 )  # fmt: skip
 
 
+# vLLM images are tagged <engine.version>-<commit>, and the stack's VllmImageTag admits nothing else.
+VLLM = "0.34.0-" + "a" * 40
+VLLM_NEXT = "0.34.0-" + "b" * 40
+TAGS = ("--image-tag", "gateway=abc123", "--image-tag", f"vllm={VLLM}")
+
+
 def push(*tags: str) -> None:
     """What CI's image jobs do (the examples' account is also the CI registry here)."""
     ecr = boto3.client("ecr", region_name="us-east-1")
@@ -60,17 +66,23 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
     plan = json.loads(out)
     assert set(actions(plan).values()) == {"invalid"}
     assert all("is not in us-east-1's ECR repository" in s["errors"][0] for s in plan["stacks"])
-    push("abc123", "v2")
+    push("abc123", VLLM, VLLM_NEXT)
+    # Another vLLM version's image (or any tag but <version>-<commit>) is refused before a change set.
+    code, out = run(repo, "plan", "--format", "json", "--against", "aws", "--image-tag", "abc123")
+    assert code == 1, out
+    llama = next(s for s in json.loads(out)["stacks"] if s["stack_name"] == "prod-llama-3-1-8b")
+    assert llama["action"] == "invalid"
+    assert "VllmImageTag 'abc123' does not match ^0\\.34\\.0-[0-9a-f]{40}$" in llama["errors"][0]
 
     # Nothing deployed yet: the AWS plan creates everything, and leaves no change set or shell behind.
-    plan = plan_json(repo, "--against", "aws", "--image-tag", "abc123")
+    plan = plan_json(repo, "--against", "aws", *TAGS)
     assert set(actions(plan).values()) == {"create"}
     cfn = boto3.client("cloudformation", region_name="us-east-1")
     assert sorted(s["StackName"] for s in cfn.describe_stacks()["Stacks"]) == [
         "deployctl-account", "deployctl-bootstrap"
     ]  # fmt: skip
 
-    code, out = run(repo, "deploy", "--image-tag", "abc123")
+    code, out = run(repo, "deploy", *TAGS)
     assert code == 0, out
     stacks = {s["StackName"]: s for s in cfn.describe_stacks()["Stacks"]}
     for name in ("prod-llama-3-1-8b", "prod-multimodal-api", "staging-qwen2-5-vl-7b", "dev-mistral-7b"):
@@ -123,7 +135,7 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
     code, before = run(repo, "status", "--environment", "prod", "--format", "json")
     assert code == 0
     (repo / "before.json").write_text(before, encoding="utf-8")
-    code, out = run(repo, "deploy", "--environment", "prod", "--image-tag", "vllm=v2")
+    code, out = run(repo, "deploy", "--environment", "prod", "--image-tag", f"vllm={VLLM_NEXT}")
     assert code == 0, out
 
     def tags(stack: str) -> dict[str, str]:
@@ -132,11 +144,11 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
             p["ParameterKey"]: p["ParameterValue"] for p in params if p["ParameterKey"].endswith("ImageTag")
         }
 
-    assert tags("prod-llama-3-1-8b") == {"VllmImageTag": "v2"}
+    assert tags("prod-llama-3-1-8b") == {"VllmImageTag": VLLM_NEXT}
     assert tags("prod-multimodal-api") == {"GatewayImageTag": "abc123"}
     recorded = json.loads(before)["stacks"]
     llama = next(s for s in recorded if s["stack_name"] == "prod-llama-3-1-8b")
-    assert llama["parameters"]["VllmImageTag"] == "abc123"
+    assert llama["parameters"]["VllmImageTag"] == VLLM
     # Redeploying those recorded tags is asserted against the Stubber (test_aws_stack_states): moto keeps
     # a stack's first parameter values for its change-set diff, so it answers "no updates" to a rollback.
 
@@ -152,7 +164,7 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
         " allowed_cidrs: [10.0.0.0/8]}\n",
         encoding="utf-8",
     )
-    code, out = run(repo, "deploy", "--environment", "dev", "--image-tag", "abc123")
+    code, out = run(repo, "deploy", "--environment", "dev", *TAGS)
     assert code == 0, out
     assert "dev-scratch" in out and "created" in out
     topic = json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}})

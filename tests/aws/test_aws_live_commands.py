@@ -204,11 +204,11 @@ def test_changed_names_deployments_removals_and_images(tmp_path: Path) -> None:
     assert [d["stack_name"] for d in data["deployments"]] == ["prod-llama-3-1-8b"]
     assert [d["stack_name"] for d in data["removed"]] == ["dev-mistral-7b"]
     assert data["environments"] == ["dev", "prod"]
-    assert data["images"] == {"gateway": False, "vllm": False}
+    assert data["images"] == {"gateway": False, "vllm": False, "vllm_versions": []}
     app = tmp_path / "inference_server/app.py"
     app.write_text(app.read_text() + "\n# touched\n", encoding="utf-8")
     data = json.loads(run(tmp_path, "changed", "--since", "HEAD", "--format", "json")[1])
-    assert data["images"] == {"gateway": True, "vllm": True}
+    assert data["images"] == {"gateway": True, "vllm": True, "vllm_versions": []}  # not committed yet
 
 
 PROD_SPEC = SPEC.replace("name: chat", "name: later")

@@ -22,8 +22,8 @@ from botocore.stub import ANY, Stubber
 from click.testing import CliRunner
 
 from tests.aws.conftest import git
-from tests.aws.test_aws_end_to_end import push
-from tooling import aws, quotas
+from tests.aws.test_aws_end_to_end import TAGS, VLLM, push
+from tooling import aws, cloudformation, quotas
 from tooling.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -104,7 +104,12 @@ def test_plan_reports_and_deploy_refuses_an_exceeded_g_quota(
     for repository in ("deployctl/gateway", "deployctl/vllm"):
         with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
-    push("abc123")
+    push("abc123", VLLM)
+    # The regional bootstrap's artifacts bucket: this template is over the inline limit, and a plan's
+    # change set reads it from there.
+    boto3.client("s3", region_name="us-east-1").create_bucket(
+        Bucket=cloudformation.artifacts_bucket(aws.account_id("us-east-1"), "us-east-1")
+    )
     cfn = boto3.client("cloudformation", region_name="us-east-1")
 
     def feed(value: float, usage: float) -> Stubbed:
@@ -115,7 +120,7 @@ def test_plan_reports_and_deploy_refuses_an_exceeded_g_quota(
     # Another team runs 8 vCPUs of G; the quota is 16; the deployment at max 4 (+1 for a rolling
     # deploy) needs 5 × g5.xlarge = 20 vCPUs: 28 in all, 12 over.
     stubbed = feed(16, 8)
-    code, out = run(tmp_path, "plan", "--against", "aws", "--format", "json", "--image-tag", "abc123")
+    code, out = run(tmp_path, "plan", "--against", "aws", "--format", "json", *TAGS)
     stubbed.used()
     assert code == 1, out
     plan = json.loads(out)
@@ -128,7 +133,7 @@ def test_plan_reports_and_deploy_refuses_an_exceeded_g_quota(
     assert (check["needed"], check["after"], check["exceeded"], check["link"]) == (20, 28, True, LINK)
 
     stubbed = feed(16, 8)
-    code, out = run(tmp_path, "plan", "--against", "aws", "--image-tag", "abc123")
+    code, out = run(tmp_path, "plan", "--against", "aws", *TAGS)
     assert code == 1
     assert "Running On-Demand G and VT instances (L-DB2E81BA) is 16 vCPUs" in out
     assert "5 × g5.xlarge (4 vCPUs) = 20" in out and "28 in all, 12 over" in out and LINK in out
@@ -142,7 +147,7 @@ def test_plan_reports_and_deploy_refuses_an_exceeded_g_quota(
 
     # deploy refuses before any change: no stack, no change set.
     stubbed = feed(16, 8)
-    code, out = run(tmp_path, "deploy", "--image-tag", "abc123", "--image-wait", "0")
+    code, out = run(tmp_path, "deploy", *TAGS, "--image-wait", "0")
     stubbed.used()
     assert code == 1, out
     assert "1 quota(s) would be exceeded at maximum scale; nothing deployed" in out
@@ -151,7 +156,7 @@ def test_plan_reports_and_deploy_refuses_an_exceeded_g_quota(
 
     # --ignore-quotas deploys anyway, and says so.
     feed(16, 8)
-    code, out = run(tmp_path, "deploy", "--image-tag", "abc123", "--image-wait", "0", "--ignore-quotas")
+    code, out = run(tmp_path, "deploy", *TAGS, "--image-wait", "0", "--ignore-quotas")
     assert code == 0, out
     assert "deploying past 1 quota(s) (--ignore-quotas)" in out
     assert cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"

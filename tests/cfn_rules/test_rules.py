@@ -508,6 +508,15 @@ def _probe_stack(
     return {"Resources": resources, "Outputs": outputs}
 
 
+def _vllm_parameter(pattern: str | None, version: str | None = "0.34.0") -> dict[str, Any]:
+    parameter: dict[str, Any] = {"Type": "String"}
+    if pattern is not None:
+        parameter["AllowedPattern"] = pattern
+    metadata = {"deployctl": {"vllm_version": version}} if version else {}
+    topic = {"Topic": {"Type": "AWS::SNS::Topic"}}
+    return {"Metadata": metadata, "Parameters": {"VllmImageTag": parameter}, "Resources": topic}
+
+
 CASES = [
     Case(
         "E9001",
@@ -961,6 +970,38 @@ CASES = [
         "Resources/ServiceCpuPercentPolicy/Properties/TargetTrackingScalingPolicyConfiguration",
         "track ALBRequestCountPerTarget",
         _cpu_tracking(task_cpu=False, metric="ECSServiceAverageMemoryUtilization"),
+    ),
+    Case(
+        "E9045",
+        "the generic tag pattern admits every version",
+        _vllm_parameter(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"),
+        "Parameters/VllmImageTag/AllowedPattern",
+        "also admits 0.35.0-0123456789abcdef0123456789abcdef01234567",
+        _vllm_parameter(r"^0\.34\.0-[0-9a-f]{40}$"),
+    ),
+    Case(
+        "E9045",
+        "an unescaped dot admits other strings",
+        _vllm_parameter(r"^0.34.0-[0-9a-f]{40}$", version="0.34.0"),
+        "Parameters/VllmImageTag/AllowedPattern",
+        "also admits 0x34x0-0123456789abcdef0123456789abcdef01234567",
+        _vllm_parameter(r"^0\.34\.0-[0-9a-f]{40}$"),
+    ),
+    Case(
+        "E9045",
+        "another version's pattern",
+        _vllm_parameter(r"^0\.31\.0-[0-9a-f]{40}$"),
+        "Parameters/VllmImageTag/AllowedPattern",
+        "refuses 0.34.0's own tag",
+        _vllm_parameter(r"^0\.34\.0-[0-9a-f]{40}$"),
+    ),
+    Case(
+        "E9045",
+        "no version in the metadata",
+        _vllm_parameter(r"^0\.34\.0-[0-9a-f]{40}$", version=None),
+        "Parameters/VllmImageTag",
+        "sets no Metadata.deployctl.vllm_version",
+        _vllm_parameter(r"^0\.34\.0-[0-9a-f]{40}$"),
     ),
     Case(
         "E9035",

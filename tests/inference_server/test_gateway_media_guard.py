@@ -142,7 +142,8 @@ def test_the_engine_gets_vllms_own_allowlist_and_no_redirects() -> None:
 
 
 def test_the_pinned_vllm_offers_those_options() -> None:
-    dockerfile = (Path(__file__).parents[2] / "Dockerfile.vllm").read_text()
-    version = re.search(r"FROM vllm/vllm-openai:v(\d+)\.(\d+)\.(\d+)", dockerfile)
-    assert version is not None
-    assert tuple(int(v) for v in version.groups()) >= (0, 11, 0)
+    # Every vLLM a deployment may run (engine.version) is a version of tooling/data/vllm_images.yaml.
+    data = (Path(__file__).parents[2] / "tooling/data/vllm_images.yaml").read_text()
+    versions = re.findall(r'^\s*"(\d+)\.(\d+)\.(\d+)":', data, re.MULTILINE)
+    assert versions
+    assert all(tuple(int(v) for v in version) >= (0, 11, 0) for version in versions)

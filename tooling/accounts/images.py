@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from botocore.exceptions import ClientError
 
@@ -34,16 +34,22 @@ def wanted(template_text: str, tags: Mapping[str, str]) -> dict[str, str]:
 
 def missing(region: str, images: Mapping[str, str]) -> list[str]:
     """The `repository:tag` of `images` absent from the region's registry of the caller's account."""
+    return [f"{repository}:{tag}" for repository, tag in absent(region, sorted(images.items()))]
+
+
+def absent(region: str, images: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (repository, tag) pairs not in the region's registry of the caller's account: one
+    DescribeImages each; ImageNotFoundException (or no such repository) means not there."""
     ecr = aws.client("ecr", region)
-    absent = []
-    for repository, tag in sorted(images.items()):
+    out = []
+    for repository, tag in images:
         try:
             ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in ("ImageNotFoundException", "RepositoryNotFoundException"):
                 raise
-            absent.append(f"{repository}:{tag}")
-    return absent
+            out.append((repository, tag))
+    return out
 
 
 def check(

@@ -9,6 +9,8 @@ Conventions the rules read from templates (stack builders set them where they me
 - `Metadata: {deployctl: {endpoint_private_dns: explicit}}` on an interface VPC endpoint in a VPC the
   stack does not create: private DNS was asked for in the spec (network.endpoint_private_dns), so E9006
   accepts it.
+- `Metadata: {deployctl: {vllm_version: "0.34.0"}}` at the template's top: the spec's engine.version, on
+  every stack that declares VllmImageTag (templates/images.py); E9045 checks the parameter against it.
 """
 
 from __future__ import annotations
