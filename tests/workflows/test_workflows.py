@@ -464,7 +464,31 @@ def test_vllm_builds_where_it_fits_and_not_into_the_github_cache():
     options = build_step(job)["with"]
     assert options["platforms"] == "linux/amd64"
     assert "cache-to" not in options and "cache-from" not in options
-    assert options["build-args"] == "VLLM_VERSION=${{ matrix.version }}"
+    # The version and the base pinned by digest, which the data file gives or the base step resolves.
+    assert options["build-args"].splitlines() == [
+        "VLLM_VERSION=${{ matrix.version }}",
+        "VLLM_BASE_IMAGE=${{ steps.base.outputs.image }}",
+    ]
+    base = next(s for s in steps(job) if s.get("id") == "base")
+    assert base["env"] == {"BASE": "${{ matrix.base }}", "DIGEST": "${{ matrix.base_digest }}"}
+    assert "imagetools inspect" in base["run"] and "GITHUB_STEP_SUMMARY" in base["run"]
+    assert order.index(base) < order.index(build_step(job))
+
+
+@pytest.mark.parametrize("image", ["gateway", "vllm"])
+def test_build_jobs_read_only_what_deployctl_images_gives(image):
+    # The matrix a build job reads comes from `deployctl images --format github-matrix`: every
+    # `matrix.<key>` the job names must be a key of that command's entries.
+    from tooling.release import images as release_images
+    from tooling.repository import load
+
+    specs = [f.spec for f in load(ROOT).valid]
+    entries = release_images.github_matrix(release_images.builds(ROOT, specs))["include"]
+    entry = next(e for e in entries if e["image"] == image)
+    text = yaml.safe_dump(ALL["deploy"]["jobs"][f"build-{image}"])
+    named = set(re.findall(r"matrix\.([a-z_]+)", text))
+    assert named, "the build job reads its matrix"
+    assert named <= set(entry), f"build-{image} reads {sorted(named - set(entry))}, not in deployctl images"
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
