@@ -11,7 +11,6 @@ function a release calls, so the harness never depends on how an endpoint is rea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +119,7 @@ def fake_smoke(monkeypatch: pytest.MonkeyPatch) -> Smoke:
 
 
 @pytest.fixture
-def checkout(tmp_path: Path, aws_env: str, fake_smoke: Smoke) -> Iterator[Checkout]:  # noqa: F811
+def checkout(tmp_path: Path, aws_env: str, fake_smoke: Smoke) -> Checkout:  # noqa: F811
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.7.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
@@ -139,7 +138,7 @@ def checkout(tmp_path: Path, aws_env: str, fake_smoke: Smoke) -> Iterator[Checko
     made = Checkout(root, vpc, subnets)
     made.write("deployments/environments.yaml", ENVIRONMENTS)
     made.write("inference_server/app.py", "# the gateway\n")
-    yield made
+    return made
 
 
 def live_stacks(env: str) -> dict[str, dict[str, Any]]:
