@@ -31,11 +31,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from templates.bootstrap import RELEASE_RECORDS
 from tooling import aws
 from tooling import cloudformation as cf
 
 FORMAT = 1
-PREFIX = "releases"
+PREFIX = RELEASE_RECORDS  # the prefix the bucket policy and the deploy roles name
 MASK = "****"
 
 
