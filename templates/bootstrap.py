@@ -343,6 +343,11 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
         ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], _secrets(environment),
         sid="ApiKeys",
     )  # fmt: skip
+    smoke = [
+        _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
+        secret_reads,
+        _key_through_secrets_manager(environment),
+    ]
     return {
         "plan": [
             reads,
@@ -457,12 +462,11 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             # Deploys retry activating the budgets' cost-allocation tag until AWS accepts it (it has no
             # resource to scope to: Cost Explorer's service authorization reference).
             _allow(["ce:UpdateCostAllocationTagsStatus"], "*", sid="ActivateTheBudgetTag"),
+            # `deployctl release` smoke-tests what it deployed, in the same job: whatever the smoke role
+            # may do, the deploy role may too (it already deploys any template through CloudFormation).
+            *smoke,
         ],
-        "smoke": [
-            _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
-            secret_reads,
-            _key_through_secrets_manager(environment),
-        ],
+        "smoke": smoke,
         "rotation": [
             _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
             _allow(

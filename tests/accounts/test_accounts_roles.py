@@ -216,7 +216,8 @@ DRIFT_OWN = {
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [("plan", PLAN), ("deploy", DEPLOY), ("smoke", SMOKE), ("rotation", ROTATION)],
+    # A release smoke-tests with the deploy role: it may do all the smoke role may.
+    [("plan", PLAN), ("deploy", DEPLOY | SMOKE), ("smoke", SMOKE), ("rotation", ROTATION)],
 )
 def test_each_role_has_exactly_its_actions(kind: str, expected: set[str]) -> None:
     for environment in ENVIRONMENTS:
@@ -679,6 +680,10 @@ def test_only_the_deploy_role_of_an_environment_writes_its_release_records() -> 
         assert allowed(deploy, action, record), action
         assert not allowed(plan, action, record), action
         assert not allowed(dev_deploy, action, record), action  # another environment's records
+    # The release smoke-tests with this role: the environment's API keys, and only this environment's.
+    key = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:deployctl/prod/chat/api-key-AbCdEf"
+    assert allowed(deploy, "secretsmanager:GetSecretValue", key)
+    assert not allowed(dev_deploy, "secretsmanager:GetSecretValue", key)
     # A missing latest.json must read as 404, which S3 answers only to a caller with s3:ListBucket.
     assert allowed(deploy, "s3:ListBucket", BUCKET)
     policy = regional_bucket_policy()
