@@ -71,6 +71,13 @@ def test_a_new_deployment_merged_alone_deploys_with_the_tags_its_checkout_names(
     record = assert_at_record("staging", commit=second)
     assert record.stacks["staging-summarise"].image_tags == {"GatewayImageTag": gateway}
 
+    # A re-run of the same run: every stack is on the fast path, and the record stands.
+    code, report, _ = checkout.release("staging", "--commit", second)
+    assert (code, report["outcome"]) == (0, "unchanged")
+    assert {s["deploy"] for s in report["stacks"]} == {"unchanged"}
+    assert report["steps"][-1]["name"] == "record" and report["steps"][-1]["outcome"] == "skipped"
+    assert report["record"] == record.key
+
 
 def test_two_merges_while_prod_waits_are_both_released_by_the_later_commit(checkout: Checkout) -> None:
     checkout.spec("prod", "chat")
@@ -231,3 +238,54 @@ def test_an_internal_endpoint_is_smoke_tested_through_check_deployment(
     assert "no SmokeProbeFunction output" in stacks_of(report)["staging-private-chat"]["smoke"]["error"]
     assert max_capacity(deployed_template("staging-private-chat")) == 2
     assert_at_record("staging")
+
+
+def test_a_failed_deploy_restores_the_stacks_that_did_change(checkout: Checkout) -> None:
+    checkout.spec("staging", "chat")
+    good = checkout.commit("staging as it runs")
+    assert checkout.release("staging")[0] == 0
+    before = latest_record("staging")
+
+    checkout.spec("staging", "chat", max=4)
+    far = checkout.spec("staging", "far", model="o3-mini")
+    far.write_text(far.read_text().replace("region: us-east-1", "region: eu-west-1"), encoding="utf-8")
+    checkout.commit("chat scales further; a stack in a region staging may not use")
+    code, report, _ = checkout.release("staging")
+    assert (code, report["outcome"]) == (1, "rolled-back")
+    stacks = stacks_of(report)
+    assert stacks["staging-far"]["deploy"] == "failed"
+    assert "is not one of staging's regions" in stacks["staging-far"]["reasons"][0]
+    assert (stacks["staging-chat"]["deploy"], stacks["staging-chat"]["rollback"]) == ("updated", "updated")
+    assert "smoke" not in {
+        s["name"] for s in report["steps"]
+    }  # nothing is smoke-tested after a failed deploy
+    assert deployed_template("staging-chat") == json.loads(before.stacks["staging-chat"].template)
+    assert_at_record("staging", commit=good)
+
+
+def test_a_removed_deployment_is_pruned_once_the_rest_is_proven(
+    checkout: Checkout, fake_smoke: Smoke
+) -> None:
+    checkout.spec("prod", "chat")
+    old = checkout.spec("prod", "old", model="gpt-4o-mini")
+    checkout.commit("two endpoints")
+    assert checkout.release("prod")[0] == 0
+    old.unlink()
+    checkout.spec("prod", "chat", max=3)
+    checkout.commit("one goes, one changes")
+
+    # The change fails its smoke test: the removed stack is still serving, untouched.
+    fake_smoke.failing = {"prod-chat"}
+    code, report, _ = checkout.release("prod")
+    assert (code, report["outcome"]) == (1, "rolled-back")
+    assert "prune" not in {s["name"] for s in report["steps"]}
+    assert stacks_of(report)["prod-old"]["rollback"] == "unchanged"
+    assert set(live_stacks("prod")) == {"prod-chat", "prod-old"}
+    assert_at_record("prod")
+
+    fake_smoke.failing = set()
+    code, report, _ = checkout.release("prod")
+    assert code == 0, report["steps"]
+    assert stacks_of(report)["prod-old"]["deploy"] == "deleted"  # prod: termination protection lifted
+    record = assert_at_record("prod")
+    assert set(record.stacks) == {"prod-chat"}
