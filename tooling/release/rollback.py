@@ -1,9 +1,11 @@
 """Undoing a failed release: the environment put back exactly as the previous release record has it.
 
-- A stack in the previous record is deployed again from the record: its template bytes and parameter
-  values as they ran, tagged with the record's commit. Nothing is rendered, so old files are never built
-  by new code. A stack the failed release did not change still carries the record's hash tag and costs
-  one DescribeStacks (tooling/deploy.py's fast path); so does one CloudFormation already rolled back.
+- A stack in the previous record that the failed release touched (created, updated, failed or was
+  interrupted on) is deployed again from the record: its template bytes and parameter values as they
+  ran, tagged with the record's commit. Nothing is rendered, so old files are never built by new code.
+  One CloudFormation already rolled back carries the record's hash tag again and costs one
+  DescribeStacks (tooling/deploy.py's fast path).
+- A stack the failed release did not touch is left exactly as it is.
 - A stack the failed release created (it did not exist before) is deleted, if it carries this
   repository's and environment's ownership tags (tooling/ownership.py).
 - Anything else the failed release touched is left as it is and reported: with no previous record
@@ -39,19 +41,21 @@ def roll_back(
     """Restore `previous` (None: there is none) after the release of `states` ended with `results`;
     `before` is each stack as it was before the release (None: it did not exist)."""
     recorded = previous.stacks if previous is not None else {}
-    restore = [StackState(environment, s.name, s.file, s.region, text=s.template) for s in recorded.values()]
+    outcome = {r.stack_name: r.outcome for r in results}
+    # Only what this release touched: a stack it left alone stays as it is, whatever it runs.
+    touched = {name: s for name, s in recorded.items() if outcome.get(name) in TOUCHED}
+    restore = [StackState(environment, s.name, s.file, s.region, text=s.template) for s in touched.values()]
     undone: list[engine.Result] = []
     if previous is not None and restore:
         restoring = dataclasses.replace(
             options,
             image_tags={},
-            stack_image_tags={name: dict(s.parameters) for name, s in recorded.items()},
+            stack_image_tags={name: dict(s.parameters) for name, s in touched.items()},
             commit=previous.commit,
             allow_revert=True,  # back to the record's commit is the point
             image_wait=0.0,  # the record's images ran a moment ago: they are in the region
         )
         undone += engine.deploy_all(restore, restoring, cancel)
-    outcome = {r.stack_name: r.outcome for r in results}
     for state in states:
         name = state.stack_name
         if name in recorded:
