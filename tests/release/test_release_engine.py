@@ -139,3 +139,13 @@ def test_release_needs_an_environment_unless_it_renders_a_summary(root: Path) ->
     assert result.exit_code == 2 and "name the ENVIRONMENT" in result.output
     result = CliRunner().invoke(cli, ["--root", str(root), "release", "nowhere"])
     assert result.exit_code == 1 and "no such environment" in result.output
+
+
+def test_the_text_report_names_each_step(root: Path) -> None:
+    (root / "deployments/staging/chat.yaml").write_text("name: [", encoding="utf-8")
+    commit(root)
+    result = CliRunner().invoke(cli, ["--root", str(root), "release", "staging"])
+    assert result.exit_code == 1
+    assert "Release of staging at" in result.stdout and ": refused" in result.stdout
+    assert "load: refused: " in result.stdout and "chat.yaml:2:1: error: YAML syntax" in result.stdout
+    assert "release checkout: ok" in result.stderr  # progress goes to stderr

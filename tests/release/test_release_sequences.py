@@ -289,3 +289,21 @@ def test_a_removed_deployment_is_pruned_once_the_rest_is_proven(
     assert stacks_of(report)["prod-old"]["deploy"] == "deleted"  # prod: termination protection lifted
     record = assert_at_record("prod")
     assert set(record.stacks) == {"prod-chat"}
+
+
+def test_no_rollback_leaves_the_failure_in_place_and_records_nothing(
+    checkout: Checkout, fake_smoke: Smoke
+) -> None:
+    checkout.spec("staging", "chat")
+    good = checkout.commit("good")
+    assert checkout.release("staging")[0] == 0
+    checkout.spec("staging", "chat", max=6)
+    checkout.commit("bad")
+    fake_smoke.failing = {"staging-chat"}
+    code, report, _ = checkout.release("staging", "--no-rollback")
+    assert (code, report["outcome"]) == (1, "failed")
+    last = report["steps"][-1]
+    assert (last["name"], last["outcome"]) == ("rollback", "skipped")
+    assert last["detail"] == "--no-rollback: the environment is left as the failure left it"
+    assert max_capacity(deployed_template("staging-chat")) == 6
+    assert latest_record("staging").commit == good
