@@ -149,3 +149,14 @@ def test_the_text_report_names_each_step(root: Path) -> None:
     assert "Release of staging at" in result.stdout and ": refused" in result.stdout
     assert "load: refused: " in result.stdout and "chat.yaml:2:1: error: YAML syntax" in result.stdout
     assert "release checkout: ok" in result.stderr  # progress goes to stderr
+
+
+def test_an_unexpected_failure_is_a_failed_report_not_a_traceback(root: Path) -> None:
+    class Broken(Recorded):
+        def latest(self) -> tuple[records.Record | None, str | None]:
+            raise ConnectionError("the endpoint went away")
+
+    report = release(root, store=Broken(None))
+    assert (report.outcome, report.ok) == ("failed", False)
+    assert report.steps[-1].name == "error"
+    assert "ConnectionError: the endpoint went away" in report.steps[-1].detail

@@ -134,12 +134,19 @@ class _Run:
 
 
 def release(inputs: Inputs) -> Report:
-    """Run the release; never raises for what AWS or the checkout answer (the report says it)."""
+    """Run the release; never raises for what AWS or the checkout answer (the report says it).
+    Ctrl-C (KeyboardInterrupt) is the caller's: change sets not yet executed are deleted on the way."""
     run = _Run(inputs)
     try:
         run.report.outcome = _release(run)
     except Stop as stop:
         run.report.outcome = stop.outcome
+    except (gitbase.GitError, ownership.NoIdentity) as exc:
+        run.step("error", "refused", str(exc))
+        run.report.outcome = "refused"
+    except Exception as exc:  # an AWS call that failed outside a stack's own deploy: reported, not raised
+        run.step("error", "failed", cf.describe_error(exc))
+        run.report.outcome = "failed"
     return run.report
 
 
@@ -241,7 +248,8 @@ def _release(run: _Run) -> str:
         report.record = previous.key
     else:
         try:
-            record = build_record(env, commit, identity, states, tags)
+            empty = {r.stack_name for r in results if r.outcome == "no-change"}
+            record = build_record(env, commit, identity, states, tags, confirmed=empty)
             report.record = store.write(record, etag, records.now_utc())
         except records.RecordError as exc:
             run.step("record", "failed", str(exc), started)
@@ -361,10 +369,13 @@ def _smoke(run: _Run, deployments: list[repository.DeploymentFile]) -> list[str]
 
 
 def build_record(
-    environment: str, commit: str, identity: str, states: list[Any], tags: dict[str, dict[str, str]]
-) -> records.Record:
+    environment: str, commit: str, identity: str, states: list[Any], tags: dict[str, dict[str, str]],
+    *, confirmed: set[str] = frozenset(),  # type: ignore[assignment]
+) -> records.Record:  # fmt: skip
     """The record of what runs now, read back from each stack: a stack that does not run exactly what
-    this release rendered (its hash tag differs) is an error, never recorded as if it did."""
+    this release rendered (its hash tag differs) is an error, never recorded as if it did. `confirmed`:
+    stacks whose change set CloudFormation found empty, which run this template whatever their tag says
+    (a stack deployed before the tag was computed as it is now)."""
     record = records.Record(environment, commit, identity, records.now_utc().isoformat())
     for state in states:
         stack = cf.describe(aws.client("cloudformation", state.region), state.stack_name)
@@ -374,6 +385,8 @@ def build_record(
         parameters = records.recorded_parameters(text, stack)
         expected = cf.template_hash(text, parameters, ownership.ownership_tags(state, identity))
         deployed = cf.tags_of(stack).get(cf.HASH_TAG, "")
+        if state.stack_name in confirmed:
+            deployed = expected
         if deployed != expected:
             raise records.RecordError(
                 f"{state.stack_name}: runs template hash {deployed or 'none'}, not this release's {expected}"
