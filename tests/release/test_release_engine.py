@@ -27,7 +27,7 @@ class Recorded:
     def latest(self) -> tuple[records.Record | None, str | None]:
         return self.record, "etag" if self.record else None
 
-    def write(self, record: records.Record, expected: str | None, now: Any) -> str:
+    def write(self, record: records.Record, expected: str | None) -> str:
         raise AssertionError("a refused release writes no record")
 
 

@@ -250,7 +250,7 @@ def _release(run: _Run) -> str:
         try:
             empty = {r.stack_name for r in results if r.outcome == "no-change"}
             record = build_record(env, commit, identity, states, tags, confirmed=empty)
-            report.record = store.write(record, etag, records.now_utc())
+            report.record = store.write(record, etag)
         except records.RecordError as exc:
             run.step("record", "failed", str(exc), started)
             return "failed"

@@ -168,10 +168,10 @@ class Store:
             raise RecordError(f"s3://{self.bucket}/{key}: {cf.describe_error(exc)}") from None
         return Record.from_json(json.loads(body), key)
 
-    def write(self, record: Record, expected: str | None, now: datetime) -> str:
+    def write(self, record: Record, expected: str | None) -> str:
         """Store the record, then point `latest` at it if the pointer is still `expected` (its ETag;
         None: there was none). Raises Conflict when another release got there first."""
-        key = record_key(record.environment, record.commit, now)
+        key = record_key(record.environment, record.commit, datetime.fromisoformat(record.created))
         body = json.dumps(record.to_json(), indent=1, sort_keys=True).encode()
         self._put(key, body, IfNoneMatch="*")
         pointer = json.dumps({"key": key, "commit": record.commit, "created": record.created}).encode()
