@@ -14,7 +14,10 @@ resource (ecs-gpu's host cleanup) would never answer: inline Python functions (Z
 instead, and their CloudFormation response URL points at this server; CloudFormation sends custom
 resources a Delete request, which moto does not; moto deletes a stack's resources in no order, where
 CloudFormation deletes each resource before the ones it depends on; and moto's DeleteAutoScalingGroup
-ignores ForceDelete, which on AWS terminates every instance, scale-in protection or not.
+ignores ForceDelete, which on AWS terminates every instance, scale-in protection or not. moto models
+Service Quotas for VPC only and lacks GetAWSDefaultServiceQuota and ListServiceQuotas (a 500 botocore
+retries for a minute): here they answer from the same data, so any other service's quota is
+NoSuchResourceException at once, as AWS answers for a quota it does not have.
 """
 
 from __future__ import annotations
@@ -148,6 +151,15 @@ def fix_moto() -> None:
     CloudFormationResponse.update_termination_protection = update_termination_protection
     _fail_change_sets_like_aws()
     _cost_allocation_tags()
+    _service_quotas()
+
+
+def _service_quotas() -> None:
+    from moto.servicequotas.responses import ServiceQuotasResponse  # noqa: PLC0415
+
+    # The emulated account has applied no quota increase: applied values are the defaults.
+    ServiceQuotasResponse.get_aws_default_service_quota = ServiceQuotasResponse.get_service_quota
+    ServiceQuotasResponse.list_service_quotas = ServiceQuotasResponse.list_aws_default_service_quotas
 
 
 def _fail_change_sets_like_aws() -> None:
