@@ -942,6 +942,9 @@ def smoke(
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-rollback", is_flag=True, help="On failure, leave the environment as the failure left it.")
 @click.option(
+    "--ignore-quotas", is_flag=True, help="Release even when a quota would be exceeded at maximum scale."
+)
+@click.option(
     "--summary",
     "summary_of",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -963,6 +966,7 @@ def release_(
     commit: str | None,
     fmt: str,
     no_rollback: bool,
+    ignore_quotas: bool,
     summary_of: Path | None,
     max_parallel: int,
     timeout: int,
@@ -999,7 +1003,7 @@ def release_(
 
     inputs = engine.Inputs(
         obj.root, environment, commit=commit, rollback=not no_rollback, on_event=on_event,
-        timeout=timeout, max_parallel=max_parallel, image_wait=image_wait,
+        timeout=timeout, max_parallel=max_parallel, image_wait=image_wait, ignore_quotas=ignore_quotas,
     )  # fmt: skip
     try:
         report = engine.release(inputs)

@@ -160,3 +160,24 @@ def test_an_unexpected_failure_is_a_failed_report_not_a_traceback(root: Path) ->
     assert (report.outcome, report.ok) == ("failed", False)
     assert report.steps[-1].name == "error"
     assert "ConnectionError: the endpoint went away" in report.steps[-1].detail
+
+
+def test_a_quota_the_environment_would_exceed_refuses_the_release_before_any_change(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tooling import quotas
+
+    check = quotas.QuotaCheck("us-east-1", "ec2", "L-DB2E81BA", "Running On-Demand G and VT instances",
+                              "vCPUs", 64.0, 32.0, 0.0, 48.0, ["staging-chat"])  # fmt: skip
+    asked: list[list[str]] = []
+
+    def for_deploy(stack_names: list[str], root: Path, clients: Any = None) -> quotas.Report:
+        asked.append(list(stack_names))
+        return quotas.Report(True, [check])
+
+    monkeypatch.setattr(quotas, "for_deploy", for_deploy)
+    report = release(root, store=Recorded(None))
+    assert asked == [["staging-chat"]]  # every stack of the environment, at its maximum scale
+    assert (report.outcome, report.steps[-1].name) == ("refused", "quotas")
+    assert "L-DB2E81BA" in report.steps[-1].detail
+    assert report.stacks[0].deploy == ""

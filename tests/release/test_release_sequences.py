@@ -50,7 +50,7 @@ def test_a_new_deployment_merged_alone_deploys_with_the_tags_its_checkout_names(
     assert code == 0, report["steps"]
     assert report["outcome"] == "released"
     assert [s["name"] for s in report["steps"]] == [
-        "checkout", "load", "previous", "deploy", "smoke", "prune", "record"
+        "checkout", "load", "previous", "quotas", "deploy", "smoke", "prune", "record"
     ]  # fmt: skip
     assert_at_record("staging", commit=first)
 
@@ -134,8 +134,8 @@ def test_a_failed_smoke_deletes_the_new_stack_and_restores_the_changed_one_exact
     assert code == 1
     assert report["outcome"] == "rolled-back"
     steps = {s["name"]: s["outcome"] for s in report["steps"]}
-    assert steps == {"checkout": "ok", "load": "ok", "previous": "ok", "deploy": "ok", "smoke": "failed",
-                     "rollback": "ok"}  # fmt: skip
+    assert steps == {"checkout": "ok", "load": "ok", "previous": "ok", "quotas": "ok", "deploy": "ok",
+                     "smoke": "failed", "rollback": "ok"}  # fmt: skip
     stacks = stacks_of(report)
     assert (stacks["prod-chat"]["deploy"], stacks["prod-chat"]["rollback"]) == ("updated", "updated")
     assert (stacks["prod-new"]["deploy"], stacks["prod-new"]["rollback"]) == ("created", "deleted")

@@ -6,6 +6,7 @@ The steps, in order, each in the report:
    release before anything changes (a missing file would read as "delete that stack");
 3. previous: the latest release record; a commit that is not a descendant of it is "superseded" and
    changes nothing, so a re-run of an old workflow run cannot move the environment back;
+   quotas: the account's GPU quotas against every stack at its maximum scale (tooling/quotas.py);
 4. deploy: every stack, through tooling/deploy.py (change sets; an unchanged stack costs one
    DescribeStacks), with the image tags the checkout names (tooling/release/images.py);
 5. smoke: what was created or updated, through tooling.smoke.check_deployment;
@@ -102,6 +103,7 @@ class Inputs:
     max_parallel: int = 4
     image_wait: float = 900.0
     store: records.Store | None = None  # default: the environment's artifacts bucket
+    ignore_quotas: bool = False  # release even when a quota would be exceeded at maximum scale
 
 
 class Stop(Exception):
@@ -191,6 +193,7 @@ def _release(run: _Run) -> str:
     except records.RecordError as exc:
         raise run.stop("previous", "refused", str(exc), started) from None
     _check_descends(run, previous, commit, started)
+    _check_quotas(run, [s.stack_name for s in states])
 
     regions = {s.region for s in snapshot.stacks.values() if s.region} | ownership.default_regions()
     if previous is not None:
@@ -327,6 +330,27 @@ def _check_descends(run: _Run, previous: records.Record | None, commit: str, sta
             "releasing it would move the environment back; nothing was changed", started,
         )  # fmt: skip
     run.step("previous", "ok", f"{previous.key} ({previous.commit[:12]})", started)
+
+
+def _check_quotas(run: _Run, stack_names: list[str]) -> None:
+    """The account's quotas against every stack at its maximum scale, before any change
+    (tooling/quotas.py): a GPU fleet past its quota fails no deploy, it just never grows, so an exceeded
+    one refuses the release."""
+    from tooling import quotas  # noqa: PLC0415
+
+    started = time.monotonic()
+    report = quotas.for_deploy(stack_names, run.inputs.root)
+    for level, line in report.lines():
+        run.inputs.on_event("release", f"quota {level}: {line}")
+    exceeded = [check.message() for check in report.exceeded]
+    if exceeded and not run.inputs.ignore_quotas:
+        raise run.stop("quotas", "refused", "; ".join(exceeded), started)
+    detail = (
+        f"{len(exceeded)} exceeded (--ignore-quotas)"
+        if exceeded
+        else ("ok" if report.checked else report.note)
+    )
+    run.step("quotas", "ok", detail, started)
 
 
 def _describe_all(regions: dict[str, str]) -> dict[str, dict[str, Any] | None]:
