@@ -307,3 +307,22 @@ def test_no_rollback_leaves_the_failure_in_place_and_records_nothing(
     assert last["detail"] == "--no-rollback: the environment is left as the failure left it"
     assert max_capacity(deployed_template("staging-chat")) == 6
     assert latest_record("staging").commit == good
+
+
+def test_a_rollback_that_cannot_restore_says_so(checkout: Checkout, fake_smoke: Smoke) -> None:
+    checkout.spec("staging", "chat")
+    good = checkout.commit("good")
+    assert checkout.release("staging")[0] == 0
+    # The image the record names has gone (an ECR lifecycle rule expired it, say).
+    ecr = boto3.client("ecr", region_name=REGION)
+    ecr.batch_delete_image(repositoryName="deployctl/gateway", imageIds=[{"imageTag": good}])
+    checkout.write("inference_server/app.py", "# a new gateway\n")
+    checkout.commit("a new gateway")
+    fake_smoke.failing = {"staging-chat"}
+    code, report, _ = checkout.release("staging")
+    assert (code, report["outcome"]) == (1, "rollback-failed")
+    assert report["steps"][-1] == {**report["steps"][-1], "name": "rollback", "outcome": "failed"}
+    assert "could not restore staging-chat" in report["steps"][-1]["detail"]
+    chat = stacks_of(report)["staging-chat"]
+    assert chat["rollback"] == "failed" and good in " ".join(chat["rollback_reasons"])
+    assert latest_record("staging").commit == good  # nothing recorded
