@@ -326,3 +326,33 @@ def test_a_rollback_that_cannot_restore_says_so(checkout: Checkout, fake_smoke: 
     chat = stacks_of(report)["staging-chat"]
     assert chat["rollback"] == "failed" and good in " ".join(chat["rollback_reasons"])
     assert latest_record("staging").commit == good  # nothing recorded
+
+
+def test_a_failed_move_to_another_region_deletes_the_new_stack_and_keeps_the_old(
+    checkout: Checkout, fake_smoke: Smoke
+) -> None:
+    from tests.release.conftest import ENVIRONMENTS, MANIFEST, SPEC
+
+    far = "eu-west-1"
+    checkout.write("deployments/environments.yaml", ENVIRONMENTS.replace(
+        "staging: {account_id: \"123456789012\", regions: [us-east-1]}",
+        f"staging: {{account_id: \"123456789012\", regions: [us-east-1, {far}]}}"))  # fmt: skip
+    checkout.spec("staging", "chat")
+    good = checkout.commit("chat in us-east-1")
+    assert checkout.release("staging")[0] == 0
+    ec2 = boto3.client("ec2", region_name=far)
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    checkout.write("deployments/staging/chat.yaml", SPEC.format(
+        name="chat", region=far, model="gpt-4o", max=2, vpc=vpc, subnets=", ".join(subnets)))  # fmt: skip
+    checkout.commit("chat moves to eu-west-1")
+    ecr = boto3.client("ecr", region_name=far)  # what ECR replication leaves in the new region
+    ecr.create_repository(repositoryName="deployctl/gateway")
+    ecr.put_image(repositoryName="deployctl/gateway", imageManifest=MANIFEST, imageTag=good)
+
+    fake_smoke.failing = {"staging-chat"}
+    code, report, _ = checkout.release("staging")
+    assert (code, report["outcome"]) == (1, "rolled-back")
+    far_stacks = boto3.client("cloudformation", region_name=far).describe_stacks()["Stacks"]
+    assert [s["StackName"] for s in far_stacks if s["StackStatus"] != "DELETE_COMPLETE"] == []
+    assert_at_record("staging", commit=good)  # the us-east-1 stack, as it was

@@ -112,10 +112,15 @@ def recorded_parameters(template: str, stack: dict[str, Any]) -> dict[str, str]:
     for key, spec in sorted(declared.items()):
         if "Default" in spec:
             continue
-        if key not in deployed or deployed[key] == MASK:
+        if key not in deployed or _masked(deployed[key]):
             raise RecordError(f"{stack['StackName']}: no recordable value for parameter {key}")
         values[key] = deployed[key]
     return values
+
+
+def _masked(value: str) -> bool:
+    # The User Guide shows the mask as asterisks without saying how many: any all-asterisk value is one.
+    return bool(value) and set(value) == {MASK[0]}
 
 
 def record_key(environment: str, commit: str, now: datetime) -> str:

@@ -58,8 +58,8 @@ def roll_back(
         undone += engine.deploy_all(restore, restoring, cancel)
     for state in states:
         name = state.stack_name
-        if name in recorded:
-            continue
+        if name in recorded and recorded[name].region == state.region:
+            continue  # restored above (a file moved to another region made a new stack there: below)
         existed = before.get(name) is not None and before[name]["StackStatus"] != "REVIEW_IN_PROGRESS"
         if not existed:
             undone.append(_delete_created(state, options, cancel, environment))
