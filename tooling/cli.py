@@ -1026,8 +1026,12 @@ def release_(
     from tooling.release import summary  # noqa: PLC0415
 
     if summary_of is not None:
+        text = summary_of.read_text(encoding="utf-8")
+        if not text.strip():  # the release stopped before it could write a report: its log says why
+            click.echo(summary.EMPTY)
+            return
         try:
-            report = json.loads(summary_of.read_text(encoding="utf-8"))
+            report = json.loads(text)
             click.echo(summary.to_markdown(report), nl=False)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise click.BadParameter(f"{summary_of}: not a `release --format json` report ({exc})") from None
@@ -1038,7 +1042,8 @@ def release_(
 
     from tooling.release import engine  # noqa: PLC0415
 
-    obj.environment(environment)
+    if fmt == "text":
+        obj.environment(environment)  # JSON callers get the engine's refusal as a report instead
     lock = threading.Lock()
 
     def on_event(stack: str, line: str) -> None:

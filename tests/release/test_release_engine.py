@@ -181,3 +181,20 @@ def test_a_quota_the_environment_would_exceed_refuses_the_release_before_any_cha
     assert (report.outcome, report.steps[-1].name) == ("refused", "quotas")
     assert "L-DB2E81BA" in report.steps[-1].detail
     assert report.stacks[0].deploy == ""
+
+
+def test_json_callers_get_every_refusal_as_a_report_and_an_empty_one_still_summarises(
+    root: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(cli, ["--root", str(root), "release", "nowhere", "--format", "json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert (report["outcome"], report["steps"][-1]["name"]) == ("refused", "load")
+    assert "no environment nowhere" in report["steps"][-1]["detail"]
+    empty = tmp_path / "empty.json"
+    empty.write_text("", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["release", "--summary", str(empty)])
+    assert result.exit_code == 0 and "no report" in result.output
+    empty.write_text("{not json", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["release", "--summary", str(empty)])
+    assert result.exit_code == 2 and "not a `release --format json` report" in result.output

@@ -16,6 +16,7 @@ HEADLINES = {
     "rollback-failed": "❌ failed, and the rollback failed too",
     "failed": "❌ failed",
 }
+EMPTY = "### Release: no report (the release stopped before it could write one; the job's log says why)"
 MARKS = {"ok": "✅", "failed": "❌", "refused": "⛔", "skipped": "➖"}
 
 
