@@ -60,6 +60,9 @@ PLAN_CHANGE_SETS = "deployctl-plan-*"
 # request's code, so it may never write where a deploy's template waits for CreateChangeSet.
 PLAN_TEMPLATES = "templates/plan"
 DEPLOY_TEMPLATES = "templates/deploy"
+# Release records (tooling/release/records.py): written by the deploy roles alone, each its own
+# environment's, and never expired (a rollback reads the latest however old it is).
+RELEASE_RECORDS = "releases"
 DEPLOY_ROLES = "deployctl-deploy-*"
 
 # Session lengths: each role's longest job (the workflows' timeout-minutes; tests keep them in step).
@@ -402,6 +405,12 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
         ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], _secrets(environment),
         sid="ApiKeys",
     )  # fmt: skip
+    smoke = [
+        _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
+        secret_reads,
+        _key_through_secrets_manager(environment),
+        _smoke_probes(environment),
+    ]
     return {
         "plan": [
             reads,
@@ -505,19 +514,24 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             ),
             _public_parameters(),
             _allow(["s3:PutObject", "s3:GetObject"], deploy_templates, sid="LargeTemplatesOfDeploys"),
+            _allow(
+                ["s3:PutObject", "s3:GetObject"],
+                Sub(f"${{Arn}}/{RELEASE_RECORDS}/{environment}/*", Arn=bucket_arn),
+                sid="ReleaseRecordsOfThisEnvironment",
+            ),
+            # Without s3:ListBucket, S3 answers a GetObject of a missing key with 403 rather than 404
+            # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html): a first release
+            # must tell "no record yet" from "denied". The bucket holds generated templates and records.
+            _allow(["s3:ListBucket"], bucket_arn, sid="MissingRecordsReadAsMissing"),
             # Deploys retry activating the budgets' cost-allocation tag until AWS accepts it (it has no
             # resource to scope to: Cost Explorer's service authorization reference).
             _allow(["ce:UpdateCostAllocationTagsStatus"], "*", sid="ActivateTheBudgetTag"),
             *quota_reads,
-            # A release smoke-tests what it deployed (tooling.smoke.check_deployment).
-            _smoke_probes(environment),
+            # `deployctl release` smoke-tests what it deployed, in the same job: whatever the smoke role
+            # may do, the deploy role may too (it already deploys any template through CloudFormation).
+            *smoke,
         ],
-        "smoke": [
-            _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
-            secret_reads,
-            _key_through_secrets_manager(environment),
-            _smoke_probes(environment),
-        ],
+        "smoke": smoke,
         "rotation": [
             _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
             _allow(
@@ -1134,6 +1148,20 @@ def deploy_templates_statement(bucket: Any) -> dict:
     }
 
 
+def release_records_statement(bucket: Any) -> dict:
+    """Only the deploy roles write release records: a rollback deploys the templates a record holds,
+    so a record written by a plan (a pull request's code) or anyone else would be executed as a release.
+    """
+    return {
+        "Sid": "OnlyDeployRolesWriteReleaseRecords",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+        "Resource": Sub(f"${{Arn}}/{RELEASE_RECORDS}/*", Arn=GetAtt(bucket, "Arn")),
+        "Condition": {"ArnNotLike": {"aws:PrincipalArn": _role_arn(DEPLOY_ROLES)}},
+    }
+
+
 def build_regional() -> Template:
     """The artifacts bucket and the ECR repositories of one region.
 
@@ -1167,8 +1195,11 @@ def build_regional() -> Template:
             **buckets.private("aws:kms"),
             LifecycleConfiguration=s3.LifecycleConfiguration(
                 Rules=[
+                    # Templates only: release records are kept (the AWS::S3::Bucket Rule's Prefix:
+                    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-s3-bucket-rule.html).
                     s3.LifecycleRule(
                         Id="expire-old-templates",
+                        Prefix="templates/",
                         Status="Enabled",
                         ExpirationInDays=90,
                         NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=30),
@@ -1187,7 +1218,11 @@ def build_regional() -> Template:
             Bucket=Ref(bucket),
             PolicyDocument={
                 "Version": "2012-10-17",
-                "Statement": [buckets.tls_only(bucket), deploy_templates_statement(bucket)],
+                "Statement": [
+                    buckets.tls_only(bucket),
+                    deploy_templates_statement(bucket),
+                    release_records_statement(bucket),
+                ],
             },
         )
     )

@@ -1060,6 +1060,107 @@ def smoke(
     sys.exit(1 if failed else 0)
 
 
+@cli.command("release")
+@click.argument("environment", required=False)
+@click.option(
+    "--commit", metavar="SHA", help="The commit to release; must be the checkout's HEAD (default: HEAD)."
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--no-rollback", is_flag=True, help="On failure, leave the environment as the failure left it.")
+@click.option(
+    "--ignore-quotas", is_flag=True, help="Release even when a quota would be exceeded at maximum scale."
+)
+@click.option(
+    "--summary",
+    "summary_of",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Render this `release --format json` report as Markdown, and do nothing else.",
+)
+@click.option("--max-parallel", default=4, show_default=True, type=click.IntRange(1, 32))
+@click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack.")
+@click.option(
+    "--image-wait",
+    default=900,
+    show_default=True,
+    type=click.IntRange(0, 3600),
+    help="Seconds to wait for a new image to replicate into a stack's region before failing that stack.",
+)
+@click.pass_obj
+def release_(
+    obj: _Context,
+    environment: str | None,
+    commit: str | None,
+    fmt: str,
+    no_rollback: bool,
+    ignore_quotas: bool,
+    summary_of: Path | None,
+    max_parallel: int,
+    timeout: int,
+    image_wait: int,
+) -> None:
+    """Converge every stack of ENVIRONMENT on the checkout, smoke-test what changed, record the release.
+
+    A failed deploy or smoke test restores the previous release's record exactly and exits 1; a commit
+    that does not descend from the last release is "superseded" and changes nothing (exit 0). Events go
+    to stderr; with --format json, stdout is the report alone."""
+    import json  # noqa: PLC0415
+
+    from tooling.release import summary  # noqa: PLC0415
+
+    if summary_of is not None:
+        text = summary_of.read_text(encoding="utf-8")
+        if not text.strip():  # the release stopped before it could write a report: its log says why
+            click.echo(summary.EMPTY)
+            return
+        try:
+            report = json.loads(text)
+            click.echo(summary.to_markdown(report), nl=False)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise click.BadParameter(f"{summary_of}: not a `release --format json` report ({exc})") from None
+        return
+    if environment is None:
+        raise click.UsageError("name the ENVIRONMENT to release (or give --summary FILE)")
+    import threading  # noqa: PLC0415
+
+    from tooling.release import engine  # noqa: PLC0415
+
+    if fmt == "text":
+        obj.environment(environment)  # JSON callers get the engine's refusal as a report instead
+    lock = threading.Lock()
+
+    def on_event(stack: str, line: str) -> None:
+        with lock:
+            click.echo(f"{stack} {line}", err=True)
+
+    inputs = engine.Inputs(
+        obj.root, environment, commit=commit, rollback=not no_rollback, on_event=on_event,
+        timeout=timeout, max_parallel=max_parallel, image_wait=image_wait, ignore_quotas=ignore_quotas,
+    )  # fmt: skip
+    try:
+        report = engine.release(inputs)
+    except KeyboardInterrupt:
+        click.echo("interrupted: change sets not yet executed are being deleted; nothing recorded", err=True)
+        sys.exit(130)
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        table = Table(
+            title=f"Release of {environment} at {report.commit[:12]}: {report.outcome}", title_justify="left"
+        )
+        for column in ("Stack", "Deploy", "Smoke", "Rollback", "Endpoint"):
+            table.add_column(column, no_wrap=True)
+        for s in report.stacks:
+            smoked = "" if s.smoke is None else ("pass" if s.smoke.get("ok") else "FAIL")
+            table.add_row(s.stack_name, s.deploy, smoked, s.rollback, s.endpoint)
+        _print(table)
+        for step in report.steps:
+            click.echo(f"{step.name}: {step.outcome}" + (f": {step.detail}" if step.detail else ""))
+        for s in report.stacks:
+            for reason in [*s.reasons, *s.rollback_reasons]:
+                click.echo(f"{s.stack_name}: {reason}")
+    sys.exit(0 if report.ok else 1)
+
+
 @cli.command("usage")
 @click.argument("target", metavar="ENVIRONMENT/NAME")
 @click.option("--since", default="24h", show_default=True, help="How far back: 30m, 24h, 7d.")

@@ -173,6 +173,13 @@ def _fail_change_sets_like_aws() -> None:
         )
         try:
             original(self, change_set_name, stack_name)
+            if change_set is not None and change_set.change_set_type == "UPDATE":
+                # AWS applies an update's stack tags and parameters with it (moto keeps the old ones);
+                # deploy's fast path and release records read both back.
+                stack = self.stacks[change_set.stack_id]
+                if change_set.tags:
+                    stack.tags = dict(change_set.tags)
+                stack.parameters = change_set.parameters
         except Exception as exc:  # a resource failed: AWS reports it on the stack, not on the call
             if change_set is None:
                 raise

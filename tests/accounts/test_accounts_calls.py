@@ -124,6 +124,18 @@ CALLS = [
     # deploy: a release smoke-tests what it deployed (tooling/smoke.py, below, as the smoke role)
     Call("deploy", "lambda", "Invoke", PROBE, PROBE_TAGS, "lambda:InvokeFunction"),
     Call("deploy", "lambda", "GetFunction", PROBE, PROBE_TAGS),
+    # release: tooling/release/ runs as the deploy role; its records, and the smoke tests in the same job
+    Call("deploy", "s3", "GetObject", f"{BUCKET}/releases/prod/latest.json", {}),
+    Call("deploy", "s3", "GetObject", f"{BUCKET}/releases/prod/20261202T151500Z-{'a' * 40}.json", {}),
+    Call("deploy", "s3", "PutObject", f"{BUCKET}/releases/prod/20261202T151500Z-{'a' * 40}.json", {}),
+    Call("deploy", "s3", "PutObject", f"{BUCKET}/releases/prod/latest.json", {}),
+    # A GetObject of a missing key answers 404 only with s3:ListBucket (else 403): a first release.
+    Call("deploy", "s3", "GetObject", BUCKET, {}, "s3:ListBucket"),
+    Call("deploy", "cloudformation", "DescribeStacks", STACK, {}),
+    Call("deploy", "secretsmanager", "GetSecretValue", SECRET, {}),
+    Call("deploy", "secretsmanager", "GetSecretValue", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/k",
+         {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com",
+          "aws:ResourceTag/deployctl:environment": ENV}, "kms:Decrypt"),
     # smoke: tooling/cli.py smoke → cloudformation.describe, tooling/keys.py current
     Call("smoke", "cloudformation", "DescribeStacks", STACK, {}),
     Call("smoke", "secretsmanager", "GetSecretValue", SECRET, {}),
@@ -159,8 +171,11 @@ MODULES = {
     "tooling/accounts/images.py": ("plan", "deploy"),
     "tooling/accounts/billing.py": ("deploy",),
     "tooling/aws.py": ("plan", "deploy"),
-    "tooling/keys.py": ("smoke", "rotation"),
-    "tooling/smoke.py": ("smoke",),
+    "tooling/keys.py": ("smoke", "rotation", "deploy"),
+    "tooling/smoke.py": ("smoke", "deploy"),
+    "tooling/release/engine.py": ("deploy",),
+    "tooling/release/records.py": ("deploy",),
+    "tooling/release/rollback.py": ("deploy",),
     "tooling/drift.py": ("drift",),
     "tooling/ownership.py": ("plan", "deploy"),
     "tooling/quotas.py": ("plan", "deploy"),
@@ -234,6 +249,7 @@ def test_the_scan_sees_the_calls_it_must() -> None:
         "PutObject",
     } <= calls_in("tooling/cloudformation.py")
     assert "DescribeCertificate" in calls_in("tooling/certificates.py")
+    assert {"GetObject", "PutObject"} <= calls_in("tooling/release/records.py")
     assert {"ValidateTemplate", "ContinueUpdateRollback"} <= calls_in("tooling/deploy.py")
     assert {"DetectStackDrift", "DescribeStackResourceDrifts"} <= calls_in("tooling/drift.py")
     assert re.search(r"describe_certificate\(", (ROOT / "tooling/certificates.py").read_text())

@@ -207,6 +207,7 @@ DEPLOY = {
     "ssm:GetParameters",
     "s3:PutObject",
     "s3:GetObject",
+    "s3:ListBucket",
     "ce:UpdateCostAllocationTagsStatus",
     *QUOTA_READS,
     "lambda:InvokeFunction",
@@ -232,7 +233,8 @@ DRIFT_OWN = {
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [("plan", PLAN), ("deploy", DEPLOY), ("smoke", SMOKE), ("rotation", ROTATION)],
+    # A release smoke-tests with the deploy role: it may do all the smoke role may.
+    [("plan", PLAN), ("deploy", DEPLOY | SMOKE), ("smoke", SMOKE), ("rotation", ROTATION)],
 )
 def test_each_role_has_exactly_its_actions(kind: str, expected: set[str]) -> None:
     for environment in ENVIRONMENTS:
@@ -751,3 +753,41 @@ def test_the_confinement_covers_every_changing_lambda_and_s3_action_of_the_handl
     resources = bootstrap._iam_resources()
     for action in left:
         assert not set(resources[action.lower()]) <= {"function", "bucket", "object"}, action
+
+
+def test_only_the_deploy_role_of_an_environment_writes_its_release_records() -> None:
+    plan = documents(role("prod", "plan"))
+    deploy = documents(role("prod", "deploy"))
+    dev_deploy = documents(role("dev", "deploy"))
+    record = f"{BUCKET}/releases/prod/20261202T151500Z-{'a' * 40}.json"
+    for action in ("s3:PutObject", "s3:GetObject"):
+        assert allowed(deploy, action, record), action
+        assert not allowed(plan, action, record), action
+        assert not allowed(dev_deploy, action, record), action  # another environment's records
+    # The release smoke-tests with this role: the environment's API keys, and only this environment's.
+    key = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:deployctl/prod/chat/api-key-AbCdEf"
+    assert allowed(deploy, "secretsmanager:GetSecretValue", key)
+    assert not allowed(dev_deploy, "secretsmanager:GetSecretValue", key)
+    # A missing latest.json must read as 404, which S3 answers only to a caller with s3:ListBucket.
+    assert allowed(deploy, "s3:ListBucket", BUCKET)
+    policy = regional_bucket_policy()
+    (deny,) = [s for s in policy["Statement"] if s["Sid"] == "OnlyDeployRolesWriteReleaseRecords"]
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    for principal in (PLAN_ROLE_ARN, f"arn:aws:iam::{ACCOUNT}:role/Admin"):
+        for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+            assert not allowed(
+                [admin, {"Statement": [deny]}], action, record, {"aws:PrincipalArn": principal}
+            )
+    assert allowed(
+        [*deploy, {"Statement": [deny]}], "s3:PutObject", record, {"aws:PrincipalArn": DEPLOY_ROLE_ARN}
+    )
+
+
+def test_old_templates_expire_and_release_records_do_not() -> None:
+    bucket = json.loads(render(bootstrap.build_regional()))["Resources"]["ArtifactsBucket"]["Properties"]
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == "templates/" and rule["ExpirationInDays"] == 90
+    from tooling.release import records
+
+    assert not records.latest_key("prod").startswith(rule["Prefix"])
+    assert records.latest_key("prod").startswith(f"{bootstrap.RELEASE_RECORDS}/prod/")

@@ -914,6 +914,24 @@ CASES = [
         _scaled_endpoint("prod-llm", scaled=False),  # UpdateEndpoint changes an unscaled variant's type
     ),
     Case(
+        "E9055",
+        "a NoEcho parameter",
+        {
+            "Parameters": {"Token": {"Type": "String", "NoEcho": True}},
+            "Resources": {
+                "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": {"Ref": "Token"}}}
+            },
+        },
+        "Parameters/Token/NoEcho",
+        "parameter Token is NoEcho: a release cannot record its value",
+        {
+            "Parameters": {"Token": {"Type": "String"}},
+            "Resources": {
+                "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": {"Ref": "Token"}}}
+            },
+        },
+    ),
+    Case(
         "E9023",
         "budget with a fixed name",
         _budget(BudgetName="deployctl-prod-llm"),
