@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.cfn_rules import dashboard_cases
 from tests.cfn_rules import templates as t
 from tests.cfn_rules.conftest import findings
 
@@ -729,6 +730,9 @@ CASES = [
         _cpu_tracking(task_cpu=False, metric="ECSServiceAverageMemoryUtilization"),
     ),
 ]
+
+
+CASES += dashboard_cases.cases(Case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.rule}-{c.name}" for c in CASES])
