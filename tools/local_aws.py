@@ -14,7 +14,11 @@ resource (ecs-gpu's host cleanup) would never answer: inline Python functions (Z
 instead, and their CloudFormation response URL points at this server; CloudFormation sends custom
 resources a Delete request, which moto does not; moto deletes a stack's resources in no order, where
 CloudFormation deletes each resource before the ones it depends on; and moto's DeleteAutoScalingGroup
-ignores ForceDelete, which on AWS terminates every instance, scale-in protection or not.
+ignores ForceDelete, which on AWS terminates every instance, scale-in protection or not; and moto's
+load balancers and target groups lack the LoadBalancerFullName and TargetGroupFullName attributes
+(CloudWatch's dimension values, which the dashboard reads): here they are the tail of the ARN, as AWS
+documents them; and a stack made or changed by a change set keeps moto's old outputs (none for a new
+one): here they are the executed template's.
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ def fix_moto() -> None:
     CloudFormationResponse.update_termination_protection = update_termination_protection
     _fail_change_sets_like_aws()
     _cost_allocation_tags()
+    _load_balancer_full_names()
 
 
 def _fail_change_sets_like_aws() -> None:
@@ -161,6 +166,12 @@ def _fail_change_sets_like_aws() -> None:
         )
         try:
             original(self, change_set_name, stack_name)
+            if change_set is not None:
+                # moto keeps the outputs of the template the stack was made with (none, for a stack
+                # made by a change set); AWS's are the executed template's.
+                stack = self.stacks[change_set.stack_id]
+                stack._parse_template()
+                stack.output_map = stack._create_output_map()
         except Exception as exc:  # a resource failed: AWS reports it on the stack, not on the call
             if change_set is None:
                 raise
@@ -206,6 +217,33 @@ def _cost_allocation_tags() -> None:
         return json.dumps({"Errors": errors})
 
     CostExplorerResponse.update_cost_allocation_tags_status = update_cost_allocation_tags_status
+
+
+def _load_balancer_full_names() -> None:
+    """`app/<name>/<id>` and `targetgroup/<name>/<id>`: the ARN after `loadbalancer/` and after the last
+    colon (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticloadbalancingv2-loadbalancer.html,
+    .../aws-resource-elasticloadbalancingv2-targetgroup.html, return values)."""
+    from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup  # noqa: PLC0415
+
+    balancer_attribute = FakeLoadBalancer.get_cfn_attribute
+
+    def load_balancer(self: Any, attribute_name: str) -> Any:
+        if attribute_name == "LoadBalancerFullName":
+            return self.arn.split(":loadbalancer/", 1)[1]
+        return balancer_attribute(self, attribute_name)
+
+    def target_group(self: Any, attribute_name: str) -> Any:
+        if attribute_name == "TargetGroupFullName":
+            return self.arn.rsplit(":", 1)[1]
+        if attribute_name == "TargetGroupName":
+            return self.name
+        raise AttributeError(attribute_name)
+
+    FakeLoadBalancer.get_cfn_attribute = load_balancer
+    FakeTargetGroup.has_cfn_attr = classmethod(
+        lambda cls, attr: attr in ("TargetGroupFullName", "TargetGroupName")
+    )
+    FakeTargetGroup.get_cfn_attribute = target_group
 
 
 def _delete_in_dependency_order() -> None:
