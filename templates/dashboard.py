@@ -138,7 +138,7 @@ def _endpoint_dimensions() -> tuple[tuple[str, str], ...]:
     return (("EndpointName", "${Endpoint}"), ("VariantName", VARIANT))
 
 
-def _requests(stack: Stack, found: Sources) -> list[Graph]:
+def _requests(found: Sources) -> list[Graph]:
     by_status = tuple(
         Metric(ELB, f"HTTPCode_Target_{code}_Count", TARGET_GROUP_DIMENSIONS, "Sum", f"gateway {code}")
         for code in ("2XX", "3XX", "4XX", "5XX")
@@ -209,7 +209,7 @@ def _queue(stack: Stack) -> Graph:
     return Graph(title, tuple(metrics))
 
 
-def _capacity(stack: Stack, found: Sources) -> Graph:
+def _capacity(found: Sources) -> Graph:
     metrics = [
         Metric(ELB, "HealthyHostCount", TARGET_GROUP_DIMENSIONS, "Minimum", "healthy targets"),
         Metric(ELB, "UnHealthyHostCount", TARGET_GROUP_DIMENSIONS, "Maximum", "unhealthy targets"),
@@ -229,14 +229,20 @@ def _capacity(stack: Stack, found: Sources) -> Graph:
         ]
     title = "Tasks and instances running"
     if found.endpoint:
-        # SageMaker publishes no instance count of a variant; InvocationsPerInstance is per instance.
-        metrics.append(
+        # SageMaker publishes no instance count of a variant, but each request adds 1/instances to
+        # InvocationsPerInstance: the two sums' ratio is the count, for periods with traffic.
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html
+        dims = _endpoint_dimensions()
+        metrics += [
+            Metric("AWS/SageMaker", "Invocations", dims, "Sum", id="invocations", visible=False),
+            Metric("AWS/SageMaker", "InvocationsPerInstance", dims, "Sum", id="perinstance", visible=False),
             Metric(
-                "AWS/SageMaker", "InvocationsPerInstance", _endpoint_dimensions(), "Sum",
-                "endpoint invocations per instance",
-            )
-        )  # fmt: skip
-        title = "Gateway targets, endpoint load per instance (SageMaker publishes no instance count)"
+                expression="invocations / perinstance",
+                label="endpoint instances (from traffic)",
+                id="instances",
+            ),
+        ]
+        title = "Gateway targets, endpoint instances (SageMaker publishes no instance count: from traffic)"
     return Graph(title, tuple(metrics))
 
 
@@ -342,8 +348,8 @@ def _header(stack: Stack) -> str:
 
 def widgets(stack: Stack, found: Sources) -> list[Graph | Text]:
     items: list[Graph | Text] = [Text(_header(stack)), Text(cost_markdown(stack))]
-    items += _requests(stack, found)
-    items += [_latency(), _throughput(), _queue(stack), _capacity(stack, found), _gpu(stack, found)]
+    items += _requests(found)
+    items += [_latency(), _throughput(), _queue(stack), _capacity(found), _gpu(stack, found)]
     extra = _gateway_cpu(found)
     if extra is not None:
         items.append(extra)
