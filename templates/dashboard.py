@@ -341,8 +341,9 @@ def _header(stack: Stack) -> str:
     return (
         f"# {stack.name}\n\n{spec.model.id} on {spec.compute.service}, {stack.environment}, "
         f"{spec.region}.\n\n"
-        f"Made by deployctl from `deployments/{stack.environment}/{spec.name}.yaml`: changes made here are "
-        "replaced at the next deploy."
+        # The spec's file may end in .yaml or .yml; the stack knows its environment and name only.
+        f"Made by deployctl from the spec `{spec.name}` in `deployments/{stack.environment}/`: changes "
+        "made here are replaced at the next deploy."
     )
 
 
