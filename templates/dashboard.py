@@ -94,8 +94,17 @@ class Graph:
 @dataclass(frozen=True)
 class Text:
     markdown: str
-    width: int = WIDTH
-    height: int = 4
+    width: int = 8
+    height: int = 5
+
+
+@dataclass(frozen=True)
+class Alarms:
+    """The state of the stack's own alarms (`${<Alarm>Arn}` variables)."""
+
+    arns: tuple[str, ...]
+    width: int = 8
+    height: int = 5
 
 
 @dataclass
@@ -108,6 +117,7 @@ class Sources:
     group: bool = False
     endpoint: bool = False
     insights: bool = False
+    alarms: tuple[str, ...] = ()
 
 
 def sources(stack: Stack, lb: LoadBalancer) -> Sources:
@@ -127,6 +137,10 @@ def sources(stack: Stack, lb: LoadBalancer) -> Sources:
     if isinstance(resources.get("Endpoint"), sm.Endpoint):
         found.endpoint = True
         found.variables["Endpoint"] = GetAtt("Endpoint", "EndpointName")
+    # The stack's own alarms (not the ones target tracking makes, which CloudWatch names itself).
+    alarms = sorted(name for name, r in resources.items() if isinstance(r, cloudwatch.Alarm))
+    found.alarms = tuple(f"{name}Arn" for name in alarms)
+    found.variables.update({f"{name}Arn": GetAtt(name, "Arn") for name in alarms})
     return found
 
 
@@ -347,8 +361,11 @@ def _header(stack: Stack) -> str:
     )
 
 
-def widgets(stack: Stack, found: Sources) -> list[Graph | Text]:
-    items: list[Graph | Text] = [Text(_header(stack)), Text(cost_markdown(stack))]
+def widgets(stack: Stack, found: Sources) -> list[Graph | Text | Alarms]:
+    items: list[Graph | Text | Alarms] = [Text(_header(stack))]
+    if found.alarms:
+        items.append(Alarms(found.alarms))
+    items.append(Text(cost_markdown(stack), width=8 if found.alarms else 16))
     items += _requests(found)
     items += [_latency(), _throughput(), _queue(stack), _capacity(found), _gpu(stack, found)]
     extra = _gateway_cpu(found)
@@ -361,7 +378,7 @@ def body(stack: Stack, found: Sources) -> str:
     """The DashboardBody as Fn::Sub text: compact JSON, widgets laid out left to right, top to bottom."""
     laid_out, x, y, row_height = [], 0, 0, 0
     for item in widgets(stack, found):
-        height = item.height if isinstance(item, Text) else HEIGHT
+        height = HEIGHT if isinstance(item, Graph) else item.height
         if x + item.width > GRID_COLUMNS:
             x, y, row_height = 0, y + row_height, 0
         laid_out.append({**_widget(item), "x": x, "y": y, "width": item.width, "height": height})
@@ -380,9 +397,15 @@ def _sub(value: str) -> str:
     return value.replace("${", "\u0001").replace("}", "\u0002") if "${" in value else value
 
 
-def _widget(item: Graph | Text) -> dict[str, Any]:
+def _widget(item: Graph | Text | Alarms) -> dict[str, Any]:
     if isinstance(item, Text):
         return {"type": "text", "properties": {"markdown": item.markdown}}
+    if isinstance(item, Alarms):
+        arns = [_sub("${" + name + "}") for name in item.arns]
+        return {
+            "type": "alarm",
+            "properties": {"title": "Alarms", "alarms": arns, "sortBy": "stateUpdatedTimestamp"},
+        }
     rows = []
     for metric in item.metrics:
         row = metric.row()

@@ -23,6 +23,7 @@ VARIABLES = {
     "Service": {"Fn::GetAtt": ["Service", "Name"]},
     "Group": t.ref("InstanceGroup"),
     "Endpoint": {"Fn::GetAtt": ["Endpoint", "EndpointName"]},
+    "AlarmArn": {"Fn::GetAtt": ["ErrorAlarm", "Arn"]},
 }
 
 
@@ -87,6 +88,18 @@ def stack(
                     "EndpointConfigName": {"Fn::GetAtt": ["EndpointConfig", "EndpointConfigName"]}
                 },
             },
+            "ErrorAlarm": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {
+                    "Namespace": "deployctl/Gateway",
+                    "MetricName": "Errors",
+                    "Statistic": "Sum",
+                    "Period": 60,
+                    "EvaluationPeriods": 1,
+                    "Threshold": 1,
+                    "ComparisonOperator": "GreaterThanThreshold",
+                },
+            },
             "Dashboard": {
                 "Type": "AWS::CloudWatch::Dashboard",
                 "Properties": {
@@ -97,6 +110,10 @@ def stack(
             },
         }
     }
+
+
+def alarms(*arns: str) -> dict[str, Any]:
+    return {"type": "alarm", "x": 0, "y": 0, "width": 8, "height": 5, "properties": {"alarms": list(arns)}}
 
 
 def _without_gateway_stack() -> dict[str, Any]:

@@ -97,6 +97,12 @@ def test_every_stack_has_a_dashboard_of_metrics_it_publishes(built: dict[str, Bu
         assert "no GPU: the model runs at the external provider" in titles
     if service == "sagemaker":
         assert "SageMaker publishes no instance count" in titles
+    # The stack's own alarms, each by its ARN, on the first row.
+    (panel,) = [w for w in body.widgets() if w["type"] == "alarm"]
+    shown = {body.source(a) for a in panel["properties"]["alarms"]}
+    alarms = {k for k, r in item.resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert shown == {Source("getatt", name, "Arn") for name in alarms} and alarms, name
+    assert panel["y"] == 0
     expressions = [
         p["expression"]
         for _, w in body.metric_widgets()

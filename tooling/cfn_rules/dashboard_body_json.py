@@ -11,6 +11,7 @@ from tooling.cfn_rules._dashboard import bodies
 
 GRID_COLUMNS = 24
 WIDGET_TYPES = ("metric", "text", "log", "alarm", "explorer", "custom")
+MAX_ALARMS = 100
 
 
 def _problems(widget: dict[str, Any]) -> list[str]:
@@ -32,6 +33,10 @@ def _problems(widget: dict[str, Any]) -> list[str]:
             found.append("a metric widget needs its region")
     elif widget.get("type") == "text" and not isinstance(properties.get("markdown"), str):
         found.append("a text widget needs its markdown")
+    elif widget.get("type") == "alarm":
+        alarms = properties.get("alarms")
+        if not isinstance(alarms, list) or not 1 <= len(alarms) <= MAX_ALARMS:
+            found.append(f"an alarm widget needs an alarms array of 1-{MAX_ALARMS} alarm ARNs")
     return found
 
 
@@ -42,7 +47,8 @@ class DashboardBodyJson(CloudFormationLintRule):
         "DashboardBody is a string in JSON format (in our templates an Fn::Sub whose variables are the "
         "stack's resources): an object with a widgets array, each widget of a known type placed on the "
         "24-column grid (x 0-23, width 1-24), metric widgets with a metrics array and their region, text "
-        "widgets with markdown. PutDashboard refuses anything else, and the stack operation fails on it."
+        "widgets with markdown, alarm widgets with 1-100 alarm ARNs. PutDashboard refuses anything else, "
+        "and the stack operation fails on it."
     )
     source_url = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html"
     tags: ClassVar[list[str]] = ["resources", "cloudwatch", "dashboard"]

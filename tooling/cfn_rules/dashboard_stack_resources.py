@@ -47,6 +47,7 @@ NAMESPACES: dict[str, dict[str, Dimension]] = {
     "/aws/sagemaker/Endpoints": ENDPOINT,
 }
 REGION = Source("pseudo", "AWS::Region")
+ALARM = Dimension("AWS::CloudWatch::Alarm", "Arn")
 
 
 def _insights(cluster: dict[str, Any] | None) -> bool:
@@ -84,7 +85,8 @@ class DashboardStackResources(CloudFormationLintRule):
         "target group's full names, the ECS cluster and service, the instance group, the SageMaker "
         "endpoint and one of its variants), Container Insights metrics only of a cluster that has it "
         "enabled, instance group metrics only of a group that collects them, and every metric widget "
-        "the region ${AWS::Region}. Search expressions, which match metrics of other stacks, are refused."
+        "the region ${AWS::Region}, and alarm widgets this stack's alarms. Search expressions, which "
+        "match metrics of other stacks, are refused."
     )
     source_url = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html"
     tags: ClassVar[list[str]] = ["resources", "cloudwatch", "dashboard", "metrics"]
@@ -115,6 +117,17 @@ class DashboardStackResources(CloudFormationLintRule):
                         )
             for metric in body.metrics():
                 matches += [RuleMatch(body.path, m) for m in self._metric(cfn, body, metric)]
+            for index, widget in enumerate(body.widgets()):
+                properties = widget.get("properties") if isinstance(widget.get("properties"), dict) else {}
+                for arn in as_list(properties.get("alarms")) if widget.get("type") == "alarm" else []:
+                    if self._resource(cfn, body.source(arn), ALARM) is None:
+                        matches.append(
+                            RuleMatch(
+                                body.path,
+                                f"{body.logical_id}: widget {index}: alarm {_shown(body.source(arn))} is not "
+                                "GetAtt Arn of an AWS::CloudWatch::Alarm of this stack",
+                            )
+                        )
         return matches
 
     def _metric(self, cfn: Template, body: Body, metric: MetricRow) -> list[str]:
