@@ -41,6 +41,8 @@ from templates import buckets
 from templates.context import checkov_skip
 from templates.iam import BOUNDARY_POLICY, ROLE_PATH
 from templates.images import GATEWAY_REPOSITORY, VLLM_REPOSITORY
+from templates.smoke_probe import ROLE_TAG as PROBE_ROLE_TAG
+from templates.smoke_probe import ROLE_TAG_VALUE as PROBE_ROLE_TAG_VALUE
 
 STACK_NAME = "deployctl-bootstrap"  # the regional stack (its name predates the split; deploys read it)
 ACCOUNT_STACK_NAME = "deployctl-account"
@@ -314,6 +316,65 @@ def _certificates() -> Sub:
     return _arn("acm", "certificate/*")
 
 
+def _quota_reads() -> list[dict]:
+    """The quota preflight of plans and deploys (tooling/quotas.py): quotas, usage metrics, instances.
+
+    Service Authorization Reference: GetServiceQuota takes a quota ARN (`<service code>/<quota code>`;
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html), the
+    other Service Quotas reads, cloudwatch:GetMetricData, ec2:DescribeInstances and
+    sagemaker:ListEndpoints no resource; DescribeEndpoint and DescribeEndpointConfig take the
+    endpoint's (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html).
+    Usage is the account's, so every endpoint is described, not only ours.
+    """
+    return [
+        _allow(
+            ["servicequotas:GetServiceQuota"],
+            [_arn("servicequotas", "ec2/*"), _arn("servicequotas", "sagemaker/*")],
+            sid="ReadGpuQuotas",
+        ),
+        _allow(
+            [
+                "servicequotas:GetAWSDefaultServiceQuota",
+                "servicequotas:ListServiceQuotas",
+                "servicequotas:ListAWSDefaultServiceQuotas",
+                "cloudwatch:GetMetricData",
+                "ec2:DescribeInstances",
+                "sagemaker:ListEndpoints",
+            ],
+            "*",
+            sid="ReadQuotaUsage",
+        ),
+        _allow(
+            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+            [_arn("sagemaker", "endpoint/*"), _arn("sagemaker", "endpoint-config/*")],
+            sid="CountEndpointInstances",
+        ),
+    ]
+
+
+def _smoke_probes(environment: str) -> dict:
+    """Invoke the smoke probes of this environment's stacks (templates/smoke_probe.py), nothing else.
+
+    Two locks: the name CloudFormation gives a stack's function (`<env>-<name>-SmokeProbeFunction-…`,
+    see confinement_statements), and the probe's tags, which Lambda evaluates for InvokeFunction and
+    GetFunction as aws:ResourceTag (the function resource type's condition keys in the Service
+    Authorization Reference; https://docs.aws.amazon.com/lambda/latest/dg/attribute-based-access-control.html).
+    The rotation functions of the same stacks carry no probe tag, so this role cannot rotate a key.
+    GetFunction: the state of a probe Lambda made Inactive, waited on before invoking it again.
+    """
+    return _allow(
+        ["lambda:GetFunction", "lambda:InvokeFunction"],
+        _arn("lambda", f"function:{environment}-*"),
+        {
+            "StringEquals": {
+                f"aws:ResourceTag/{PROBE_ROLE_TAG}": PROBE_ROLE_TAG_VALUE,
+                "aws:ResourceTag/deployctl:environment": environment,
+            }
+        },
+        sid="InvokeOurSmokeProbes",
+    )
+
+
 def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
     """Each workflow role's statements, scoped to the environment's stacks (`<env>-*`) and secrets.
 
@@ -337,6 +398,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
         [_arn("ecr", f"repository/{r}") for r in (GATEWAY_REPOSITORY, VLLM_REPOSITORY)],
         sid="ImageTagsPresent",
     )
+    quota_reads = _quota_reads()
     secret_reads = _allow(
         ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], _secrets(environment),
         sid="ApiKeys",
@@ -399,6 +461,7 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
                 sid="Budgets",
             ),
             _allow(["s3:PutObject", "s3:GetObject"], plan_templates, sid="LargeTemplatesOfPlans"),
+            *quota_reads,
         ],
         "deploy": [
             reads,
@@ -446,11 +509,15 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
             # Deploys retry activating the budgets' cost-allocation tag until AWS accepts it (it has no
             # resource to scope to: Cost Explorer's service authorization reference).
             _allow(["ce:UpdateCostAllocationTagsStatus"], "*", sid="ActivateTheBudgetTag"),
+            *quota_reads,
+            # A release smoke-tests what it deployed (tooling.smoke.check_deployment).
+            _smoke_probes(environment),
         ],
         "smoke": [
             _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),
             secret_reads,
             _key_through_secrets_manager(environment),
+            _smoke_probes(environment),
         ],
         "rotation": [
             _allow(["cloudformation:DescribeStacks"], stacks, sid="StackOutputs"),

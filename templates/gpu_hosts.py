@@ -1,8 +1,8 @@
 """GPU instances in an autoscaling group: what the ecs-gpu and ec2 targets share.
 
 Launch template from the ECS GPU-optimised AMI (NVIDIA driver, container runtime), IMDSv2 only, an
-encrypted gp3 root volume big enough for the image and the weights, private subnets, Spot through a
-mixed instances policy when asked.
+encrypted gp3 root volume big enough for the image and the weights, private subnets; a mixed instances
+policy when the spec asks for Spot or for fallback instance types (`placement`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ def add_gpu_group(
             "LaunchTemplate",
             LaunchTemplateData=ec2.LaunchTemplateData(
                 ImageId=image_id,
-                InstanceType=compute.instance_type,
+                # With overrides the group launches the overrides' types, not this one
+                # (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LaunchTemplateOverrides.html);
+                # it stays the first choice so that the template alone still says what runs (E9036).
+                InstanceType=compute.types[0],
                 IamInstanceProfile=ec2.IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
                 SecurityGroupIds=[Ref(network.workload_group)],
                 MetadataOptions=ec2.MetadataOptions(
@@ -91,25 +94,6 @@ def add_gpu_group(
     spec = asg.LaunchTemplateSpecification(
         LaunchTemplateId=Ref(template), Version=GetAtt(template, "LatestVersionNumber")
     )
-    placement: dict[str, Any]
-    if compute.spot:
-        placement = {
-            "MixedInstancesPolicy": asg.MixedInstancesPolicy(
-                InstancesDistribution=asg.InstancesDistribution(
-                    OnDemandBaseCapacity=0,
-                    OnDemandPercentageAboveBaseCapacity=0,
-                    SpotAllocationStrategy="price-capacity-optimized",
-                ),
-                LaunchTemplate=asg.LaunchTemplate(
-                    LaunchTemplateSpecification=spec,
-                    Overrides=[asg.LaunchTemplateOverrides(InstanceType=compute.instance_type)],
-                ),
-            ),
-            # Replace a Spot instance when AWS signals it is at risk, before the two-minute notice.
-            "CapacityRebalance": True,
-        }
-    else:
-        placement = {"LaunchTemplate": spec}
     return stack.add(
         asg.AutoScalingGroup(
             GROUP,
@@ -119,10 +103,61 @@ def add_gpu_group(
             MetricsCollection=[asg.MetricsCollection(Granularity="1Minute")],
             # Instances pull images and weights as they boot: not before their subnets can reach out.
             **({"DependsOn": list(network.routes)} if network.routes else {}),
-            **placement,
+            **placement(compute, spec),
             **(group_options or {}),
         )
     )
+
+
+def placement(compute: Any, template: asg.LaunchTemplateSpecification) -> dict[str, Any]:
+    """How the group picks its instances: the launch template alone for one on-demand type, else a mixed
+    instances policy over the spec's types.
+
+    - On-demand capacity follows the list's order: `prioritized` launches the first type and moves to the
+      next only when EC2 cannot fulfil it (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstancesDistribution.html).
+    - With spot, the first `on_demand_base` instances are on-demand and everything above them Spot
+      (OnDemandPercentageAboveBaseCapacity 0), from the pools with the most spare capacity at the lowest
+      price (`price-capacity-optimized`, AWS's recommended Spot strategy).
+    - Without spot, 100 % above a base of 0: every instance on-demand, in priority order.
+    The launch template must not request Spot itself (InstanceMarketOptions): Auto Scaling refuses it
+    under a mixed instances policy (E9035). Every type holds exactly one task or container: they share
+    the GPU count (spec, E9037) and the ECS task fits the smallest (templates/targets/ecs_gpu.py, E9038),
+    so ECS managed scaling, which sizes scale-out from the smallest and largest type of the group
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/managed-scaling-behavior.html), asks
+    for one instance per pending task whichever type arrives. No WeightedCapacity: one instance is one
+    unit, which CloudFormation's signal count and the rolling update's MinInstancesInService assume.
+    Updates: CloudFormation marks the policy's properties "Some interruptions". Changed types or
+    overrides leave running instances alone and apply to the next launches
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LaunchTemplate.html); a changed
+    On-Demand/Spot split, or moving a group from a launch template to this policy, may replace instances
+    to match, launching each new one before terminating an old one
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html). A new
+    launch template version still goes through the ec2 target's rolling update.
+    """
+    types = compute.types
+    if not compute.spot and len(types) == 1:
+        return {"LaunchTemplate": template}
+    distribution: dict[str, Any] = {
+        "OnDemandBaseCapacity": compute.on_demand_base if compute.spot else 0,
+        "OnDemandPercentageAboveBaseCapacity": 0 if compute.spot else 100,
+    }
+    if compute.spot:
+        distribution["SpotAllocationStrategy"] = "price-capacity-optimized"
+    if len(types) > 1:
+        distribution["OnDemandAllocationStrategy"] = "prioritized"
+    out: dict[str, Any] = {
+        "MixedInstancesPolicy": asg.MixedInstancesPolicy(
+            InstancesDistribution=asg.InstancesDistribution(**distribution),
+            LaunchTemplate=asg.LaunchTemplate(
+                LaunchTemplateSpecification=template,
+                Overrides=[asg.LaunchTemplateOverrides(InstanceType=t) for t in types],
+            ),
+        )
+    }
+    if compute.spot:
+        # Replace a Spot instance when AWS signals it is at risk, before the two-minute notice.
+        out["CapacityRebalance"] = True
+    return out
 
 
 def scaling_ceiling(stack: Stack) -> int:

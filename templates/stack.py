@@ -17,6 +17,8 @@ from templates.logs import add_log_group
 from templates.network import add_network
 from templates.observability import add_alarm_topic, add_budget, add_load_balancer_alarms
 from templates.secrets import add_api_key_secret
+from templates.smoke_probe import add_smoke_probe
+from templates.smoke_probe import wanted as smoke_probe_wanted
 from templates.targets import ec2, ecs_fargate, ecs_gpu, sagemaker
 from templates.targets.shared import Shared
 from tooling.spec import Deployment
@@ -92,6 +94,9 @@ def build(spec: Deployment, environment: str) -> Template:
         ),
     )
     shared = Shared(key_arn(key), log_group, network, lb, topic, api_key)
+    if smoke_probe_wanted(stack):
+        # Only from inside the VPC can `deployctl smoke` reach an internal load balancer.
+        add_smoke_probe(stack, key_arn(key), network, lb)
     TARGETS[spec.compute.service](stack, shared)
     add_load_balancer_alarms(
         stack, lb, topic, model_load_seconds=MODEL_LOAD_SECONDS.get(spec.compute.service)

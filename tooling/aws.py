@@ -34,6 +34,19 @@ def client(service: str, region: str) -> Any:
         return _client(service, region)
 
 
+@cache
+def _single_attempt(service: str, region: str, read_timeout: int) -> Any:
+    config = CONFIG.merge(Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout))
+    return _session().client(service, region_name=region, config=config)
+
+
+def single_attempt_client(service: str, region: str, *, read_timeout: int) -> Any:
+    """A client that sends each call once and waits `read_timeout` s for its answer: for calls that
+    must not run twice (a synchronous Lambda Invoke whose function does the work each time)."""
+    with _lock:
+        return _single_attempt(service, region, read_timeout)
+
+
 def account_id(region: str) -> str:
     return client("sts", region).get_caller_identity()["Account"]
 
@@ -41,4 +54,5 @@ def account_id(region: str) -> str:
 def reset() -> None:
     """Forget clients, e.g. after the environment changed (tests point at a new emulator)."""
     _client.cache_clear()
+    _single_attempt.cache_clear()
     _session.cache_clear()

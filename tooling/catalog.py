@@ -44,6 +44,22 @@ class GpuInstance:
     def family(self) -> str:
         return self.name.removeprefix("ml.").split(".")[0]
 
+    @property
+    def compute_capability(self) -> tuple[int, int]:
+        return GPU_COMPUTE_CAPABILITY[self.gpu]
+
+    @property
+    def bfloat16(self) -> bool:
+        """Whether the GPU computes in bfloat16 (compute capability 8.0 and above). vLLM serves a bf16
+        checkpoint in bf16 only there; below, it refuses to start ("Bfloat16 is only supported on GPUs
+        with compute capability of at least 8.0", vLLM's dtype check) or, in newer versions with
+        `--dtype auto`, falls back to float16 (https://docs.vllm.ai/en/latest/configuration/engine_args.html)."""
+        return self.compute_capability >= (8, 0)
+
+    @property
+    def total_gpu_memory_gib(self) -> int:
+        return self.gpus * self.gpu_memory_gib
+
 
 def _family(
     family: str, gpu: str, gpu_mem: int, sizes: dict[str, tuple[int, int, int]], arch: str = "x86_64"
@@ -53,6 +69,19 @@ def _family(
         for size, (gpus, vcpus, mem) in sizes.items()
     ]
 
+
+# CUDA compute capability of each GPU (https://developer.nvidia.com/cuda-gpus): which kernels and number
+# formats vLLM can use on it, so whether two instance types serve one model the same way.
+GPU_COMPUTE_CAPABILITY: dict[str, tuple[int, int]] = {
+    "NVIDIA T4": (7, 5),
+    "NVIDIA T4G": (7, 5),
+    "NVIDIA A10G": (8, 6),
+    "NVIDIA L4": (8, 9),
+    "NVIDIA L40S": (8, 9),
+    "NVIDIA A100": (8, 0),
+    "NVIDIA H100": (9, 0),
+    "NVIDIA H200": (9, 0),
+}
 
 # size: (GPUs, vCPUs, memory GiB), from the EC2 instance type pages of each family.
 _G_SIZES = {
@@ -206,3 +235,35 @@ def offered_instance_types(region: str, *, sagemaker: bool) -> frozenset[str] | 
     table = json.loads(data.read_text(encoding="utf-8"))
     entry = table.get(region)
     return frozenset(entry["enum"]) if entry else None
+
+
+def interchangeable(first: GpuInstance, other: GpuInstance) -> str | None:
+    """Why `other` cannot stand in for `first` in one group of instances, or None when it can.
+
+    Every instance of a group runs the same task or container: all of its GPUs go to one vLLM server
+    (tensor_parallel_size is the GPU count), so the count must agree; one AMI and one image serve the
+    group, so the CPU architecture must agree; and a bf16 checkpoint is served as bfloat16 on one and as
+    float16 on the other when only one of them has bfloat16, so answers would differ by instance.
+    """
+    if other.gpus != first.gpus:
+        return f"{other.name} has {other.gpus} GPU(s), {first.name} {first.gpus}"
+    if other.architecture != first.architecture:
+        return f"{other.name} is {other.architecture}, {first.name} {first.architecture}"
+    if other.bfloat16 != first.bfloat16:
+        with_bf16, without = (first, other) if first.bfloat16 else (other, first)
+        major, minor = without.compute_capability
+        return (
+            f"{without.name}'s {without.gpu} (compute capability {major}.{minor}) has no bfloat16 and "
+            f"{with_bf16.name}'s {with_bf16.gpu} has: vLLM would serve a bf16 model in bfloat16 on one "
+            "and in float16, or not at all, on the other"
+        )
+    return None
+
+
+def stand_ins(first: GpuInstance) -> list[str]:
+    """The EC2 GPU types that may follow `first` in a list of fallback types."""
+    return [
+        name
+        for name, other in EC2_GPU_INSTANCES.items()
+        if name != first.name and interchangeable(first, other) is None
+    ]

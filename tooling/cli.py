@@ -154,7 +154,7 @@ def list_(obj: _Context, paths: tuple[Path, ...]) -> None:
         if compute.service == "ecs-fargate":
             instance = f"{compute.cpu / 1024:g} vCPU / {compute.memory / 1024:g} GiB {compute.architecture}"
         else:
-            instance = compute.instance_type + (" spot" if getattr(compute, "spot", False) else "")
+            instance = getattr(compute, "label", None) or compute.instance_type
         scaling = f"{s.scaling.min}–{s.scaling.max}"
         if s.scaling.schedules:
             scaling += f" +{len(s.scaling.schedules)} schedule(s)"
@@ -319,6 +319,12 @@ def plan(
         raise click.ClickException(f"git: {exc}") from None
     _cache_note(store)
     result = planning.select(result, obj.root, paths)
+    from tooling import quotas  # noqa: PLC0415
+
+    if against == "aws":
+        result.quotas = quotas.for_plan(result, obj.root)
+    else:
+        result.quotas = quotas.Report.not_checked(quotas.OFFLINE_NOTE)
     if fmt == "json":
         click.echo(plan_output.to_json(result))
     elif fmt == "markdown":
@@ -553,6 +559,11 @@ def _select_states(
     type=click.IntRange(0, 3600),
     help="Seconds to wait for a new image to replicate into a stack's region before failing that stack.",
 )
+@click.option(
+    "--ignore-quotas",
+    is_flag=True,
+    help="Deploy even when the deployments at their maximum scale would exceed a quota.",
+)
 @click.pass_obj
 def deploy(
     obj: _Context,
@@ -568,8 +579,12 @@ def deploy(
     image_wait: int,
     plan_file: Path | None,
     allow_revert: bool,
+    ignore_quotas: bool,
 ) -> None:
     """Deploy through change sets, in parallel; exit 1 when any stack failed or was refused.
+
+    Before any change, the account's quotas are read and compared with what every deployment would
+    need at its maximum scale: a deploy that would exceed one is refused unless --ignore-quotas.
 
     Every stack is tagged with this repository (the checkout's `origin` remote, else
     $GITHUB_REPOSITORY), its environment, its file and the commit deployed."""
@@ -625,6 +640,7 @@ def deploy(
                 f"{len(refused)} stack(s) differ from the reviewed plan {plan_file}; nothing deployed"
             )
         options.reviewed_deletions = reviewed.deletions(plan_data)
+    _quota_preflight(obj, [s.stack_name for s in states if s.valid], console, ignore=ignore_quotas)
     results: list[engine.Result] = []
     try:
         valid = [s for s in states if s.valid]
@@ -666,6 +682,29 @@ def deploy(
         for reason in r.reasons:
             console.print(f"[red]{r.stack_name}[/]: {escape(reason)}", highlight=False)
     sys.exit(1 if any(r.outcome in engine.FAILED for r in results) else 0)
+
+
+def _quota_preflight(obj: _Context, stack_names: list[str], console: Console, *, ignore: bool) -> None:
+    """Quotas at the deployments' maximum scale; exceeded ones refuse the deploy, nothing changed."""
+    from tooling import quotas  # noqa: PLC0415
+
+    if not stack_names:
+        return
+    report = quotas.for_deploy(stack_names, obj.root)
+    for level, line in report.lines():
+        style = {"error": "red", "warning": "yellow"}.get(level, "dim")
+        console.print(
+            f"[{style}]{'quota: ' if level == 'error' else ''}{escape(line)}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report.exceeded and not ignore:
+        raise click.ClickException(
+            f"{len(report.exceeded)} quota(s) would be exceeded at maximum scale; nothing deployed "
+            "(request more, or deploy with --ignore-quotas)"
+        )
+    if report.exceeded:
+        click.echo(f"warning: deploying past {len(report.exceeded)} quota(s) (--ignore-quotas)", err=True)
 
 
 def _environments(obj: _Context, *, required: bool = False):
@@ -874,7 +913,7 @@ def smoke(
     fmt: str,
     retries: int,
 ) -> None:
-    """Smoke-test live endpoints with the openai SDK; exit 1 on any failure."""
+    """Smoke-test live endpoints (internal ones from their stack's probe); exit 1 on any failure."""
     import json  # noqa: PLC0415
 
     from tooling import smoke as checks  # noqa: PLC0415

@@ -8,7 +8,11 @@ JSON shape (stable, version 1):
                  "errors": [str], "warnings": [str],
                  "hash": {"stack", "template", "parameters", "tags", "image_tags": str|null} | null,
                  "changes": [{"logical_id", "resource_type", "action", "replacement",
-                              "properties": [{"path", "before", "after"}]}]}]}
+                              "properties": [{"path", "before", "after"}]}]}],
+     "quotas": {"checked", "note", "exceeded", "warnings", "quotas": [...]} | null}
+
+`quotas` is the quota preflight (tooling/quotas.py): checked against AWS for aws plans, not checked
+(and saying so) for offline ones; a quota the plan would exceed fails the plan.
 
 `hash` binds a deploy to the reviewed plan (`deploy --plan FILE`): per stack, SHA-256 of the template
 as sent, of its parameters, of its ownership tags, and of the image tags the plan was made with
@@ -25,11 +29,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tooling.diff import ResourceChange, diff_templates
 from tooling.secret_scan import find_secret
 from tooling.snapshot import Snapshot, StackState
+
+if TYPE_CHECKING:
+    from tooling.quotas import Report
 
 StackAction = Literal["create", "update", "replace", "delete", "no-change", "invalid"]
 ORDER: dict[str, int] = {"replace": 0, "delete": 1, "invalid": 2, "create": 3, "update": 4, "no-change": 5}
@@ -48,6 +55,7 @@ class StackPlan:
     region: str = ""
     monthly_before_usd: float | None = None  # estimates at minimum scale; None: no such stack
     monthly_after_usd: float | None = None
+    monthly_after_range_usd: list[float] | None = None  # fallback types: cheapest and dearest
     over_budget: str | None = None
     base_unpriced: bool = False  # the base revision's code could not price it (older than pricing)
     file: str = ""  # the deployment file, relative to the repository root
@@ -64,6 +72,7 @@ class Plan:
     against: str
     stacks: list[StackPlan]
     problems: list[str] = field(default_factory=list)
+    quotas: Report | None = None
 
     @property
     def changed(self) -> bool:
@@ -71,7 +80,11 @@ class Plan:
 
     @property
     def failed(self) -> bool:
-        return bool(self.problems) or any(s.action == "invalid" for s in self.stacks)
+        return (
+            bool(self.problems)
+            or any(s.action == "invalid" for s in self.stacks)
+            or bool(self.quotas and self.quotas.exceeded)
+        )
 
     def summary(self) -> dict[str, int]:
         counts = {action: 0 for action in ("create", "update", "replace", "delete", "no-change", "invalid")}
@@ -89,9 +102,11 @@ class Plan:
         for stack in self.stacks:
             data = asdict(stack)
             before, after = data.pop("monthly_before_usd"), data.pop("monthly_after_usd")
+            spread = data.pop("monthly_after_range_usd")
             data["cost"] = {
                 "monthly_before_usd": before,
                 "monthly_after_usd": after,
+                **({"monthly_after_range_usd": spread} if spread else {}),
                 "monthly_delta_usd": round((after or 0.0) - (before or 0.0), 2),
             }
             for change in data["changes"]:
@@ -102,7 +117,7 @@ class Plan:
         summary = {**self.summary(), "monthly_before_usd": before, "monthly_after_usd": after,
                    "monthly_delta_usd": round(after - before, 2)}  # fmt: skip
         return {"version": 1, "against": self.against, "hash": self.hash(), "summary": summary,
-                "stacks": stacks}  # fmt: skip
+                "stacks": stacks, "quotas": self.quotas.to_json() if self.quotas else None}  # fmt: skip
 
     def hash(self) -> str:
         return whole_hash(
@@ -194,6 +209,7 @@ def _compare(stack_name: str, old: StackState | None, new: StackState | None) ->
     if new is not None:
         plan.warnings = list(new.warnings)
         plan.monthly_after_usd = new.monthly_usd if new.valid else None
+        plan.monthly_after_range_usd = new.monthly_range_usd if new.valid else None
         plan.over_budget = new.over_budget
     if new is not None and not new.valid:
         plan.action, plan.errors = "invalid", list(new.errors)

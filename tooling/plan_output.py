@@ -81,6 +81,10 @@ def _cost_text(stack: StackPlan) -> str:
         text = f"Monthly estimate {format_usd(stack.monthly_after_usd or 0.0)} (the base was not priced)"
         return text + (" (over budget)" if stack.over_budget else "")
     text = f"Monthly estimate {format_delta(stack.monthly_before_usd, stack.monthly_after_usd)}"
+    if stack.monthly_after_range_usd:
+        low, high = (format_usd(v) for v in stack.monthly_after_range_usd)
+        if low != high:
+            text += f" (first choice; {low}–{high} across the fallback types)"
     return text + (" (over budget)" if stack.over_budget else "")
 
 
@@ -90,6 +94,33 @@ BUDGET_TAG_NOTE = (
     "the account: `deployctl bootstrap` and each deploy activate it once AWS has seen it in billing data "
     "(up to a day after the first deploy; in an AWS Organization, the management account activates it)."
 )
+
+
+QUOTA_STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
+QUOTA_MARK = {"error": ":no_entry:", "warning": ":warning:", "info": ":information_source:"}
+
+
+# The only links the comment makes: the Service Quotas console page of a quota (tooling/quotas.py).
+_QUOTA_LINK = re.compile(
+    r"https://[a-z0-9-]+\.console\.aws\.amazon\.com/servicequotas/home/services/[a-z0-9-]+/quotas/[A-Za-z0-9-]+"
+)
+
+
+def _quota_lines(plan: Plan) -> list[str]:
+    """The quota preflight, one line per quota: in the head, so no cut drops an exceeded quota."""
+    report = plan.quotas
+    if report is None:
+        return []
+    if not report.checked:
+        return [f"- {QUOTA_MARK['info']} {text(report.note)}", ""]
+    lines = []
+    for check in report.checks:
+        line = f"- {QUOTA_MARK['error' if check.exceeded else 'info']} {text(check.message(link=False))}"
+        if check.exceeded and _QUOTA_LINK.fullmatch(check.link):
+            line += f" · [request more]({check.link})"
+        lines.append(line)
+    lines += [f"- {QUOTA_MARK['warning']} {text(w)}" for w in report.warnings]
+    return [*lines, ""] if lines else []
 
 
 def _creates(plan: Plan) -> bool:
@@ -102,6 +133,8 @@ def print_text(plan: Plan, console: Console) -> None:
         console.print(total)
     for problem in plan.problems:
         console.print(f"[red]{escape(problem)}[/]")
+    for level, line in plan.quotas.lines() if plan.quotas else []:
+        console.print(f"[{QUOTA_STYLE[level]}]{escape(line)}[/]", soft_wrap=True)
     for stack in plan.stacks:
         if stack.action == "no-change":
             continue
@@ -177,6 +210,7 @@ def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
     head += [f"> {code(p)}" for p in plan.problems[:50]]
     if len(plan.problems) > 50:
         head.append(f"> … and {len(plan.problems) - 50} more problem(s); run `make plan`")
+    head += _quota_lines(plan)
     if _creates(plan):
         head += [f"_{BUDGET_TAG_NOTE}_", ""]
     sections = [_section(stack) for stack in plan.stacks if stack.action != "no-change"]

@@ -47,6 +47,15 @@ def rule(fn: Rule) -> Rule:
     return fn
 
 
+def named_types(compute: Any) -> list[tuple[str, str]]:
+    """(field from the top of the spec, instance type) for each instance type a compute section names."""
+    if hasattr(compute, "type_fields"):
+        return [(f"compute.{field}", name) for field, name in compute.type_fields()]
+    if getattr(compute, "instance_type", None):
+        return [("compute.instance_type", compute.instance_type)]
+    return []
+
+
 _HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _S3_PREFIX = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?/")
 _SERVICES_FOR_ENGINE = {"vllm": ("ecs-gpu", "ec2", "sagemaker"), "external": ("ecs-fargate",)}
@@ -144,7 +153,7 @@ def tensor_parallel_fits_gpus(s: Sections) -> Iterator[Finding]:
         yield Finding(
             "SPEC204",
             f"engine.args.{field}",
-            f"{compute.instance_type} has {gpus} GPU(s), all given to vLLM; {shown} uses {used}: "
+            f"{compute.gpu.name} has {gpus} GPU(s), all given to vLLM; {shown} uses {used}: "
             + ("it cannot start" if used > gpus else f"{gpus - used} GPU(s) would idle"),
             f"make the product {gpus}, e.g. tensor_parallel_size: {gpus} (the default), or choose an "
             f"instance type with {used} GPU(s)",
@@ -170,28 +179,32 @@ def weights_fit_gpu_memory(s: Sections) -> Iterator[Finding]:
     weights_gb = named_weights_gb(model.id)
     if weights_gb is None:
         return
-    gpus = compute.gpu.gpus
     sizes = parallel_sizes(engine.args)
-    tp = sizes.get("tensor_parallel_size", default_tensor_parallel(gpus, sizes))
+    # Every type of a group has the first one's GPU count (spec: instance_types), so one parallel layout.
+    tp = sizes.get("tensor_parallel_size", default_tensor_parallel(compute.gpu.gpus, sizes))
     pp = sizes.get("pipeline_parallel_size", 1)
     utilization = engine.args.get("gpu_memory_utilization", engine.args.get("gpu-memory-utilization"))
     if not isinstance(utilization, int | float) or isinstance(utilization, bool) or not 0 < utilization <= 1:
         utilization = VLLM_GPU_MEMORY_UTILIZATION
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (tp, pp)):
         return  # SPEC204 says so
-    # One replica's weights are sharded over tensor_parallel_size × pipeline_parallel_size GPUs.
-    usable_gib = compute.gpu.gpu_memory_gib * utilization * tp * pp
     weights_gib = weights_gb * 1e9 / 2**30
-    if weights_gib > usable_gib:
-        yield Finding(
-            "SPEC224",
-            "compute.instance_type",
-            f"{model.id} has about {weights_gib:.0f} GiB of 16-bit weights; {compute.instance_type} gives "
-            f"vLLM {usable_gib:.1f} GiB ({tp * pp} × {compute.gpu.gpu_memory_gib} GiB {compute.gpu.gpu} "
-            f"× gpu_memory_utilization {utilization:g}): the model cannot load, let alone hold a KV cache",
-            "a GPU type with more memory (tooling/catalog.py lists them), or quantised weights",
-            warning=True,
-        )
+    table = catalog.SAGEMAKER_GPU_INSTANCES if compute.service == "sagemaker" else catalog.EC2_GPU_INSTANCES
+    for field, name in named_types(compute):
+        gpu = table[name]
+        # One replica's weights are sharded over tensor_parallel_size × pipeline_parallel_size GPUs.
+        usable_gib = gpu.gpu_memory_gib * utilization * tp * pp
+        if weights_gib > usable_gib:
+            yield Finding(
+                "SPEC224",
+                field,
+                f"{model.id} has about {weights_gib:.0f} GiB of 16-bit weights; {name} gives "
+                f"vLLM {usable_gib:.1f} GiB ({tp * pp} × {gpu.gpu_memory_gib} GiB {gpu.gpu} "
+                f"× gpu_memory_utilization {utilization:g}): the model cannot load, let alone hold a "
+                "KV cache",
+                "a GPU type with more memory (tooling/catalog.py lists them), or quantised weights",
+                warning=True,
+            )
 
 
 @rule
@@ -202,7 +215,7 @@ def gpu_ami_is_pinned_in_prod(s: Sections) -> Iterator[Finding]:
     if s.environment == "prod" and compute and compute.service in ("ecs-gpu", "ec2") and not compute.ami_id:
         yield Finding(
             "SPEC225",
-            "compute.instance_type",
+            f"compute.{compute.type_field}",
             "the GPU AMI follows AWS's recommended image: any deploy after a new one is published replaces "
             "every instance (an image pull and model load each), without the plan saying so",
             "pin compute.ami_id (aws ssm get-parameters --names "
@@ -373,10 +386,11 @@ def internal_endpoint_has_sources(s: Sections) -> Iterator[Finding]:
 def gpu_image_exists_for_architecture(s: Sections) -> Iterator[Finding]:
     compute = s.get("compute")
     if compute and compute.service in ("ecs-gpu", "ec2") and compute.gpu.architecture == "arm64":
+        # Every type of a group shares the first one's architecture (spec: instance_types).
         yield Finding(
             "SPEC215",
-            "compute.instance_type",
-            f"{compute.instance_type} is arm64: there is no ECS GPU-optimised AMI nor vLLM image for it",
+            f"compute.{compute.type_field}",
+            f"{compute.gpu.name} is arm64: there is no ECS GPU-optimised AMI nor vLLM image for it",
             "an x86_64 GPU type such as g4dn.xlarge or g6.xlarge",
         )
 
@@ -384,19 +398,42 @@ def gpu_image_exists_for_architecture(s: Sections) -> Iterator[Finding]:
 @rule
 def instance_offered_in_region(s: Sections) -> Iterator[Finding]:
     compute, region = s.get("compute"), s.get("region")
-    if not (compute and region and hasattr(compute, "instance_type")):
+    if not (compute and region):
         return
     offered = catalog.offered_instance_types(region, sagemaker=compute.service == "sagemaker")
-    if offered is not None and compute.instance_type not in offered:
-        family = compute.instance_type.rsplit(".", 1)[0] + "."
+    if offered is None:
+        return
+    for field, name in named_types(compute):
+        if name in offered:
+            continue
+        family = name.rsplit(".", 1)[0] + "."
         alternatives = sorted(t for t in offered if t.startswith(family))
         yield Finding(
             "SPEC216",
-            "compute.instance_type",
-            f"{compute.instance_type} is not offered in {region}",
+            field,
+            f"{name} is not offered in {region}",
             f"{family[:-1]} sizes there: {', '.join(alternatives)}"
             if alternatives
             else "choose another region or type",
+        )
+
+
+@rule
+def spot_above_the_base(s: Sections) -> Iterator[Finding]:
+    """OnDemandBaseCapacity counts instances, and the group never holds more than its MaxSize: a base at
+    the most scaling can ask for leaves Spot only the one instance a deploy adds for a moment."""
+    compute, scaling = s.get("compute"), s.get("scaling")
+    if not (compute and scaling and getattr(compute, "spot", False) and compute.on_demand_base):
+        return
+    ceiling = max([scaling.max, *(schedule.max for schedule in scaling.schedules)])
+    if compute.on_demand_base >= ceiling:
+        yield Finding(
+            "SPEC264",
+            "compute.on_demand_base",
+            f"on_demand_base {compute.on_demand_base} is at or above the most instances scaling asks for "
+            f"({ceiling}): every serving instance is on-demand, and spot buys nothing",
+            f"an on_demand_base below {ceiling} (e.g. scaling.min, {scaling.min}), or spot: false",
+            warning=True,
         )
 
 
@@ -424,39 +461,40 @@ def instance_priced_in_region(s: Sections) -> Iterator[Finding]:
     from tooling.cost import table  # noqa: PLC0415 - the price table loads only for instance types
 
     compute, region = s.get("compute"), s.get("region")
-    if not (compute and region and hasattr(compute, "instance_type")):
+    if not (compute and region):
         return
     sagemaker = compute.service == "sagemaker"
     listed = catalog.offered_instance_types(region, sagemaker=sagemaker)
-    if listed is not None and compute.instance_type not in listed:
-        return  # SPEC216 says it
     section = "sagemaker" if sagemaker else "ec2"
     priced = table.offered(region, section)
-    if priced is not None:
-        if compute.instance_type not in priced:
-            family = compute.instance_type.rsplit(".", 1)[0] + "."
-            alternatives = sorted(t for t in priced if t.startswith(family))
+    for field, name in named_types(compute):
+        if listed is not None and name not in listed:
+            continue  # SPEC216 says it
+        if priced is not None:
+            if name not in priced:
+                family = name.rsplit(".", 1)[0] + "."
+                alternatives = sorted(t for t in priced if t.startswith(family))
+                yield Finding(
+                    "SPEC240",
+                    field,
+                    f"{name} has no on-demand price in {region} in the AWS Price List: "
+                    "it is not sold on demand there",
+                    f"{family[:-1]} sizes priced there: {', '.join(alternatives)}"
+                    if alternatives
+                    else "choose another region or type",
+                )
+            continue
+        try:
+            table.lookup(region, section, name)
+        except table.MissingPrice:
             yield Finding(
-                "SPEC240",
-                "compute.instance_type",
-                f"{compute.instance_type} has no on-demand price in {region} in the AWS Price List: "
-                "it is not sold on demand there",
-                f"{family[:-1]} sizes priced there: {', '.join(alternatives)}"
-                if alternatives
-                else "choose another region or type",
+                "SPEC241",
+                field,
+                f"{name} has no {region} price in tooling/data/prices.yaml: "
+                "the estimate leaves its compute out",
+                "run `deployctl prices refresh` (the weekly prices workflow does)",
+                warning=True,
             )
-        return
-    try:
-        table.lookup(region, section, compute.instance_type)
-    except table.MissingPrice:
-        yield Finding(
-            "SPEC241",
-            "compute.instance_type",
-            f"{compute.instance_type} has no {region} price in tooling/data/prices.yaml: "
-            "the estimate leaves its compute out",
-            "run `deployctl prices refresh` (the weekly prices workflow does)",
-            warning=True,
-        )
 
 
 @rule

@@ -1,24 +1,31 @@
-"""Smoke tests of a live endpoint, the way a client sees it: the official `openai` SDK against its URL.
+"""Smoke tests of a live endpoint, the way a client sees it: HTTP to its URL, from where clients are.
 
 Health, the model list, a chat completion, a streamed one (with its time to first token), a request
-without a valid key refused with 401, and an image when the model takes images. The key is never
-printed: the report names where it came from, not what it is.
+without a valid key refused with 401, and an image when the model takes images. The checks themselves
+live in `templates/runtime/smoke_probe.py` (standard library only) and run in one of two places:
+
+- here, in this process, when the endpoint is reachable from here (a public load balancer, or --url);
+- in the stack's SmokeProbeFunction, a Lambda function in the stack's private subnets, when the load
+  balancer is internal (network.public: false): a CI runner outside the VPC cannot reach it at all.
+
+Either way the report is the same. The key is never printed: the report names where it came from, not
+what it is; for the probe it travels only in the invocation payload (TLS to the Lambda API).
 """
 
 from __future__ import annotations
 
-import time
-import urllib.request
-from collections.abc import Callable
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# A 1×1 PNG: the smallest image every vision model accepts, so the check costs one token of vision.
-PIXEL = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5"
-    "ErkJggg=="
-)
-PROMPT = [{"role": "user", "content": "Reply with the single word: ready"}]
+from templates.runtime import smoke_probe as probe
+from templates.smoke_probe import OUTPUT as PROBE_OUTPUT
+from templates.smoke_probe import PROBE_TIMEOUT_SECONDS
+
+# The Lambda API holds a synchronous Invoke open until the function returns, up to its Timeout: the
+# read timeout must outlast it, or botocore gives up on an invocation that is still running.
+# https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html
+INVOKE_READ_TIMEOUT_SECONDS = PROBE_TIMEOUT_SECONDS + 60
 
 
 @dataclass
@@ -37,6 +44,8 @@ class Report:
     model: str
     key_source: str
     checks: list[Check] = field(default_factory=list)
+    # Where the checks ran: "here" (this process) or the probe function's name.
+    ran_from: str = "here"
 
     @property
     def ok(self) -> bool:
@@ -46,17 +55,17 @@ class Report:
         return {**asdict(self), "ok": self.ok}
 
 
-def _timed(report: Report, name: str, action: Callable[[], str | tuple[str, float]]) -> None:
-    started = time.perf_counter()
-    try:
-        outcome = action()
-        detail, first = outcome if isinstance(outcome, tuple) else (outcome, None)
-        report.checks.append(Check(name, True, time.perf_counter() - started, detail, first))
-    except Exception as exc:
-        message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        report.checks.append(
-            Check(name, False, time.perf_counter() - started, f"{type(exc).__name__}: {message}")
+def _checks(found: list[dict[str, Any]]) -> list[Check]:
+    return [
+        Check(
+            str(c["name"]),
+            bool(c["ok"]),
+            float(c["seconds"]),
+            str(c.get("detail", "")),
+            None if c.get("first_token_seconds") is None else float(c["first_token_seconds"]),
         )
+        for c in found
+    ]
 
 
 def run(
@@ -67,73 +76,72 @@ def run(
     *,
     key_source: str,
     images: bool,
-    timeout: float = 120.0,
+    timeout: float = probe.REQUEST_TIMEOUT_SECONDS,
     retries: int = 1,
 ) -> Report:
-    """Smoke-test `url` (the endpoint, without /v1). `key` None: the endpoint takes no key."""
-    from openai import AuthenticationError, OpenAI  # noqa: PLC0415 - only smoke tests need the SDK
+    """Smoke-test `url` (the endpoint, without /v1) from this process. `key` None: it takes no key."""
+    found = probe.run(url, model, key, images=images, timeout=timeout, retries=retries)
+    return Report(deployment, url.rstrip("/"), model, key_source, _checks(found))
 
-    base = url.rstrip("/")
-    report = Report(deployment, base, model, key_source)
-    client = OpenAI(base_url=f"{base}/v1", api_key=key or "no-key", timeout=timeout, max_retries=retries)
 
-    def health() -> str:
-        with urllib.request.urlopen(f"{base}/health", timeout=timeout) as reply:  # noqa: S310 - our endpoint
-            return f"HTTP {reply.status}"
+def run_in_probe(
+    lambda_client: Any,
+    function: str,
+    deployment: str,
+    url: str,
+    model: str,
+    key: str | None,
+    *,
+    key_source: str,
+    images: bool,
+    retries: int = 1,
+) -> Report:
+    """The same checks, run by the stack's probe function inside its VPC (one synchronous Invoke).
 
-    def models() -> str:
-        names = [m.id for m in client.models.list()]
-        if model not in names:
-            raise AssertionError(f"{model} not among {names}")
-        return ", ".join(names)
-
-    def chat() -> str:
-        reply = client.chat.completions.create(model=model, messages=PROMPT, max_tokens=8, temperature=0)
-        text = reply.choices[0].message.content or ""
-        if not text.strip():
-            raise AssertionError("an empty answer")
-        return repr(text.strip()[:40])
-
-    def stream() -> tuple[str, float]:
-        started = time.perf_counter()
-        first, chunks, text = None, 0, ""
-        for chunk in client.chat.completions.create(
-            model=model, messages=PROMPT, max_tokens=8, temperature=0, stream=True
-        ):
-            delta = chunk.choices[0].delta.content if chunk.choices else None
-            if delta:
-                first = first if first is not None else time.perf_counter() - started
-                text += delta
-            chunks += 1
-        if first is None:
-            raise AssertionError("the stream carried no content")
-        return f"{chunks} chunks: {text.strip()[:40]!r}", first
-
-    def refused() -> str:
-        stranger = OpenAI(base_url=f"{base}/v1", api_key="sk-not-a-key-of-this-endpoint", max_retries=0)
-        try:
-            stranger.models.list()
-        except AuthenticationError:
-            return "HTTP 401 without a valid key"
-        raise AssertionError("a request without a valid key was served")
-
-    def image() -> str:
-        content = [{"type": "text", "text": "What colour is this pixel? One word."},
-                   {"type": "image_url", "image_url": {"url": PIXEL}}]  # fmt: skip
-        reply = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": content}], max_tokens=8
+    `lambda_client` must not retry (`tooling.aws.single_attempt_client`): a retried Invoke would run
+    every check a second time. The one case retried here is a function Lambda has made Inactive (idle
+    for weeks, its VPC network interfaces reclaimed): that Invoke fails without running the function,
+    Lambda recreates the interfaces, and the function is invoked again once it is Active.
+    https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html
+    """
+    event = {
+        "deployment": deployment,
+        "url": url,
+        "model": model,
+        "key": key,
+        "key_source": key_source,
+        "images": images,
+        "retries": retries,
+    }
+    payload = json.dumps(event).encode()
+    try:
+        reply = lambda_client.invoke(FunctionName=function, InvocationType="RequestResponse", Payload=payload)
+    except lambda_client.exceptions.ResourceNotReadyException:
+        lambda_client.get_waiter("function_active_v2").wait(
+            FunctionName=function, WaiterConfig={"Delay": 10, "MaxAttempts": 60}
         )
-        return repr((reply.choices[0].message.content or "").strip()[:40])
-
-    _timed(report, "health", health)
-    _timed(report, "models", models)
-    _timed(report, "chat", chat)
-    _timed(report, "stream", stream)
-    if key is not None:
-        _timed(report, "unauthorised", refused)
-    if images:
-        _timed(report, "image", image)
+        reply = lambda_client.invoke(FunctionName=function, InvocationType="RequestResponse", Payload=payload)
+    body = reply["Payload"].read()
+    report = Report(deployment, url.rstrip("/"), model, key_source, ran_from=function)
+    if reply.get("FunctionError"):
+        # The handler failed outright (or Lambda stopped it): its error, without the stack trace.
+        error = _json(body)
+        kind = str(error.get("errorType") or reply["FunctionError"])
+        message = str(error.get("errorMessage") or "the probe returned no report").splitlines()[0][:300]
+        report.checks.append(Check("probe", False, 0.0, f"{kind}: {message}"))
+        return report
+    report.checks = _checks(_json(body).get("checks", []))
+    if not report.checks:
+        report.checks.append(Check("probe", False, 0.0, "the probe returned no checks"))
     return report
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 class NotSmokeable(Exception):
@@ -152,6 +160,8 @@ def check_deployment(
 
     `key_mode`: "secret" reads the stack's API key (AWSCURRENT) from Secrets Manager, "env" reads it from
     the environment variable `key_env`, "none" sends no key (the refused-key check then is skipped).
+    A stack with a SmokeProbeFunction output (an internal load balancer) is checked by that function,
+    unless `url` says where this process reaches the endpoint itself.
     """
     import os  # noqa: PLC0415
 
@@ -176,15 +186,13 @@ def check_deployment(
         if not secret:
             raise NotSmokeable(f"{deployment.stack_name}: no ApiKeySecretArn output")
         key, source = keys.key(secret, spec.region), "Secrets Manager AWSCURRENT"
-    return run(
-        f"{deployment.environment}/{deployment.name}",
-        endpoint,
-        spec.model.served_model_name,
-        key,
-        key_source=source,
-        images="image" in spec.model.modalities,
-        retries=retries,
-    )
+    name = f"{deployment.environment}/{deployment.name}"
+    arguments = {"key_source": source, "images": "image" in spec.model.modalities, "retries": retries}
+    function = None if url else outputs.get(PROBE_OUTPUT)
+    if function:
+        client = aws.single_attempt_client("lambda", spec.region, read_timeout=INVOKE_READ_TIMEOUT_SECONDS)
+        return run_in_probe(client, function, name, endpoint, spec.model.served_model_name, key, **arguments)
+    return run(name, endpoint, spec.model.served_model_name, key, **arguments)
 
 
 def to_markdown(reports: list[Report]) -> str:

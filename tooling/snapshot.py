@@ -37,6 +37,8 @@ class StackState:
     warnings: list[str] = field(default_factory=list)
     monthly_usd: float | None = None  # the estimate at minimum scale
     over_budget: str | None = None
+    # With fallback instance types: that estimate with the cheapest and with the dearest type.
+    monthly_range_usd: list[float] | None = None
 
     @property
     def stack_name(self) -> str:
@@ -217,13 +219,14 @@ def _take_cold(
         if entry:
             state.text, state.errors = entry["text"], list(entry["errors"])
             state.monthly_usd, state.over_budget = entry.get("monthly_usd"), entry.get("over_budget")
+            state.monthly_range_usd = entry.get("monthly_range_usd")
         else:
             job = ("render", deployment.spec.model_dump(mode="json"), deployment.environment, state.file)
             misses.append((state, deployment, job))
     if misses:
         outputs = _pool_map([job for _, _, job in misses])
         for (state, deployment, _), output in zip(misses, outputs, strict=True):
-            state.text, state.errors, state.monthly_usd, state.over_budget = output
+            state.text, state.errors, state.monthly_usd, state.over_budget, state.monthly_range_usd = output
             if deployment.path in keys:
                 store.put(keys[deployment.path], asdict(state))
     return Snapshot(stacks, problems, code)
@@ -244,7 +247,9 @@ def _lint(text: str, region: str, file: str) -> list[str]:
     return [f"{format_text(f)} (rendered from {file})" for f in lint.lint(text, region, rendered)]
 
 
-def _render_one(job: tuple) -> tuple[str | None, list[str], float | None, str | None]:
+def _render_one(
+    job: tuple,
+) -> tuple[str | None, list[str], float | None, str | None, list[float] | None]:
     """Build, render and price one deployment (in a worker process: the spec travels as data).
 
     Stack-builder code that raises is this stack's located error, never an internal error of the run.
@@ -258,9 +263,10 @@ def _render_one(job: tuple) -> tuple[str | None, list[str], float | None, str | 
     try:
         text = render(build(spec, environment))
         estimate = cost.estimate(spec, environment)
-        priced = (estimate.monthly_min_usd, cost.over_budget(estimate, spec))
+        spread = list(estimate.ranges["min"]) if "min" in estimate.ranges else None
+        priced = (estimate.monthly_min_usd, cost.over_budget(estimate, spec), spread)
     except Exception as exc:
-        return None, [builder_error(file, exc)], None, None
+        return None, [builder_error(file, exc)], None, None, None
     return text, [], *priced
 
 

@@ -30,9 +30,11 @@ SPEC_VERSION = 1
 MANAGED_TAG_PREFIX = "deployctl:"
 
 
-def fail(kind: str, message: str, *, hint: str = "", field: str = "") -> PydanticCustomError:
-    """An error whose message we wrote. `field` narrows the location below the model that raised it."""
-    return PydanticCustomError(kind, "{message}", {"message": message, "hint": hint, "field": field})
+def fail(kind: str, message: str, *, hint: str = "", field: str = "", code: str = "") -> PydanticCustomError:
+    """An error whose message we wrote. `field` narrows the location below the model that raised it;
+    `code` is its SPEC code when the check has one of its own (else the generic SPEC005)."""
+    context = {"message": message, "hint": hint, "field": field, **({"code": code} if code else {})}
+    return PydanticCustomError(kind, "{message}", context)
 
 
 def did_you_mean(value: object, choices: list[str] | tuple[str, ...]) -> str:
@@ -359,8 +361,35 @@ SagemakerGpuType = _text(
 AmiId = _pattern("ami_id", r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})", "ami- followed by 8 or 17 hex digits")
 
 
+# EC2 Auto Scaling takes at most 40 instance types in a mixed instances policy's overrides
+# (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-mixed-instances-groups.html).
+MAX_INSTANCE_TYPES = 40
+
+
 class _GpuHost(Section):
-    instance_type: Ec2GpuType = Field(description="An EC2 GPU instance type.", examples=["g5.xlarge"])
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # Exactly one of the two: what the validator below enforces, for editors too.
+        json_schema_extra={"oneOf": [{"required": ["instance_type"]}, {"required": ["instance_types"]}]},
+    )
+
+    instance_type: Ec2GpuType | None = Field(
+        default=None,
+        description="An EC2 GPU instance type; or instance_types, for a group that falls back to others.",
+        examples=["g5.xlarge"],
+    )
+    instance_types: list[Ec2GpuType] | None = Field(
+        default=None,
+        max_length=MAX_INSTANCE_TYPES,
+        json_schema_extra={"minItems": 2, "uniqueItems": True},
+        description="Instead of instance_type: two or more GPU types, highest priority first, for when "
+        "EC2 has no capacity of the first. On-demand instances are launched in this order; Spot ones from "
+        "the pools with the most spare capacity at the lowest price (price-capacity-optimized). Each "
+        "type needs the first one's GPU count and CPU architecture, and bfloat16 on all or none; the "
+        "ECS task is sized to the smallest host memory among them.",
+        examples=[["g6.xlarge", "g5.xlarge"]],
+    )
     ami_id: AmiId | None = Field(
         default=None,
         description="Pin the ECS GPU-optimised AMI (an x86_64 image from "
@@ -368,14 +397,119 @@ class _GpuHost(Section):
         "resolves the newest recommended AMI, and a new one replaces every instance.",
         examples=["ami-0123456789abcdef0"],
     )
-    spot: bool = Field(default=False, description="Run on Spot capacity (interruptible, cheaper).")
+    spot: bool = Field(
+        default=False,
+        description="Run on Spot capacity (interruptible, cheaper): every instance above on_demand_base. "
+        "With on_demand_base 0 (the default), all of them.",
+    )
+    on_demand_base: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="With spot: the first this many instances of the group are on-demand, and only the "
+        "capacity above them is Spot (e.g. scaling.min, so the floor survives a Spot reclaim). Without "
+        "spot every instance is on-demand and this does not apply.",
+    )
     volume_gib: int = Field(
         default=150, ge=30, le=16384, description="Root volume in GiB (gp3, encrypted): image plus weights."
     )
 
+    @model_validator(mode="after")
+    def _instance_types(self) -> _GpuHost:
+        accepted = (
+            "instance_type: g5.xlarge, or instance_types: [g6.xlarge, g5.xlarge] (highest priority first)"
+        )
+        if self.instance_type and self.instance_types is not None:
+            raise fail(
+                "instance_types",
+                "instance_type and instance_types are both set",
+                hint=f"keep one: {accepted}",
+                field="instance_types",
+                code="SPEC260",
+            )
+        if not self.instance_type and self.instance_types is None:
+            raise fail(
+                "instance_types",
+                "no instance type is named",
+                hint=accepted,
+                field="instance_type",
+                code="SPEC260",
+            )
+        if self.instance_types is not None:
+            if len(self.instance_types) < 2:
+                raise fail(
+                    "instance_types",
+                    "instance_types lists fallbacks: one type alone is instance_type",
+                    hint=f"instance_type: {self.instance_types[0]}" if self.instance_types else accepted,
+                    field="instance_types",
+                    code="SPEC261",
+                )
+            first = catalog.EC2_GPU_INSTANCES[self.instance_types[0]]
+            for index, name in enumerate(self.instance_types):
+                if name in self.instance_types[:index]:
+                    raise fail(
+                        "instance_types",
+                        f"{name} is listed twice",
+                        hint="each type once, highest priority first",
+                        field=f"instance_types[{index}]",
+                        code="SPEC261",
+                    )
+                if problem := catalog.interchangeable(first, catalog.EC2_GPU_INSTANCES[name]):
+                    others = catalog.stand_ins(first)
+                    raise fail(
+                        "instance_types",
+                        f"{problem}: every instance of the group runs the same vLLM server on all its GPUs",
+                        hint=f"types that can follow {first.name}: {', '.join(others)}"
+                        if others
+                        else f"no other type can follow {first.name}; use instance_type",
+                        field=f"instance_types[{index}]",
+                        code="SPEC262",
+                    )
+        # Not model_fields_set: a dumped spec (0 written out) validates again as it was.
+        if self.on_demand_base and not self.spot:
+            raise fail(
+                "on_demand_base",
+                "on_demand_base counts the on-demand instances below the Spot ones, and spot is false: "
+                "every instance is on-demand already",
+                hint="set spot: true to run the capacity above it on Spot, or remove on_demand_base",
+                field="on_demand_base",
+                code="SPEC263",
+            )
+        return self
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The instance types the group may launch, highest priority first (one without fallbacks)."""
+        return tuple(self.instance_types) if self.instance_types else (str(self.instance_type),)
+
+    @property
+    def fleet(self) -> tuple[catalog.GpuInstance, ...]:
+        """`types` as catalog entries."""
+        return tuple(catalog.EC2_GPU_INSTANCES[t] for t in self.types)
+
     @property
     def gpu(self) -> catalog.GpuInstance:
-        return catalog.EC2_GPU_INSTANCES[self.instance_type]
+        """The first choice. Its GPU count and architecture are every type's; memory is not (see `fleet`)."""
+        return self.fleet[0]
+
+    @property
+    def label(self) -> str:
+        """What runs, in a few words: "g5.xlarge", "g6.xlarge spot", "g6.xlarge|g5.xlarge spot above 1"."""
+        purchase = ""
+        if self.spot:
+            purchase = f" spot above {self.on_demand_base} on-demand" if self.on_demand_base else " spot"
+        return "|".join(self.types) + purchase
+
+    @property
+    def type_field(self) -> str:
+        """Where the spec names the types, for findings about them."""
+        return "instance_types" if self.instance_types else "instance_type"
+
+    def type_fields(self) -> list[tuple[str, str]]:
+        """(dotted field under compute, type) for each type the spec names."""
+        if not self.instance_types:
+            return [("instance_type", str(self.instance_type))]
+        return [(f"instance_types[{i}]", t) for i, t in enumerate(self.instance_types)]
 
 
 class EcsGpuCompute(_GpuHost):

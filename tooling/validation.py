@@ -171,6 +171,8 @@ def _data_path(data: Any, error: dict) -> tuple[FieldPath, bool, bool]:
 
 
 def _code(error: dict) -> str:
+    if code := (error.get("ctx") or {}).get("code"):
+        return code  # one of ours with a code of its own (spec.fail)
     return {
         "missing": "SPEC002",
         "extra_forbidden": "SPEC003",

@@ -14,11 +14,14 @@ resource (ecs-gpu's host cleanup) would never answer: inline Python functions (Z
 instead, and their CloudFormation response URL points at this server; CloudFormation sends custom
 resources a Delete request, which moto does not; moto deletes a stack's resources in no order, where
 CloudFormation deletes each resource before the ones it depends on; and moto's DeleteAutoScalingGroup
-ignores ForceDelete, which on AWS terminates every instance, scale-in protection or not; and moto's
-load balancers and target groups lack the LoadBalancerFullName and TargetGroupFullName attributes
-(CloudWatch's dimension values, which the dashboard reads): here they are the tail of the ARN, as AWS
-documents them; and a stack made or changed by a change set keeps moto's old outputs (none for a new
-one): here they are the executed template's.
+ignores ForceDelete, which on AWS terminates every instance, scale-in protection or not. moto models
+Service Quotas for VPC only and lacks GetAWSDefaultServiceQuota and ListServiceQuotas (a 500 botocore
+retries for a minute): here they answer from the same data, so any other service's quota is
+NoSuchResourceException at once, as AWS answers for a quota it does not have. moto's load balancers and
+target groups lack the LoadBalancerFullName and TargetGroupFullName attributes (CloudWatch's dimension
+values, which the dashboard reads): here they are the tail of the ARN, as AWS documents them; and a
+stack made or changed by a change set keeps moto's old outputs (none for a new one): here they are the
+executed template's.
 """
 
 from __future__ import annotations
@@ -153,6 +156,15 @@ def fix_moto() -> None:
     _fail_change_sets_like_aws()
     _cost_allocation_tags()
     _load_balancer_full_names()
+    _service_quotas()
+
+
+def _service_quotas() -> None:
+    from moto.servicequotas.responses import ServiceQuotasResponse  # noqa: PLC0415
+
+    # The emulated account has applied no quota increase: applied values are the defaults.
+    ServiceQuotasResponse.get_aws_default_service_quota = ServiceQuotasResponse.get_service_quota
+    ServiceQuotasResponse.list_service_quotas = ServiceQuotasResponse.list_aws_default_service_quotas
 
 
 def _fail_change_sets_like_aws() -> None:

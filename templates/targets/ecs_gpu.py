@@ -118,7 +118,11 @@ def build(stack: Stack, shared: Shared) -> None:
     task_statements = weight_readers(stack.spec)
     task_statements += shared.key_readers()
     task_role = role(stack, "TaskRole", "ecs-tasks.amazonaws.com", task_statements)
-    memory = int(gpu.memory_gib * 1024 * 0.9) // 256 * 256  # the agent and the OS keep the rest
+    # The agent and the OS keep the rest. With fallback types the task must fit the smallest of them:
+    # ECS places a task only on an instance with the memory it reserves, so on a smaller type it would
+    # stay pending while managed scaling kept launching instances (E9038).
+    host_gib = min(instance.memory_gib for instance in stack.spec.compute.fleet)
+    memory = int(host_gib * 1024 * 0.9) // 256 * 256
     task = stack.add(
         ecs.TaskDefinition(
             "TaskDefinition",

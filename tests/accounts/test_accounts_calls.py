@@ -37,6 +37,8 @@ CERTIFICATE = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/1234abcd-12ab-34cd-5
 REPOSITORY = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/deployctl/gateway"
 PLAN_CHANGE_SET = {"cloudformation:ChangeSetName": "deployctl-plan-0a1b2c3d4e5f"}
 PLAN_TAGS = {"aws:RequestTag/deployctl:template-hash": "plan"}
+PROBE = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-SmokeProbeFunction-a1B2c3D4e5F6"
+PROBE_TAGS = {"aws:ResourceTag/deployctl:role": "smoke-probe", "aws:ResourceTag/deployctl:environment": ENV}
 
 
 class Call(NamedTuple):
@@ -49,7 +51,9 @@ class Call(NamedTuple):
 
     @property
     def iam_action(self) -> str:
-        prefix = {"cloudwatch": "cloudwatch"}.get(self.service, self.service)
+        prefix = {"cloudwatch": "cloudwatch", "service-quotas": "servicequotas"}.get(
+            self.service, self.service
+        )
         return self.action or f"{prefix}:{self.operation}"
 
 
@@ -97,12 +101,39 @@ CALLS = [
     Call("deploy", "acm", "DescribeCertificate", CERTIFICATE, {}),
     Call("deploy", "ecr", "DescribeImages", REPOSITORY, {}),
     Call("deploy", "ce", "UpdateCostAllocationTagsStatus", "*", {}),
+    # plan and deploy: tooling/quotas.py, the quota preflight
+    *(
+        Call(who, service, operation, resource, {})
+        for who in ("plan", "deploy")
+        for service, operation, resource in (
+            ("service-quotas", "GetServiceQuota",
+             f"arn:aws:servicequotas:us-east-1:{ACCOUNT}:ec2/L-DB2E81BA"),
+            ("service-quotas", "GetServiceQuota",
+             f"arn:aws:servicequotas:us-east-1:{ACCOUNT}:sagemaker/L-3D5B7E39"),
+            ("service-quotas", "GetAWSDefaultServiceQuota", "*"),
+            ("service-quotas", "ListServiceQuotas", "*"),
+            ("service-quotas", "ListAWSDefaultServiceQuotas", "*"),
+            ("cloudwatch", "GetMetricData", "*"),
+            ("ec2", "DescribeInstances", "*"),
+            ("sagemaker", "ListEndpoints", "*"),
+            ("sagemaker", "DescribeEndpoint", f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/other-team"),
+            ("sagemaker", "DescribeEndpointConfig",
+             f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint-config/other-team-config"),
+        )
+    ),
+    # deploy: a release smoke-tests what it deployed (tooling/smoke.py, below, as the smoke role)
+    Call("deploy", "lambda", "Invoke", PROBE, PROBE_TAGS, "lambda:InvokeFunction"),
+    Call("deploy", "lambda", "GetFunction", PROBE, PROBE_TAGS),
     # smoke: tooling/cli.py smoke → cloudformation.describe, tooling/keys.py current
     Call("smoke", "cloudformation", "DescribeStacks", STACK, {}),
     Call("smoke", "secretsmanager", "GetSecretValue", SECRET, {}),
     Call("smoke", "secretsmanager", "GetSecretValue", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/k",
          {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com",
           "aws:ResourceTag/deployctl:environment": ENV}, "kms:Decrypt"),
+    # smoke: tooling/smoke.py check_deployment → the stack's probe, for an internal load balancer; the
+    # function_active_v2 waiter (GetFunction) when Lambda made the probe Inactive
+    Call("smoke", "lambda", "Invoke", PROBE, PROBE_TAGS, "lambda:InvokeFunction"),
+    Call("smoke", "lambda", "GetFunction", PROBE, PROBE_TAGS),
     # rotation: tooling/keys.py
     Call("rotation", "cloudformation", "DescribeStacks", STACK, {}),
     Call("rotation", "secretsmanager", "DescribeSecret", SECRET, {}),
@@ -132,14 +163,18 @@ MODULES = {
     "tooling/smoke.py": ("smoke",),
     "tooling/drift.py": ("drift",),
     "tooling/ownership.py": ("plan", "deploy"),
+    "tooling/quotas.py": ("plan", "deploy"),
 }
-SERVICES = ("cloudformation", "secretsmanager", "acm", "ecr", "s3", "sts", "ce")
+SERVICES = ("cloudformation", "secretsmanager", "acm", "ecr", "s3", "sts", "ce", "service-quotas",
+            "cloudwatch", "ec2", "sagemaker", "lambda")  # fmt: skip
 # Calls in those modules that belong to one role only (shared helpers used by one path).
 ONLY = {
     ("tooling/cloudformation.py", "UpdateTerminationProtection"): ("deploy",),
     # apply_change_set executes; plans only create, read and delete change sets (changesets.py).
     ("tooling/cloudformation.py", "ExecuteChangeSet"): ("deploy",),
     ("tooling/keys.py", "RotateSecret"): ("rotation",),
+    # re.search, not SageMaker's Search (the scan matches method names).
+    ("tooling/ownership.py", "Search"): (),
     ("tooling/keys.py", "DescribeSecret"): ("rotation",),
 }
 

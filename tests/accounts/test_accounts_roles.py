@@ -171,6 +171,19 @@ PLAN = {
     "s3:PutObject",
     "s3:GetObject",
 }
+# The quota preflight of plans and deploys (tooling/quotas.py).
+QUOTA_READS = {
+    "servicequotas:GetServiceQuota",
+    "servicequotas:GetAWSDefaultServiceQuota",
+    "servicequotas:ListServiceQuotas",
+    "servicequotas:ListAWSDefaultServiceQuotas",
+    "cloudwatch:GetMetricData",
+    "ec2:DescribeInstances",
+    "sagemaker:ListEndpoints",
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:DescribeEndpointConfig",
+}
+PLAN |= QUOTA_READS
 DEPLOY = {
     "cloudformation:DescribeStacks",
     "cloudformation:ListStacks",
@@ -195,14 +208,18 @@ DEPLOY = {
     "s3:PutObject",
     "s3:GetObject",
     "ce:UpdateCostAllocationTagsStatus",
+    *QUOTA_READS,
+    "lambda:InvokeFunction",
+    "lambda:GetFunction",
 }
-SMOKE = {
+KEYS = {
     "cloudformation:DescribeStacks",
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
     "kms:Decrypt",
 }
-ROTATION = SMOKE | {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
+SMOKE = KEYS | {"lambda:InvokeFunction", "lambda:GetFunction"}
+ROTATION = KEYS | {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
 DRIFT_OWN = {
     "cloudformation:DetectStackDrift",
     "cloudformation:DetectStackResourceDrift",
@@ -321,6 +338,49 @@ def test_keys_only_of_its_environment_and_kms_only_through_secrets_manager(kind:
     assert not allowed(docs, "cloudformation:DescribeStacks", stack_arn("dev-chat"))
 
 
+def _function(stack: str, logical: str, region: str = "eu-west-1") -> str:
+    # CloudFormation names a function `<stack>-<logical id>-<random>`.
+    return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{stack}-{logical}-a1B2c3D4e5F6"
+
+
+@pytest.mark.parametrize("kind", ["smoke", "deploy"])
+def test_smoke_and_deploy_roles_invoke_only_their_environments_probes(kind: str) -> None:
+    from templates import smoke_probe
+
+    docs = documents(role("prod", kind))
+    probe = {
+        f"aws:ResourceTag/{smoke_probe.ROLE_TAG}": smoke_probe.ROLE_TAG_VALUE,
+        "aws:ResourceTag/deployctl:environment": "prod",
+    }
+    for action in ("lambda:InvokeFunction", "lambda:GetFunction"):
+        assert allowed(docs, action, _function("prod-chat", "SmokeProbeFunction"), probe)
+        # Another environment's probe, by its name or by its tags.
+        assert not allowed(docs, action, _function("dev-chat", "SmokeProbeFunction"), probe)
+        dev_tags = {**probe, "aws:ResourceTag/deployctl:environment": "dev"}
+        assert not allowed(docs, action, _function("prod-chat", "SmokeProbeFunction"), dev_tags)
+        # A function of our stacks that is not a probe (rotation, host cleanup), or anyone's function.
+        rotation_tags = {"aws:ResourceTag/deployctl:environment": "prod"}
+        assert not allowed(docs, action, _function("prod-chat", "RotationFunction"), rotation_tags)
+        assert not allowed(docs, action, _function("prod-chat", "SmokeProbeFunction"), {})
+        assert not allowed(docs, action, f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:billing", probe)
+    assert not allowed(docs, "lambda:UpdateFunctionCode", _function("prod-chat", "SmokeProbeFunction"), probe)
+
+
+def test_the_probe_tags_the_roles_expect_are_on_every_probe(built: dict[str, Any]) -> None:
+    from templates import smoke_probe
+
+    probes = [
+        (name, item.resources[smoke_probe.FUNCTION])
+        for name, item in built.items()
+        if smoke_probe.FUNCTION in item.resources
+    ]
+    assert probes
+    for name, function in probes:
+        tags = {t["Key"]: t["Value"] for t in function["Properties"]["Tags"]}
+        assert tags[smoke_probe.ROLE_TAG] == smoke_probe.ROLE_TAG_VALUE, name
+        assert tags["deployctl:environment"] == name.split("-")[0], name
+
+
 def test_the_drift_role_detects_drift_and_reads_what_detection_reads() -> None:
     props = role("dev", "drift")
     assert actions(props) >= DRIFT_OWN
@@ -400,6 +460,30 @@ def test_the_execution_role_creates_roles_only_under_our_path_with_the_boundary(
         f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
         {"iam:AWSServiceName": "ecs.amazonaws.com"},
     )
+
+
+def test_the_execution_role_creates_and_deletes_the_smoke_probe_in_its_vpc() -> None:
+    """What AWS::Lambda::Function's handlers call for a function with VpcConfig: the subnets, groups
+    and VPC are read on create; on delete CloudFormation watches the function's network interfaces
+    (ec2:DescribeNetworkInterfaces) until Lambda has removed them, or it would not wait for them."""
+    docs = execution_documents()
+    probe = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-SmokeProbeFunction-a1B2c3D4e5F6"
+    for action in ("lambda:CreateFunction", "lambda:TagResource", "lambda:DeleteFunction"):
+        assert allowed(docs, action, probe), action
+    for action in ("lambda:CreateFunction", "lambda:DeleteFunction"):
+        assert not allowed(docs, action, f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:billing"), action
+    for action in (
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:CreateSecurityGroup",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupEgress",
+    ):
+        assert allowed(docs, action, "*"), action
+    role = f"arn:aws:iam::{ACCOUNT}:role/deployctl/prod-chat-SmokeProbeRole-1X2Y"
+    assert allowed(docs, "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"})
 
 
 def test_the_execution_role_may_call_what_the_handlers_of_our_resource_types_call() -> None:

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from tests.aws.conftest import git
 from tests.aws.test_aws_end_to_end import push
+from tooling import aws, cloudformation
 from tooling.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,11 @@ def test_an_ecs_gpu_stack_is_created_deleted_and_created_again(tmp_path: Path, a
         with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
     push("abc123")
+    # The regional bootstrap's artifacts bucket, which a deploy needs once a template is over the inline
+    # limit: this internal stack is, with its smoke probe's code inline.
+    boto3.client("s3", region_name="us-east-1").create_bucket(
+        Bucket=cloudformation.artifacts_bucket(aws.account_id("us-east-1"), "us-east-1")
+    )
     for attempt in ("first", "again"):
         code, out = run(
             tmp_path, "deploy", "--environment", "dev", "--image-tag", "abc123", "--image-wait", "0"
@@ -91,6 +97,8 @@ def test_an_ecs_gpu_stack_is_created_deleted_and_created_again(tmp_path: Path, a
         listed = cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
         resources = {r["LogicalResourceId"]: r for r in listed if "LogicalResourceId" in r}
         assert resources["HostCleanup"]["ResourceStatus"] == "CREATE_COMPLETE"
+        # The load balancer is internal: the stack brings the probe that smoke-tests it from inside.
+        assert resources["SmokeProbeFunction"]["ResourceStatus"] == "CREATE_COMPLETE"
         group = resources["InstanceGroup"]["PhysicalResourceId"]
         assert group in groups()
         (described,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[

@@ -275,6 +275,158 @@ def _budget(**data: Any) -> dict[str, Any]:
     }
 
 
+def _mixed(
+    *types: str,
+    spot: bool = True,
+    market: bool = False,
+    template_type: str | None = None,
+    memory: int = 512,
+    gpus: int = 1,
+    draining: bool = True,
+) -> dict[str, Any]:
+    """The ecs-gpu shape with its group on a mixed instances policy over `types`."""
+    out = t.gpu_ecs()
+    r = out["Resources"]
+    data = r["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    data["InstanceType"] = template_type or types[0]
+    config = "ECS_CLUSTER=${Cluster}\n" + ("ECS_ENABLE_SPOT_INSTANCE_DRAINING=true\n" if draining else "")
+    data["UserData"] = {"Fn::Base64": {"Fn::Sub": ["#!/bin/bash\ncat >> /etc/ecs/ecs.config <<'C'\n" + config
+                                                   + "C\n", {"Cluster": t.ref("Cluster")}]}}  # fmt: skip
+    if market:
+        data["InstanceMarketOptions"] = {"MarketType": "spot"}
+    group = r["InstanceGroup"]["Properties"]
+    group["MixedInstancesPolicy"] = {
+        "InstancesDistribution": {
+            "OnDemandBaseCapacity": 1,
+            "OnDemandPercentageAboveBaseCapacity": 0 if spot else 100,
+            "OnDemandAllocationStrategy": "prioritized",
+            **({"SpotAllocationStrategy": "price-capacity-optimized"} if spot else {}),
+        },
+        "LaunchTemplate": {
+            "LaunchTemplateSpecification": group.pop("LaunchTemplate"),
+            "Overrides": [{"InstanceType": name} for name in types],
+        },
+    }
+    task = r["TaskDefinition"]["Properties"]
+    task["Memory"] = str(memory)
+    (container,) = task["ContainerDefinitions"]
+    container["ResourceRequirements"] = [{"Type": "GPU", "Value": str(gpus)}]
+    return out
+
+
+def _probe_stack(
+    *,
+    subnets: list[Any] | None = None,
+    ingress: bool = True,
+    egress_port: int = 80,
+    timeout: int = 900,
+    request: str | None = "120",
+    output: bool = True,
+    logs: bool = True,
+    retention: bool = True,
+    role_actions: tuple[str, ...] = (
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+    ),
+) -> dict[str, Any]:
+    """An internal load balancer on port 80 and its smoke probe, as templates/smoke_probe.py builds them."""
+    private = [t.ref("PrivateSubnet1"), t.ref("PrivateSubnet2")]
+    function: dict[str, Any] = {
+        "Runtime": "python3.13",
+        "Handler": "index.handler",
+        "Role": t.arn("SmokeProbeRole"),
+        "Code": {"ZipFile": "def handler(event, context):\n    return {}\n"},
+        "Timeout": timeout,
+        "VpcConfig": {"SubnetIds": private if subnets is None else subnets,
+                      "SecurityGroupIds": [t.ref("SmokeProbeSecurityGroup")]},
+    }  # fmt: skip
+    if request is not None:
+        function["Environment"] = {"Variables": {"SMOKE_REQUEST_TIMEOUT_SECONDS": request}}
+    if logs:
+        function["LoggingConfig"] = {"LogGroup": t.ref("SmokeProbeLogGroup")}
+    resources: dict[str, Any] = {
+        "LoadBalancer": {
+            "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "Properties": {
+                "Scheme": "internal",
+                "Subnets": private,
+                "SecurityGroups": [t.ref("LoadBalancerSecurityGroup")],
+            },
+        },
+        "HttpListener": {
+            "Type": "AWS::ElasticLoadBalancingV2::Listener",
+            "Properties": {
+                "LoadBalancerArn": t.ref("LoadBalancer"),
+                "Port": 80,
+                "Protocol": "HTTP",
+                "DefaultActions": [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}],
+            },
+        },
+        "LoadBalancerSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {"GroupDescription": "lb", "VpcId": "vpc-0123456789abcdef0"},
+        },
+        "SmokeProbeSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "probe",
+                "VpcId": "vpc-0123456789abcdef0",
+                "SecurityGroupEgress": [
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": egress_port,
+                        "ToPort": egress_port,
+                        "DestinationSecurityGroupId": t.ref("LoadBalancerSecurityGroup"),
+                    }
+                ],
+            },
+        },
+        "SmokeProbeRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "Policies": [
+                    {
+                        "PolicyName": "probe",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": list(role_actions), "Resource": "*"}],
+                        },
+                    }
+                ],
+            },
+        },
+        "SmokeProbeFunction": {"Type": "AWS::Lambda::Function", "Properties": function},
+        "SmokeProbeLogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"RetentionInDays": 30} if retention else {},
+        },
+    }
+    if ingress:
+        resources["LoadBalancerIngressFromSmokeProbe80"] = {
+            "Type": "AWS::EC2::SecurityGroupIngress",
+            "Properties": {"GroupId": t.ref("LoadBalancerSecurityGroup"), "IpProtocol": "tcp", "FromPort": 80,
+                           "ToPort": 80, "SourceSecurityGroupId": t.ref("SmokeProbeSecurityGroup")},
+        }  # fmt: skip
+    for az in (1, 2):
+        resources[f"PrivateSubnet{az}"] = {
+            "Type": "AWS::EC2::Subnet",
+            "Properties": {"VpcId": "vpc-0123456789abcdef0", "CidrBlock": f"10.0.{az}.0/24"},
+        }
+    outputs = {"SmokeProbeFunction": {"Value": t.ref("SmokeProbeFunction")}} if output else {}
+    return {"Resources": resources, "Outputs": outputs}
+
+
 CASES = [
     Case(
         "E9001",
@@ -728,6 +880,147 @@ CASES = [
         "Resources/ServiceCpuPercentPolicy/Properties/TargetTrackingScalingPolicyConfiguration",
         "track ALBRequestCountPerTarget",
         _cpu_tracking(task_cpu=False, metric="ECSServiceAverageMemoryUtilization"),
+    ),
+    Case(
+        "E9035",
+        "a Spot launch template under a mixed instances policy",
+        _mixed("g6.xlarge", "g5.xlarge", market=True),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/InstanceMarketOptions",
+        "LaunchTemplate sets InstanceMarketOptions and InstanceGroup launches it with a mixed instances "
+        "policy",
+        _mixed("g6.xlarge", "g5.xlarge"),
+    ),
+    Case(
+        "E9036",
+        "the template names a type the overrides do not launch",
+        _mixed("g6.xlarge", "g5.xlarge", template_type="g6e.xlarge"),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/InstanceType",
+        "LaunchTemplate names g6e.xlarge but InstanceGroup launches only its overrides (g6.xlarge, "
+        "g5.xlarge); set InstanceType to g6.xlarge",
+        _mixed("g6.xlarge", "g5.xlarge", template_type="g5.xlarge"),
+    ),
+    Case(
+        "E9037",
+        "a fallback type with more GPUs",
+        _mixed("g5.xlarge", "g5.12xlarge"),
+        "Resources/InstanceGroup/Properties/MixedInstancesPolicy/LaunchTemplate/Overrides/1/InstanceType",
+        "override g5.12xlarge has 4 GPU(s) on x86_64, the first override g5.xlarge 1 on x86_64",
+        _mixed("g5.xlarge", "g6.xlarge", "g4dn.xlarge", "m5.large"),
+    ),
+    Case(
+        "E9037",
+        "a fallback type of another architecture",
+        _mixed("g4dn.xlarge", "g5g.xlarge"),
+        "Resources/InstanceGroup/Properties/MixedInstancesPolicy/LaunchTemplate/Overrides/1/InstanceType",
+        "override g5g.xlarge has 1 GPU(s) on arm64",
+        _mixed("g4dn.xlarge", "g4dn.2xlarge"),
+    ),
+    Case(
+        "E9038",
+        "a task sized to the larger fallback type",
+        _mixed("g6e.xlarge", "g5.xlarge", memory=29184),
+        "Resources/TaskDefinition/Properties",
+        "TaskDefinition (service Service) reserves 29184 MiB of memory (16 GiB there): it cannot be placed "
+        "on g5.xlarge, an override of InstanceGroup",
+        _mixed("g6e.xlarge", "g5.xlarge", memory=14592),
+    ),
+    Case(
+        "E9038",
+        "more GPUs than a fallback type has",
+        _mixed("g5.12xlarge", "g5.xlarge", gpus=4),
+        "Resources/TaskDefinition/Properties",
+        "reserves 4 GPU(s) (1 there)",
+        _mixed("g5.12xlarge", "g6.12xlarge", gpus=4),
+    ),
+    Case(
+        "E9039",
+        "Spot container instances that do not drain",
+        _mixed("g6.xlarge", "g5.xlarge", draining=False),
+        "Resources/LaunchTemplate/Properties/LaunchTemplateData/UserData",
+        "InstanceGroup may launch Spot instances into an ECS cluster but LaunchTemplate's user data does "
+        "not set ECS_ENABLE_SPOT_INSTANCE_DRAINING=true",
+        _mixed("g6.xlarge", "g5.xlarge", spot=False, draining=False),
+    ),
+    Case(
+        "E9050",
+        "an internal load balancer without a probe",
+        _probe_stack(output=False),
+        "Resources/LoadBalancer",
+        "LoadBalancer is internal but no SmokeProbeFunction output names a Lambda function",
+        _probe_stack(),
+    ),
+    Case(
+        "E9050",
+        "a probe outside the load balancer's subnets",
+        _probe_stack(subnets=[{"Ref": "PrivateSubnet1"}]),
+        "Resources/SmokeProbeFunction/Properties/VpcConfig",
+        "must be attached to the subnets of LoadBalancer",
+        _probe_stack(subnets=[{"Ref": "PrivateSubnet2"}, {"Ref": "PrivateSubnet1"}]),
+    ),
+    Case(
+        "E9051",
+        "the load balancer does not let the probe in",
+        _probe_stack(ingress=False),
+        "Resources/LoadBalancer/Properties/SecurityGroups",
+        "no security group of LoadBalancer allows ingress from the security group of SmokeProbeFunction on "
+        "port 80",
+        _probe_stack(),
+    ),
+    Case(
+        "E9051",
+        "the probe may not go out to the listener's port",
+        _probe_stack(egress_port=443),
+        "Resources/SmokeProbeFunction/Properties/VpcConfig/SecurityGroupIds",
+        "allows egress to a security group of LoadBalancer on port 80",
+        _probe_stack(egress_port=80),
+    ),
+    Case(
+        "E9052",
+        "a Timeout shorter than its checks' request timeouts",
+        _probe_stack(timeout=300),
+        "Resources/SmokeProbeFunction/Properties/Timeout",
+        "SmokeProbeFunction Timeout 300 is shorter than 6 checks x 120 s + 15 s = 735 s",
+        _probe_stack(timeout=735),
+    ),
+    Case(
+        "E9052",
+        "no request timeout for the checks",
+        _probe_stack(request=None),
+        "Resources/SmokeProbeFunction/Properties/Environment",
+        "sets no literal SMOKE_REQUEST_TIMEOUT_SECONDS",
+        _probe_stack(request="60", timeout=400),
+    ),
+    Case(
+        "E9052",
+        "request timeouts that no Lambda Timeout can outlast",
+        _probe_stack(request="200", timeout=1300),
+        "Resources/SmokeProbeFunction/Properties/Environment",
+        "exceeds Lambda's 900 s ceiling",
+        _probe_stack(request="140", timeout=900),
+    ),
+    Case(
+        "E9053",
+        "a function logging to Lambda's own log group",
+        _probe_stack(logs=False),
+        "Resources/SmokeProbeFunction/Properties",
+        "SmokeProbeFunction names no log group of this stack in LoggingConfig.LogGroup",
+        _probe_stack(),
+    ),
+    Case(
+        "E9053",
+        "a log group that keeps logs forever",
+        _probe_stack(retention=False),
+        "Resources/SmokeProbeLogGroup/Properties",
+        "SmokeProbeLogGroup, the log group of SmokeProbeFunction, sets no RetentionInDays",
+        _probe_stack(retention=True),
+    ),
+    Case(
+        "E9054",
+        "a VPC function whose role cannot delete its interfaces",
+        _probe_stack(role_actions=("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces")),
+        "Resources/SmokeProbeRole/Properties",
+        "does not grant ec2:DeleteNetworkInterface",
+        _probe_stack(role_actions=("ec2:*",)),
     ),
 ]
 

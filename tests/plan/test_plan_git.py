@@ -104,6 +104,27 @@ def test_text_and_markdown(repo: Path) -> None:
     assert "<details" in out and "Monthly estimate" in out
 
 
+def test_fallback_types_show_the_range_of_the_estimate(repo: Path) -> None:
+    """A second instance type changes only where instances come from: the plan says so as an update of
+    the group (no replacement of the task or service) and prices the first choice with the range."""
+    llama = repo / "deployments/prod/llama-3-1-8b.yaml"
+    llama.write_text(
+        llama.read_text().replace("instance_type: g5.xlarge", "instance_types: [g5.xlarge, g6e.xlarge]"),
+        encoding="utf-8",
+    )
+    code, out = plan(repo, "--format", "json")
+    assert code == 0
+    stack = next(s for s in json.loads(out)["stacks"] if s["stack_name"] == "prod-llama-3-1-8b")
+    assert stack["action"] == "update"
+    changes = {c["logical_id"]: c for c in stack["changes"]}
+    assert set(changes) == {"InstanceGroup"}
+    assert stack["cost"]["monthly_after_usd"] == stack["cost"]["monthly_before_usd"]
+    low, high = stack["cost"]["monthly_after_range_usd"]
+    assert low == stack["cost"]["monthly_after_usd"] < high  # g5.xlarge is the cheaper of the two
+    code, text = plan(repo)
+    assert "across the fallback types" in text
+
+
 def test_the_base_is_rendered_by_its_own_code(repo: Path) -> None:
     # The base revision's stack builder had a shorter deregistration delay; the working tree's has 300 s.
     # (Not the idle timeout: the gateways' keep-alive follows it, which also changes the task definitions.)

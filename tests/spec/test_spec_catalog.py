@@ -38,3 +38,23 @@ def test_fargate_pairs_match_the_ecs_table() -> None:
     assert 18432 not in catalog.fargate_memory_choices(8192)  # 4 GiB steps at 8 vCPU
     assert catalog.fargate_memory_choices(16384)[-1] == 122880
     assert catalog.fargate_memory_choices(3) == []
+
+
+def test_interchangeable_types_share_gpus_architecture_and_bfloat16() -> None:
+    gpus = catalog.EC2_GPU_INSTANCES
+    assert catalog.interchangeable(gpus["g6.xlarge"], gpus["g5.xlarge"]) is None
+    assert catalog.interchangeable(gpus["g5.12xlarge"], gpus["g6e.12xlarge"]) is None
+    assert catalog.interchangeable(gpus["p4d.24xlarge"], gpus["p5.48xlarge"]) is None  # A100 and H100
+    assert "4 GPU(s)" in (catalog.interchangeable(gpus["g5.xlarge"], gpus["g5.12xlarge"]) or "")
+    assert "arm64" in (catalog.interchangeable(gpus["g4dn.xlarge"], gpus["g5g.xlarge"]) or "")
+    bf16 = catalog.interchangeable(gpus["g4dn.xlarge"], gpus["g6.xlarge"]) or ""
+    assert "NVIDIA T4 (compute capability 7.5) has no bfloat16" in bf16
+    assert catalog.interchangeable(gpus["g4dn.xlarge"], gpus["g4dn.2xlarge"]) is None
+
+
+def test_every_gpu_has_a_compute_capability() -> None:
+    for instance in [*catalog.EC2_GPU_INSTANCES.values(), *catalog.SAGEMAKER_GPU_INSTANCES.values()]:
+        assert instance.compute_capability >= (7, 5), instance.name
+    stand_ins = catalog.stand_ins(catalog.EC2_GPU_INSTANCES["g5.xlarge"])
+    assert "g6.xlarge" in stand_ins and "g5.xlarge" not in stand_ins
+    assert not {"g4dn.xlarge", "g5.12xlarge", "g5g.xlarge"} & set(stand_ins)

@@ -125,7 +125,11 @@ def test_committed_schema_is_generated_from_the_models() -> None:
     data = json.loads(committed)
     assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert set(data["required"]) == {"name", "owner", "region", "model", "engine", "compute"}
-    assert "g5.xlarge" in data["$defs"]["EcsGpuCompute"]["properties"]["instance_type"]["enum"]
+    gpu_host = data["$defs"]["EcsGpuCompute"]
+    (named, _null) = gpu_host["properties"]["instance_type"]["anyOf"]
+    assert "g5.xlarge" in named["enum"]
+    # One of instance_type and instance_types, as the validator enforces (SPEC260).
+    assert gpu_host["oneOf"] == [{"required": ["instance_type"]}, {"required": ["instance_types"]}]
 
 
 def test_readme_field_reference_is_up_to_date() -> None:

@@ -67,6 +67,13 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             " {name: night, cron: '0 19 ? * MON-FRI *', min: 0, max: 0}]}\n"
             "network: {nat_gateways: 0, vpc_endpoints: true}\n",
         ),
+        # Fallback types with Spot above an on-demand floor: a mixed instances policy on ECS capacity.
+        "gpu-fallback-spot": (
+            "us-east-1",
+            VLLM + "compute: {service: ecs-gpu, instance_types: [g6.xlarge, g5.xlarge, g6e.xlarge],"
+            " spot: true, on_demand_base: 1, ami_id: ami-0123456789abcdef0}\n"
+            "scaling: {min: 1, max: 4, target: {requests_per_target: 100}}\n",
+        ),
         "gpu-existing-vpc-endpoints": (
             "us-west-2",
             VLLM + "compute: {service: ecs-gpu, instance_type: g6.xlarge}\n"
@@ -89,6 +96,12 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             " schedules: [{name: nights, cron: '0 20 ? * MON-FRI *', min: 0, max: 0},"
             " {name: mornings, cron: '0 7 ? * 2-6 *', min: 1, max: 3}]}\n"
             "auth: {clients: [{name: notebooks, requests_per_minute: 60, concurrent_requests: 2}]}\n",
+        ),
+        # Fallback types on demand only: the rolling update and the signals over a mixed instances policy.
+        "ec2-fallback": (
+            "us-east-2",
+            VLLM + "compute: {service: ec2, instance_types: [g6.xlarge, g5.xlarge]}\n"
+            "scaling: {min: 1, max: 2, target: {requests_per_target: 60}}\n",
         ),
         "ec2-open-http": (
             "us-east-2",

@@ -342,3 +342,126 @@ def test_ec2_without_nat_signals_through_cloudformations_endpoint(tmp_path: Any)
 
 def _properties(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]
+
+
+# ------------------------------------------------------------------ fallback types and the Spot base
+
+
+def test_the_matrix_has_fallback_groups_on_both_targets(built: dict[str, Built]) -> None:
+    fallbacks = {
+        built[n].deployment.spec.compute.service
+        for n in gpu_stacks()
+        if len(built[n].deployment.spec.compute.types) > 1
+    }
+    assert fallbacks == {"ecs-gpu", "ec2"}
+
+
+@pytest.mark.parametrize("stack", gpu_stacks())
+def test_the_group_launches_the_specs_types_in_its_order(built: dict[str, Built], stack: str) -> None:
+    """One on-demand type: the launch template alone, as before fallbacks existed (no change to those
+    stacks). Otherwise a mixed instances policy: overrides in the spec's order with `prioritized`
+    on-demand allocation (the order is the priority), the Spot share above OnDemandBaseCapacity with
+    price-capacity-optimized, and no Spot request in the launch template, which Auto Scaling refuses
+    under a mixed instances policy."""
+    item = built[stack]
+    compute = item.deployment.spec.compute
+    group = item.one("AWS::AutoScaling::AutoScalingGroup")
+    data = item.one("AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
+    assert data["InstanceType"] == compute.types[0]
+    assert "InstanceMarketOptions" not in data
+    if not compute.spot and len(compute.types) == 1:
+        assert "MixedInstancesPolicy" not in group
+        assert group["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": "LaunchTemplate"}
+        return
+    assert "LaunchTemplate" not in group
+    policy = group["MixedInstancesPolicy"]
+    assert policy["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateId"] == {
+        "Ref": "LaunchTemplate"
+    }
+    assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == list(compute.types)
+    assert all(set(o) == {"InstanceType"} for o in policy["LaunchTemplate"]["Overrides"])  # no weights
+    distribution = policy["InstancesDistribution"]
+    if compute.spot:
+        assert distribution["OnDemandBaseCapacity"] == compute.on_demand_base
+        assert distribution["OnDemandPercentageAboveBaseCapacity"] == 0
+        assert distribution["SpotAllocationStrategy"] == "price-capacity-optimized"
+        assert group["CapacityRebalance"] is True
+    else:
+        assert distribution["OnDemandBaseCapacity"] == 0
+        assert distribution["OnDemandPercentageAboveBaseCapacity"] == 100
+        assert "SpotAllocationStrategy" not in distribution and "CapacityRebalance" not in group
+    if len(compute.types) > 1:
+        assert distribution["OnDemandAllocationStrategy"] == "prioritized"
+    else:
+        # A single Spot type keeps the policy it always had, so its stack does not change.
+        assert set(distribution) == {
+            "OnDemandBaseCapacity",
+            "OnDemandPercentageAboveBaseCapacity",
+            "SpotAllocationStrategy",
+        }
+
+
+@pytest.mark.parametrize("stack", ecs_gpu_stacks())
+def test_the_ecs_task_fits_the_smallest_type_of_the_group(built: dict[str, Built], stack: str) -> None:
+    """ECS places a task only where its memory fits: sized to a larger fallback, it would stay pending
+    on the smaller type while managed scaling kept the instance running."""
+    item = built[stack]
+    fleet = item.deployment.spec.compute.fleet
+    memory = int(item.one("AWS::ECS::TaskDefinition")["Memory"])
+    smallest = min(i.memory_gib for i in fleet) * 1024
+    assert memory <= smallest * 0.9
+    assert memory > smallest * 0.9 - 256  # and no smaller than the rounding to 256 MiB needs
+
+
+def test_a_fallback_spec_renders_what_its_single_type_twin_does_but_the_placement(
+    built: dict[str, Built],
+) -> None:
+    """The types change only where instances come from and the task's size, nothing else."""
+    import copy
+
+    from templates.stack import build
+
+    fleet = built["staging-gpu-fallback-spot"]
+    spec = fleet.deployment.spec
+    twin = spec.model_copy(
+        update={
+            "compute": spec.compute.model_copy(
+                update={
+                    "instance_types": None,
+                    "instance_type": "g6.xlarge",
+                    "spot": False,
+                    "on_demand_base": 0,
+                }
+            )
+        }
+    )
+    ours = copy.deepcopy(fleet.resources)
+    theirs = build(twin, "staging").to_dict()["Resources"]
+    for resources in (ours, theirs):
+        group = resources["InstanceGroup"]["Properties"]
+        for key in ("MixedInstancesPolicy", "LaunchTemplate", "CapacityRebalance"):
+            group.pop(key, None)
+        resources.pop("TargetGroup")  # Spot drains faster
+    assert ours == theirs
+
+
+def test_one_spot_type_above_an_on_demand_base() -> None:
+    """The base alone needs no allocation strategy for on-demand (one type has no order)."""
+    from troposphere import autoscaling
+
+    from templates.gpu_hosts import placement
+    from tests.cost import make_spec
+
+    spec = make_spec(
+        compute={"service": "ec2", "instance_type": "g6.xlarge", "spot": True, "on_demand_base": 2}
+    )
+    template = autoscaling.LaunchTemplateSpecification(LaunchTemplateId="lt-0123456789abcdef0", Version="1")
+    found = placement(spec.compute, template)
+    policy = found["MixedInstancesPolicy"].to_dict()
+    assert policy["InstancesDistribution"] == {
+        "OnDemandBaseCapacity": 2,
+        "OnDemandPercentageAboveBaseCapacity": 0,
+        "SpotAllocationStrategy": "price-capacity-optimized",
+    }
+    assert policy["LaunchTemplate"]["Overrides"] == [{"InstanceType": "g6.xlarge"}]
+    assert found["CapacityRebalance"] is True

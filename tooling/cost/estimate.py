@@ -18,6 +18,11 @@ Logs, Container Insights metrics, alarms, the API key secret, the KMS key and th
 Every figure that rests on an assumption (traffic, log volume, image and weight sizes, launches, Spot
 discount) says so, with its number, in `Estimate.assumptions`.
 
+GPU hosts with fallback types (`compute.instance_types`) are priced at the first, the one the group
+launches on demand while EC2 has it; `Estimate.ranges` holds each figure with every instance of the
+cheapest type and of the dearest, since which one runs is up to EC2's capacity. With `spot`, the first
+`on_demand_base` instances in force are on-demand and the rest Spot, hour by hour for the scheduled figure.
+
 Public API (the CLI, validation and plan call these):
 
     estimate(spec, environment) -> Estimate
@@ -325,6 +330,13 @@ class Estimate:
     budget_usd: float | None = None
     assumptions: list[str] = field(default_factory=list)
     unpriced: list[str] = field(default_factory=list)
+    # basis -> (low, high): the monthly figure with every instance of the cheapest and of the dearest
+    # instance type; both equal the figure itself with one type.
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def range(self, basis: Basis = "min") -> tuple[float, float]:
+        figure = self.monthly(basis)
+        return self.ranges.get(basis, (figure, figure))
 
     def monthly(self, basis: Basis = "min") -> float:
         return {
@@ -352,6 +364,7 @@ class Estimate:
             "over_budget": over_budget(self),
             "assumptions": list(self.assumptions),
             "unpriced": list(self.unpriced),
+            "monthly_range_usd": {b: list(self.range(b)) for b in ("min", "max", "scheduled")},
         }
 
 
@@ -359,7 +372,22 @@ def _unit(spec: Deployment) -> str:
     compute = spec.compute
     if isinstance(compute, FargateCompute):
         return f"{compute.cpu / 1024:g} vCPU / {compute.memory / 1024:g} GiB {compute.architecture}"
-    return compute.instance_type + (" spot" if getattr(compute, "spot", False) else "")
+    return getattr(compute, "label", None) or compute.instance_type
+
+
+def instance_hours(spec: Deployment, units: float, basis: Basis) -> tuple[float, float]:
+    """(on-demand, Spot) instance-hours a month for `units` in force (the schedules' hours for the
+    scheduled figure): Spot is what runs above `on_demand_base`, the group's OnDemandBaseCapacity."""
+    compute, month = spec.compute, hours_per_month()
+    if not getattr(compute, "spot", False):
+        return units * month, 0.0
+    base = compute.on_demand_base
+    if basis == "scheduled":
+        # The base counts instances in force, so it splits each scheduled capacity, not their average.
+        in_force = capacity_hours(spec.scaling)
+        on_demand = sum(min(capacity, base) * h for capacity, h in in_force.items())
+        return on_demand, sum(capacity * h for capacity, h in in_force.items()) - on_demand
+    return min(units, base) * month, max(0.0, units - base) * month
 
 
 _PARAMETERS = re.compile(r"(?<![0-9.])(\d+(?:\.\d+)?)[Bb](?![a-zA-Z])")
@@ -410,6 +438,7 @@ class _Priced:
     costs: dict[str, float]
     used: dict[str, price_table.Price]
     unpriced: list[str]
+    compute_range: tuple[float, float] | None = None  # compute with the cheapest and the dearest type
 
 
 def _alarm_metrics(spec: Deployment) -> int:
@@ -441,16 +470,23 @@ def _components(spec: Deployment, units: float, gateway_tasks: int, basis: Basis
     def svc(key: str) -> float:
         return _service(region, key, used)
 
+    compute_range = None
     if isinstance(compute, FargateCompute):
         costs["compute"] = fargate_task_hour(compute, region, used) * hours * units
     else:
-        try:
-            rate = instance_price(compute.instance_type, region)
-            if getattr(compute, "spot", False):
-                rate *= SPOT_FACTOR
-            costs["compute"] = rate * hours * units
-        except MissingPrice:
-            unpriced.append(f"{compute.instance_type} in {region}")
+        on_demand, spot = instance_hours(spec, units, basis)
+        monthly: list[float] = []
+        for name in getattr(compute, "types", None) or (compute.instance_type,):
+            try:
+                rate = instance_price(name, region)
+            except MissingPrice:
+                unpriced.append(f"{name} in {region}")
+                continue
+            monthly.append(on_demand * rate + spot * rate * SPOT_FACTOR)
+            if len(monthly) == 1 and not unpriced:
+                costs["compute"] = monthly[0]  # the first choice
+        if len(monthly) > 1 or (monthly and unpriced):
+            compute_range = (min(monthly), max(monthly))
     if compute.service == "sagemaker":
         costs["gateway"] = fargate_task_hour(SAGEMAKER_GATEWAY, region, used) * hours * gateway_tasks
     if compute.service in ("ecs-gpu", "ec2"):
@@ -501,7 +537,7 @@ def _components(spec: Deployment, units: float, gateway_tasks: int, basis: Basis
         costs["secrets"] = svc("secret_month")
     costs["kms"] = svc("kms_key_month")
     costs["ecr"] = sum(IMAGE_GB[image] for image in _images(spec)) * svc("ecr_gb_month")
-    return _Priced(costs, used, unpriced)
+    return _Priced(costs, used, unpriced, compute_range)
 
 
 def _images(spec: Deployment) -> list[str]:
@@ -539,8 +575,10 @@ def _assumptions(
         notes.append(
             f"{region}: no service prices in the table, us-east-1 prices used for {', '.join(fallback)}"
         )
-    instance_type = getattr(compute, "instance_type", None)
-    if instance_type:
+    types = getattr(compute, "types", None) or (
+        (compute.instance_type,) if getattr(compute, "instance_type", None) else ()
+    )
+    for instance_type in types:
         section = "sagemaker" if instance_type.startswith("ml.") else "ec2"
         try:
             price = price_table.lookup(region, section, instance_type)
@@ -550,6 +588,12 @@ def _assumptions(
                 )
         except MissingPrice:
             notes.append(f"UNPRICED: {instance_type} has no {region} price in the table (counted as $0)")
+    if len(types) > 1:
+        notes.append(
+            f"fallback types: priced at {types[0]}, the first choice; the range is every instance "
+            f"of the cheapest to every instance of the dearest of {', '.join(types)} (which one runs "
+            "depends on EC2 capacity)"
+        )
     unverified = sorted(k for k, p in used.items() if not p.verified)
     if unverified:
         notes.append(
@@ -558,6 +602,11 @@ def _assumptions(
         )
     if getattr(compute, "spot", False):
         notes.append(f"Spot priced at {SPOT_FACTOR:.0%} of on-demand (typical, not a quote)")
+        if compute.on_demand_base:
+            notes.append(
+                f"on_demand_base: the first {compute.on_demand_base} instance(s) in force are on-demand, "
+                "the rest Spot"
+            )
     if compute.service == "sagemaker":
         tasks = 2 if environment == "prod" else 1
         notes.append(
@@ -652,6 +701,15 @@ def estimate(spec: Deployment, environment: str) -> Estimate:
     units = {"min": units_min, "max": units_max, "scheduled": units_scheduled}
     costs_min, costs_max, costs_scheduled = (_rounded(p.costs) for p in (at_min, at_max, scheduled))
     unpriced = sorted(set(at_min.unpriced + at_max.unpriced))
+    ranges = {
+        basis: _range(costs, priced)
+        for basis, costs, priced in (
+            ("min", costs_min, at_min),
+            ("max", costs_max, at_max),
+            ("scheduled", costs_scheduled, scheduled),
+        )
+        if priced.compute_range is not None
+    }
     return Estimate(
         environment=environment,
         name=spec.name,
@@ -671,7 +729,15 @@ def estimate(spec: Deployment, environment: str) -> Estimate:
         budget_usd=spec.budget.monthly_usd if spec.budget else None,
         assumptions=_assumptions(spec, environment, [at_min, at_max, scheduled], units),
         unpriced=unpriced,
+        ranges=ranges,
     )
+
+
+def _range(costs: dict[str, float], priced: _Priced) -> tuple[float, float]:
+    """The monthly total with the compute of the cheapest and of the dearest instance type."""
+    low, high = priced.compute_range or (priced.costs["compute"],) * 2
+    others = sum(costs.values()) - costs["compute"]
+    return round(others + cents(low), 2), round(others + cents(high), 2)
 
 
 class _HasSpec(Protocol):
@@ -762,7 +828,9 @@ def to_json(estimates: list[Estimate]) -> dict[str, Any]:
                      monthly_min_usd, monthly_max_usd, monthly_scheduled_usd,
                      components (at minimum scale), components_max, components_scheduled
                      ({component: USD} with every key of COMPONENTS), units {min, max, scheduled},
-                     budget_usd, over_budget (message or null), assumptions [str], unpriced [str]],
+                     budget_usd, over_budget (message or null), assumptions [str], unpriced [str],
+                     monthly_range_usd {min, max, scheduled: [low, high]} (fallback types: every
+                     instance of the cheapest and of the dearest; low == high with one type)],
      "totals": {"environments": {env: {monthly_min_usd, monthly_max_usd, monthly_scheduled_usd}},
                 "overall": {the same three}}}
     """
@@ -809,14 +877,21 @@ def _summary_rows(estimates: list[Estimate]) -> Iterable[tuple[bool, list[str]]]
                     e.environment,
                     e.name,
                     f"{e.service}: {e.unit}",
-                    format_usd(e.monthly_min_usd),
-                    format_usd(e.monthly_scheduled_usd),
-                    format_usd(e.monthly_max_usd),
+                    _figure_cell(e, "min"),
+                    _figure_cell(e, "scheduled"),
+                    _figure_cell(e, "max"),
                     _budget_cell(e),
                 ],
             )
         yield True, [env, "total", "", *_figures(figures), ""]
     yield True, ["all", "total", "", *_figures(sums["overall"]), ""]
+
+
+def _figure_cell(e: Estimate, basis: Basis) -> str:
+    """'$1,468', or with fallback types '$1,468 ($1,204–$1,970)': the first choice, then the range."""
+    low, high = (format_usd(v) for v in e.range(basis))
+    figure = format_usd(e.monthly(basis))
+    return figure if low == high else f"{figure} ({low}–{high})"
 
 
 def _figures(figures: dict[str, float]) -> list[str]:
