@@ -330,21 +330,27 @@ def cost_markdown(stack: Stack) -> str:
     except MissingPrice as exc:
         return f"## Estimated cost\nNo estimate: {exc}."
     day = 24 / cost.hours_per_month()
+
+    def usd(monthly: float) -> str:
+        return cost.format_usd(monthly * day, cents=True)
+
+    def spread(basis: cost.Basis) -> str:
+        # Fallback instance types: the day with every instance of the cheapest and of the dearest type.
+        low, high = estimate.range(basis)
+        return f"; {usd(low)} to {usd(high)} by instance type" if round(low, 2) != round(high, 2) else ""
+
     lines = [
         "## Estimated cost",
-        f"**{cost.format_usd(estimate.monthly_min_usd * day, cents=True)} a day** at scaling.min "
-        f"({estimate.units_min} × {estimate.unit})",
-        f"{cost.format_usd(estimate.monthly_max_usd * day, cents=True)} a day at the most the spec allows "
-        f"({estimate.units_max})",
+        f"**{usd(estimate.monthly_min_usd)} a day** at scaling.min ({estimate.units_min} × {estimate.unit})"
+        + spread("min"),
+        f"{usd(estimate.monthly_max_usd)} a day at the most the spec allows ({estimate.units_max})"
+        + spread("max"),
     ]
     if spec.scaling.schedules:
-        lines.append(
-            f"{cost.format_usd(estimate.monthly_scheduled_usd * day, cents=True)} a day on the schedules"
-        )
+        lines.append(f"{usd(estimate.monthly_scheduled_usd)} a day on the schedules" + spread("scheduled"))
     if estimate.budget_usd is not None:
         lines.append(
-            f"Budget: {cost.format_usd(estimate.budget_usd)} a month "
-            f"({cost.format_usd(estimate.budget_usd * day, cents=True)} a day)"
+            f"Budget: {cost.format_usd(estimate.budget_usd)} a month ({usd(estimate.budget_usd)} a day)"
         )
     lines.append(f"Estimate, not a bill: `deployctl cost`, {cost.prices_note()}.")
     return "\n\n".join(lines)

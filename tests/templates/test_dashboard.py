@@ -123,6 +123,12 @@ def test_the_dashboard_shows_the_plans_estimate_a_day(built: dict[str, Built], n
     assert f"**{cost.format_usd(estimate.monthly_min_usd * day, cents=True)} a day** at scaling.min" in text
     assert f"{cost.format_usd(estimate.monthly_max_usd * day, cents=True)} a day at the most" in text
     assert ("a day on the schedules" in text) == bool(spec.scaling.schedules)
+    # Fallback instance types price differently: the day between the cheapest and the dearest type.
+    low, high = (cost.format_usd(v * day, cents=True) for v in estimate.range("min"))
+    if len(getattr(spec.compute, "instance_types", None) or []) > 1:
+        assert f"{low} to {high} by instance type" in text, name
+    else:
+        assert "by instance type" not in text, name
     assert cost.prices_note() in text
 
 
