@@ -21,7 +21,7 @@ NoSuchResourceException at once, as AWS answers for a quota it does not have. mo
 target groups lack the LoadBalancerFullName and TargetGroupFullName attributes (CloudWatch's dimension
 values, which the dashboard reads): here they are the tail of the ARN, as AWS documents them; and a
 stack made or changed by a change set keeps moto's old outputs (none for a new one): here they are the
-executed template's.
+executed template's. moto has no CloudFormation alarms: here a stack's alarm has its name and ARN.
 """
 
 from __future__ import annotations
@@ -156,6 +156,7 @@ def fix_moto() -> None:
     _fail_change_sets_like_aws()
     _cost_allocation_tags()
     _load_balancer_full_names()
+    _alarms_in_stacks()
     _service_quotas()
 
 
@@ -229,6 +230,67 @@ def _cost_allocation_tags() -> None:
         return json.dumps({"Errors": errors})
 
     CostExplorerResponse.update_cost_allocation_tags_status = update_cost_allocation_tags_status
+
+
+def _alarms_in_stacks() -> None:
+    """moto has no CloudFormation model of AWS::CloudWatch::Alarm, so a stack's alarm is skipped and a
+    GetAtt of its Arn (the dashboard's alarm widget) fails the stack. Here an alarm in a stack is what
+    CloudFormation returns for it: Ref its name, GetAtt Arn its ARN
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudwatch-alarm.html,
+    return values). It is not put in CloudWatch: nothing here evaluates alarms."""
+    from moto.cloudformation import parsing  # noqa: PLC0415
+    from moto.core.common_models import CloudFormationModel  # noqa: PLC0415
+
+    class StackAlarm(CloudFormationModel):
+        def __init__(self, name: str, account_id: str, region_name: str) -> None:
+            self.name = self.physical_resource_id = name
+            self.arn = f"arn:aws:cloudwatch:{region_name}:{account_id}:alarm:{name}"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudWatch::Alarm"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name != "Arn":
+                raise AttributeError(attribute_name)
+            return self.arn
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **_: Any
+        ) -> StackAlarm:
+            name = cloudformation_json.get("Properties", {}).get("AlarmName") or resource_name
+            return cls(name, account_id, region_name)
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> StackAlarm:
+            name = cloudformation_json.get("Properties", {}).get("AlarmName") or original_resource.name
+            return cls(name, account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+        ) -> None:
+            return None
+
+    # moto reads the models once (lru_cache); the new one must be seen.
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
 
 
 def _load_balancer_full_names() -> None:

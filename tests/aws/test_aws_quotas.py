@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from tests.aws.conftest import git
 from tests.aws.test_aws_end_to_end import push
-from tooling import aws, quotas
+from tooling import aws, cloudformation, quotas
 from tooling.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -105,6 +105,11 @@ def test_plan_reports_and_deploy_refuses_an_exceeded_g_quota(
         with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
     push("abc123")
+    # The regional bootstrap's artifacts bucket, which a deploy needs once a template is over the inline
+    # limit: this internal stack is, with its probe's code and its dashboard.
+    boto3.client("s3", region_name="us-east-1").create_bucket(
+        Bucket=cloudformation.artifacts_bucket(aws.account_id("us-east-1"), "us-east-1")
+    )
     cfn = boto3.client("cloudformation", region_name="us-east-1")
 
     def feed(value: float, usage: float) -> Stubbed:
