@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEPLOYCTL := $(BIN)/deployctl
 PYTEST_WORKERS ?= auto
 
-.PHONY: help install plan validate list render schema docs lint test test-fast bench local-aws clean
+.PHONY: help install lock plan validate list render schema docs lint test test-fast bench local-aws clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,19 +18,31 @@ help:  ## show the targets
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-$(STAMP): pyproject.toml
+# Every dependency comes from requirements/ci.lock, each artifact checked against its recorded sha256
+# (pip's hash-checking mode: no resolver, nothing unpinned, no transitive surprise), the same on a
+# laptop and in CI, where it runs before any AWS role is assumed. Wheels only: no sdist's build step
+# runs, and deployctl itself builds with the lock's setuptools (no build isolation fetching one unchecked).
+# https://pip.pypa.io/en/stable/topics/secure-installs/
+PIP_LOCKED = --quiet --require-hashes --no-deps --only-binary=:all:
+$(STAMP): pyproject.toml requirements/ci.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install $(PIP_LOCKED) -r requirements/ci.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --no-index -e .
 	touch $@
+
+lock: $(STAMP)  ## regenerate requirements/*.lock from pyproject.toml (run after changing a pin)
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --custom-compile-command "make lock" pyproject.toml requirements/build.in --extra dev -o requirements/ci.lock
+	$(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["checkov"][0])' \
+	  | $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --custom-compile-command "make lock" - -o requirements/checkov.lock
 
 install: $(STAMP) $(CHECKOV_STAMP)  ## create .venv (deployctl and its dev tools) and .venv-checkov
 
 # checkov's pin comes from pyproject.toml's `checkov` extra, so there is one place to bump it.
-$(CHECKOV_STAMP): pyproject.toml
+$(CHECKOV_STAMP): requirements/checkov.lock
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/pip install --quiet "$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["checkov"][0])')"
+	$(CHECKOV_VENV)/bin/pip install --quiet --require-hashes --no-deps --only-binary=:all: -r requirements/checkov.lock
 	touch $@
 
 plan: $(STAMP)  ## validate, render, lint, diff and price every deployment (no AWS account needed)

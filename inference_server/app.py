@@ -25,6 +25,7 @@ from inference_server.accesslog import AccessLog
 from inference_server.auth import KeyStore, keys_from_file, read_secret_string, secret_fetcher
 from inference_server.clients import ClientList, clients_fetcher
 from inference_server.config import Settings, load
+from inference_server.engine_metrics import GaugePublisher, metrics_url
 from inference_server.errors import GatewayError, error_body, normalise_upstream_error, sse_error_event
 from inference_server.limits import KeyLimits, Limiter
 from inference_server.metrics import Metrics, MetricsServer
@@ -222,6 +223,7 @@ class Gateway:
         metrics: Metrics | None = None,
         access_log: AccessLog | None = None,
         usage: UsageMetrics | None = None,
+        gauges: GaugePublisher | None = None,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
@@ -232,6 +234,17 @@ class Gateway:
             settings.metrics_stack or "local",
             interval=settings.usage_flush_interval,
             enabled=settings.usage_metrics,
+        )
+        engine_url = settings.engine_metrics_url or (
+            metrics_url(settings.upstream_url) if settings.upstream == "vllm" else None
+        )
+        self.gauges = gauges or GaugePublisher(
+            settings.metrics_stack or "local",
+            lambda: self.requests_in_flight,
+            engine_url=engine_url,
+            engine_version=settings.engine_version,
+            interval=settings.gauge_interval,
+            enabled=settings.gauge_metrics,
         )
         self.limits = KeyLimits(settings.rpm_per_key, settings.concurrency_per_key)
         # Named clients' limits (GATEWAY_CLIENTS_PARAMETER), replaced on every refresh of the list.
@@ -265,6 +278,11 @@ class Gateway:
             self._rename = (orjson.dumps(upstream_name)[1:-1], orjson.dumps(served)[1:-1])
         if isinstance(keys, KeyStore):
             keys.set_on_refresh(self.apply_clients)
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Proxied requests this process is serving now (health checks are not counted)."""
+        return self._inflight
 
     def apply_clients(self, fetched: Any) -> None:
         if not isinstance(fetched, ClientList):
@@ -306,8 +324,10 @@ class Gateway:
         await self.upstream.start()
         await self.metrics_server.start()
         await self.usage.start()
+        await self.gauges.start()
 
     async def shutdown(self) -> None:
+        await self.gauges.close()
         await self.upstream.close()
         await self.keys.close()
         await self.metrics_server.close()
@@ -386,6 +406,7 @@ class Gateway:
                 prompt,
                 completion,
                 exchange.outcome != "complete",
+                exchange.ttft,
             )
         self.access_log.write(
             request_id=exchange.request_id,

@@ -61,6 +61,14 @@ class Settings:
     metrics_stack: str | None = None
     usage_metrics: bool = True
     usage_flush_interval: float = 60.0
+    # The load gauges scaling tracks (engine_metrics.py): well inside target tracking's one-minute
+    # period, so every period has data points from every task.
+    gauge_metrics: bool = True
+    gauge_interval: float = 10.0
+    # Default: vLLM's /metrics beside the upstream's /v1, for the vllm upstream only.
+    engine_metrics_url: str | None = None
+    # The vLLM release behind the gateway: which name its KV cache gauge has.
+    engine_version: str | None = None
     shutdown_grace: float = 30.0
     key_refresh_interval: float = 60.0
     key_refresh_min_interval: float = 5.0
@@ -144,6 +152,14 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "metrics_stack": ("GATEWAY_METRICS_STACK", str, "the Stack dimension of the usage metrics"),
     "usage_metrics": ("GATEWAY_USAGE_METRICS", bool, "usage per client as CloudWatch EMF lines on stdout"),
     "usage_flush_interval": ("GATEWAY_USAGE_FLUSH_INTERVAL", float, "seconds per usage metrics line"),
+    "gauge_metrics": ("GATEWAY_GAUGE_METRICS", bool, "load gauges (in flight, engine queue) as EMF lines"),
+    "gauge_interval": ("GATEWAY_GAUGE_INTERVAL", float, "seconds per load gauges line"),
+    "engine_metrics_url": (
+        "GATEWAY_ENGINE_METRICS_URL",
+        str,
+        "the engine's Prometheus /metrics (default: beside a vllm upstream's /v1)",
+    ),
+    "engine_version": ("ENGINE_VERSION", str, "the vLLM release behind the gateway (its metric names)"),
     "shutdown_grace": ("GATEWAY_SHUTDOWN_GRACE", float, "seconds in-flight requests get after SIGTERM"),
     "key_refresh_interval": ("GATEWAY_KEY_REFRESH_INTERVAL", float, "seconds between key refreshes"),
     "key_refresh_min_interval": (
@@ -198,6 +214,8 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         raise SystemExit(f"--upstream must be one of {', '.join(UPSTREAM_KINDS)}, not {settings.upstream!r}")
     if settings.upstream == "sagemaker" and not settings.sagemaker_endpoint:
         raise SystemExit("--upstream sagemaker needs --sagemaker-endpoint")
+    if settings.gauge_interval <= 0:
+        raise SystemExit(f"--gauge-interval must be above 0 seconds, not {settings.gauge_interval}")
     return settings
 
 

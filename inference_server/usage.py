@@ -4,7 +4,9 @@ No API call per request: the task's log driver (awslogs: PutLogEvents) ships std
 Logs, which extracts the metrics; the `x-amzn-logs-format: json/emf` header is optional, per
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_PutLogEvents.html
 Each line carries both dimension sets of CONTRACTS.md, ["Stack"] and ["Stack", "Client"], so the
-deployment's totals are the Sum over its clients' lines. Document structure as AWS specifies it:
+deployment's totals are the Sum over its clients' lines. TimeToFirstToken (one value per streamed
+request, sampled like Latency) is declared only on lines that have one: EMF requires every declared
+metric's member at the root of the document. Document structure as AWS specifies it:
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 (root `_aws` {Timestamp in ms, CloudWatchMetrics: [{Namespace, Dimensions, Metrics: [{Name, Unit}]}]};
 a metric's value is a number or an array of at most 100 numbers).
@@ -20,20 +22,28 @@ import time
 
 import orjson
 
-NAMESPACE = "deployctl/Gateway"
+from inference_server import metric_names as names
+
+NAMESPACE = names.NAMESPACE
 _MAX_VALUES = 100  # EMF's limit on the values of one metric in one document
 
-_METRICS = (
-    {"Name": "Requests", "Unit": "Count"},
-    {"Name": "Errors", "Unit": "Count"},
-    {"Name": "PromptTokens", "Unit": "Count"},
-    {"Name": "CompletionTokens", "Unit": "Count"},
-    {"Name": "Latency", "Unit": "Milliseconds"},
-)
+_METRICS = tuple({"Name": n, "Unit": names.UNITS[n]} for n in names.USAGE_METRICS)
+_TTFT = {"Name": names.TIME_TO_FIRST_TOKEN, "Unit": names.UNITS[names.TIME_TO_FIRST_TOKEN]}
+
+
+def _sample(values: list[float], value: float, seen: int) -> None:
+    """A uniform sample of at most 100 values (reservoir sampling), so the percentiles CloudWatch
+    computes from them are unbiased however busy the interval was; `seen` counts this value."""
+    if len(values) < _MAX_VALUES:
+        values.append(value)
+    else:
+        slot = random.randrange(seen)  # noqa: S311 - sampling, not security
+        if slot < _MAX_VALUES:
+            values[slot] = value
 
 
 class _Totals:
-    __slots__ = ("completion", "errors", "latencies", "prompt", "requests")
+    __slots__ = ("completion", "errors", "latencies", "prompt", "requests", "streams", "ttfts")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -41,6 +51,8 @@ class _Totals:
         self.prompt = 0
         self.completion = 0
         self.latencies: list[float] = []
+        self.streams = 0
+        self.ttfts: list[float] = []
 
 
 class UsageMetrics:
@@ -62,6 +74,7 @@ class UsageMetrics:
         prompt: int | None,
         completion: int | None,
         error: bool,
+        ttft: float | None = None,
     ) -> None:
         if not self.enabled:
             return
@@ -75,29 +88,24 @@ class UsageMetrics:
             totals.prompt += prompt
         if completion:
             totals.completion += completion
-        latencies = totals.latencies
-        # A uniform sample of at most 100 latencies (reservoir sampling), so the percentiles
-        # CloudWatch computes from them are unbiased however busy the interval was.
-        if len(latencies) < _MAX_VALUES:
-            latencies.append(latency)
-        else:
-            slot = random.randrange(totals.requests)  # noqa: S311 - sampling, not security
-            if slot < _MAX_VALUES:
-                latencies[slot] = latency
+        _sample(totals.latencies, latency, totals.requests)
+        if ttft is not None:
+            totals.streams += 1
+            _sample(totals.ttfts, ttft, totals.streams)
 
     def lines(self) -> list[bytes]:
         totals, self._totals = self._totals, {}
         stamp = int(time.time() * 1000)
         out = []
         for client, t in totals.items():
-            document = {
+            document: dict[str, object] = {
                 "_aws": {
                     "Timestamp": stamp,
                     "CloudWatchMetrics": [
                         {
                             "Namespace": NAMESPACE,
                             "Dimensions": [["Stack"], ["Stack", "Client"]],
-                            "Metrics": list(_METRICS),
+                            "Metrics": [*_METRICS, _TTFT] if t.ttfts else list(_METRICS),
                         }
                     ],
                 },
@@ -109,6 +117,8 @@ class UsageMetrics:
                 "CompletionTokens": t.completion,
                 "Latency": [round(value * 1000, 3) for value in t.latencies],
             }
+            if t.ttfts:
+                document[names.TIME_TO_FIRST_TOKEN] = [round(value * 1000, 3) for value in t.ttfts]
             out.append(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE))
         return out
 

@@ -2,6 +2,18 @@
 
 ECS services and SageMaker variants scale through Application Auto Scaling and share one builder; an
 EC2 autoscaling group has its own policy types and a five-field cron, because AWS made them differently.
+
+The LLM-aware targets track what the gateway publishes (templates/gateway_metrics.py): its requests in
+flight and vLLM's queue and KV cache, one EMF data point per task every few seconds under the one
+dimension set [Stack]. CloudWatch's Average of a metric over a period is Sum / SampleCount of every data
+point published to it (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Statistics-definitions.html),
+so with each task publishing its own value at the same interval, Average is the per-task average that
+target tracking needs: "the value of the metric should decrease when capacity increases"
+(https://docs.aws.amazon.com/autoscaling/application/APIReference/API_CustomizedMetricSpecification.html).
+No metric math is needed, which would only be for dividing a service-wide total by a task count
+(https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking-metric-math.html).
+The policy names the metric with the dimensions it is published with, as the API requires ("If you
+published your metric with dimensions, you must specify the same dimensions in your scaling policy").
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from troposphere import Ref
 from troposphere import applicationautoscaling as aas
 from troposphere import autoscaling as asg
 
+from templates import gateway_metrics
 from templates.context import Stack
 from tooling import cron
 
@@ -20,7 +33,33 @@ _ECS_METRICS = {
     "memory_percent": "ECSServiceAverageMemoryUtilization",
     "requests_per_target": "ALBRequestCountPerTarget",
 }
-_SAGEMAKER_METRICS = {"invocations_per_instance": "SageMakerVariantInvocationsPerInstance"}
+_SAGEMAKER_METRICS = {
+    "invocations_per_instance": "SageMakerVariantInvocationsPerInstance",
+    # ConcurrentRequestsPerModel: the requests in a model container, queued ones included, a streamed
+    # one until its last token, emitted every 10 s, so scale-out reacts within a minute
+    # (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-add-code-define.html).
+    "concurrent_requests_per_model": "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+}
+# Spec target -> the gateway's gauge it tracks (validation says which target supports which).
+GATEWAY_SIGNALS = {
+    "requests_in_flight_per_task": gateway_metrics.REQUESTS_IN_FLIGHT,
+    "queue_depth_per_task": gateway_metrics.ENGINE_REQUESTS_WAITING,
+    "kv_cache_percent": gateway_metrics.ENGINE_KV_CACHE_USAGE,
+}
+GATEWAY_STATISTIC = "Average"
+
+
+def _gateway_metric(module: Any, name: str) -> Any:
+    """The per-task gauge `name` as `module` (aas or asg) names a customized metric."""
+    return module.CustomizedMetricSpecification(
+        Namespace=gateway_metrics.NAMESPACE,
+        MetricName=GATEWAY_SIGNALS[name],
+        # The gateway's GATEWAY_METRICS_STACK (templates/targets/shared.py) is this same value.
+        Dimensions=[
+            module.MetricDimension(Name=gateway_metrics.STACK_DIMENSION, Value=Ref("AWS::StackName"))
+        ],
+        Statistic=GATEWAY_STATISTIC,
+    )
 
 
 def add_application_scaling(
@@ -64,9 +103,14 @@ def add_application_scaling(
     )
     chosen = targets if targets is not None else _spec_targets(stack)
     for name, value in sorted(chosen.items()):
-        spec = aas.PredefinedMetricSpecification(PredefinedMetricType=metrics[name])
-        if metrics[name] == "ALBRequestCountPerTarget":
-            spec.ResourceLabel = request_label
+        metric: dict[str, Any]
+        if name in GATEWAY_SIGNALS:
+            metric = {"CustomizedMetricSpecification": _gateway_metric(aas, name)}
+        else:
+            spec = aas.PredefinedMetricSpecification(PredefinedMetricType=metrics[name])
+            if metrics[name] == "ALBRequestCountPerTarget":
+                spec.ResourceLabel = request_label
+            metric = {"PredefinedMetricSpecification": spec}
         stack.add(
             aas.ScalingPolicy(
                 f"{prefix}{_camel(name)}Policy",
@@ -74,7 +118,7 @@ def add_application_scaling(
                 PolicyType="TargetTrackingScaling",
                 ScalingTargetId=Ref(target),
                 TargetTrackingScalingPolicyConfiguration=aas.TargetTrackingScalingPolicyConfiguration(
-                    PredefinedMetricSpecification=spec,
+                    **metric,
                     TargetValue=float(value),
                     ScaleInCooldown=stack.spec.scaling.scale_in_cooldown,
                     ScaleOutCooldown=stack.spec.scaling.scale_out_cooldown,
@@ -92,12 +136,18 @@ def add_group_scaling(
     `headroom` instances are added to each schedule's non-zero max, as to the group's own MaxSize, so
     that a rolling update during the schedule can still start a new instance before it stops one.
     """
-    # Only requests: host CPU does not follow a GPU server's load (validation refuses cpu_percent here).
+    # Requests and the gateway's gauges: host CPU does not follow a GPU server's load (validation
+    # refuses cpu_percent here).
     metrics = {"requests_per_target": "ALBRequestCountPerTarget"}
     for name, value in sorted(_spec_targets(stack).items()):
-        spec = asg.PredefinedMetricSpecification(PredefinedMetricType=metrics[name])
-        if name == "requests_per_target":
-            spec.ResourceLabel = request_label
+        metric: dict[str, Any]
+        if name in GATEWAY_SIGNALS:
+            metric = {"CustomizedMetricSpecification": _gateway_metric(asg, name)}
+        else:
+            spec = asg.PredefinedMetricSpecification(PredefinedMetricType=metrics[name])
+            if name == "requests_per_target":
+                spec.ResourceLabel = request_label
+            metric = {"PredefinedMetricSpecification": spec}
         stack.add(
             asg.ScalingPolicy(
                 f"Group{_camel(name)}Policy",
@@ -106,7 +156,7 @@ def add_group_scaling(
                 # Instance warm-up covers image pull and model load before its metrics count.
                 EstimatedInstanceWarmup=900,
                 TargetTrackingConfiguration=asg.TargetTrackingConfiguration(
-                    PredefinedMetricSpecification=spec, TargetValue=float(value)
+                    **metric, TargetValue=float(value)
                 ),
             )
         )

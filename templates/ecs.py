@@ -12,6 +12,36 @@ from templates.network import Network
 
 CONTAINER = "gateway"
 
+# Streams in flight when a task is stopped (scale-in, a deploy, Spot, an instance draining): the stacks
+# DRAIN them rather than set ECS task scale-in protection ($ECS_AGENT_URI/task-protection/v1/state,
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection-endpoint.html).
+# Why: protection keeps a task from scale-in and from deployments while it is set, and behind a load
+# balancer that spreads streams over every task, under load every task has one in flight nearly all the
+# time, so the scaler could never remove a task and a deploy would wait out each protection's expiry;
+# it also does nothing for Spot interruptions or instance draining, and costs an agent call each time a
+# task goes from idle to busy. The drain covers every stop the same way, with no call: ECS deregisters
+# the task from the target group, the ALB sends it no new request while in-flight ones continue for the
+# deregistration delay (templates/load_balancer.py), and only once the target is unused does ECS send
+# SIGTERM, then SIGKILL after the container's StopTimeout
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/load-balancer-connection-draining.html).
+# After SIGTERM the gateway stops accepting and lets what is left finish for GATEWAY_SHUTDOWN_GRACE;
+# beside an engine the image's supervisor gives the gateway, then vLLM, SUPERVISOR_GRACE each. Both are
+# derived here from the StopTimeout so that they always fit inside it (cfn-lint rule E9031 checks).
+DRAIN_MARGIN_SECONDS = 10
+
+
+def drain_environment(stop_timeout: int, *, engine: bool) -> dict[str, str]:
+    """The gateway's (and the supervisor's) shutdown graces that end before ECS's SIGKILL."""
+    if not engine:
+        return {"GATEWAY_SHUTDOWN_GRACE": str(stop_timeout - DRAIN_MARGIN_SECONDS)}
+    # The supervisor stops the gateway first (its streams still need vLLM), then vLLM: two graces.
+    supervisor = (stop_timeout - DRAIN_MARGIN_SECONDS) // 2
+    return {
+        "SUPERVISOR_GRACE": str(supervisor),
+        # Below the supervisor's wait, so the gateway ends its own drain instead of being killed in it.
+        "GATEWAY_SHUTDOWN_GRACE": str(supervisor - DRAIN_MARGIN_SECONDS // 2),
+    }
+
 
 def add_cluster(stack: Stack) -> ecs.Cluster:
     insights = stack.spec.observability.container_insights

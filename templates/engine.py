@@ -39,6 +39,8 @@ def engine_environment(spec: Deployment) -> dict[str, Any]:
         "ENGINE_PORT": str(VLLM_PORT),
         # Sorted keys: the same spec renders the same bytes.
         "ENGINE_ARGS": json.dumps(args, sort_keys=True, separators=(",", ":")),
+        # The gateway reads vLLM's own gauges, whose names changed across releases (engine_metrics.py).
+        "ENGINE_VERSION": engine.version,
         "GATEWAY_UPSTREAM": "vllm",
         "GATEWAY_UPSTREAM_URL": f"http://127.0.0.1:{VLLM_PORT}/v1",
     }

@@ -75,7 +75,13 @@ def add_gateway_service(
                     Image=image(stack, GATEWAY_REPOSITORY),
                     Essential=True,
                     PortMappings=[ecs.PortMapping(ContainerPort=GATEWAY_PORT, Protocol="tcp")],
-                    Environment=ecs_parts.environment({"GATEWAY_PORT": str(GATEWAY_PORT), **environment}),
+                    Environment=ecs_parts.environment(
+                        {
+                            "GATEWAY_PORT": str(GATEWAY_PORT),
+                            **ecs_parts.drain_environment(STOP_TIMEOUT, engine=False),
+                            **environment,
+                        }
+                    ),
                     Secrets=[ecs.Secret(Name=k, ValueFrom=v) for k, v in sorted(secrets.items())],
                     LogConfiguration=ecs_parts.log_configuration(stack, log_group, "gateway"),
                     HealthCheck=ecs_parts.container_health_check(),

@@ -337,6 +337,29 @@ def plan(
     sys.exit(2 if detailed_exitcode and result.changed else 0)
 
 
+@cli.command("plan-comment")
+@click.argument("plans", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--environment",
+    "-e",
+    "environments",
+    multiple=True,
+    required=True,
+    help="An environment the comment must cover (repeat); one without PLANS/<env>.md is reported missing.",
+)
+@click.option(
+    "--limit", type=click.IntRange(1000, 65_536), default=65_536, show_default=True, help="Bytes at most."
+)
+def plan_comment(plans: Path, environments: tuple[str, ...], limit: int) -> None:
+    """The pull-request comment from one markdown plan per environment (`plan --format markdown`)."""
+    from tooling import plan_output  # noqa: PLC0415
+
+    found = {p.stem: p for p in plans.rglob("*.md")} if plans.is_dir() else {}
+    names = list(dict.fromkeys([*environments, *sorted(set(found) - set(environments))]))
+    texts = {n: found[n].read_text(encoding="utf-8") if n in found else None for n in names}
+    click.echo(plan_output.collect(texts, limit=limit), nl=False)
+
+
 @cli.command("cost")
 @paths_argument
 @click.option(
@@ -913,7 +936,11 @@ def smoke(
     fmt: str,
     retries: int,
 ) -> None:
-    """Smoke-test live endpoints (internal ones from their stack's probe); exit 1 on any failure."""
+    """Smoke-test live endpoints (internal ones from their stack's probe); exit 1 on any failure.
+
+    Every deployment is tried, whatever the ones before it did; one whose stack does not exist yet
+    (merged, not released) is reported as skipped, not failed.
+    """
     import json  # noqa: PLC0415
 
     from tooling import smoke as checks  # noqa: PLC0415
@@ -921,29 +948,46 @@ def smoke(
     if key_from_secret and key_env:
         raise click.UsageError("choose one of --key-from-secret and --key-env")
     mode = "env" if key_env else "secret"
-    reports = []
+    reports: list[checks.Report] = []
+    skipped: list[tuple[str, str]] = []
     for deployment in _live(obj, targets, environment):
+        name = f"{deployment.environment}/{deployment.name}"
         try:
             reports.append(
                 checks.check_deployment(deployment, key_mode=mode, key_env=key_env, url=url, retries=retries)
             )
+        except checks.NotDeployed as exc:
+            skipped.append((name, str(exc)))
         except checks.NotSmokeable as exc:
-            raise click.ClickException(str(exc)) from None
+            reports.append(checks.failed_report(name, str(exc)))
+        except Exception as exc:  # one stack's AWS error must not hide the others' results
+            reports.append(checks.failed_report(name, f"{type(exc).__name__}: {str(exc)[:300]}"))
     if fmt == "markdown":
-        click.echo(checks.to_markdown(reports), nl=False)
+        click.echo(checks.to_markdown(reports, skipped), nl=False)
     else:
         table = Table(title="Smoke tests", title_justify="left")
         for column in ("Deployment", "Check", "Result", "Seconds", "First token", "Detail"):
             table.add_column(column, no_wrap=column != "Detail")
+        for name, why in skipped:
+            table.add_row(name, "", "[yellow]skipped[/]", "", "", escape(why))
         for r in reports:
             for c in r.checks:
                 first = f"{c.first_token_seconds:.3f}" if c.first_token_seconds is not None else ""
                 result = "[green]pass[/]" if c.ok else "[red]FAIL[/]"
                 table.add_row(r.deployment, c.name, result, f"{c.seconds:.3f}", first, escape(c.detail))
         _print(table)
+    failed = [r.deployment for r in reports if not r.ok]
+    click.echo(
+        f"{len(reports) - len(failed)} passed, {len(failed)} failed, {len(skipped)} skipped (not deployed)",
+        err=True,
+    )
     if report:
-        report.write_text(json.dumps([r.to_json() for r in reports], indent=2) + "\n", encoding="utf-8")
-    sys.exit(0 if all(r.ok for r in reports) else 1)
+        # One entry per deployment, as before; a skipped one carries why and no verdict (ok: null).
+        document = [r.to_json() for r in reports] + [
+            {"deployment": n, "skipped": why, "ok": None, "checks": []} for n, why in skipped
+        ]
+        report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    sys.exit(1 if failed else 0)
 
 
 @cli.command("usage")
@@ -991,28 +1035,62 @@ def usage_(obj: _Context, target: str, since: str) -> None:
 @paths_argument
 @click.option("--environment", "-e", help="Every deployment of this environment.")
 @click.option(
+    "--due",
+    is_flag=True,
+    help="Only keys older than their auth.rotation_days (DescribeSecret's LastRotatedDate, else the "
+    "secret's CreatedDate); the others are listed as not due.",
+)
+@click.option(
     "--timeout", default=600, show_default=True, type=int, help="Seconds to wait for each rotation."
 )
 @click.pass_obj
-def rotate_keys(obj: _Context, paths: tuple[Path, ...], environment: str | None, timeout: int) -> None:
-    """Rotate API keys now, then prove the new key and the previous one both work."""
+def rotate_keys(
+    obj: _Context, paths: tuple[Path, ...], environment: str | None, due: bool, timeout: int
+) -> None:
+    """Rotate API keys now, then prove the new key and the previous one both work.
+
+    A deployment whose stack does not exist yet is skipped (it has no key to rotate); a stack without
+    its key outputs, a rotation still pending or a key refused fails the command (exit 1).
+    """
+    import datetime as dt  # noqa: PLC0415
+
     from tooling import aws, keys  # noqa: PLC0415
     from tooling import cloudformation as cf  # noqa: PLC0415
+    from tooling import smoke as smoke_checks  # noqa: PLC0415
 
     chosen = [f for f in obj.load(paths).valid if f.spec and f.spec.auth.api_keys]
     if environment:
         chosen = [f for f in chosen if f.environment == environment]
+    now = dt.datetime.now(dt.UTC)
     failed = False
     for deployment in chosen:
         spec = deployment.spec
         assert spec is not None
-        outputs = cf.outputs_of(cf.describe(aws.client("cloudformation", spec.region), deployment.stack_name))
+        stack = cf.describe(aws.client("cloudformation", spec.region), deployment.stack_name)
+        if not smoke_checks.deployed(stack):
+            click.echo(f"{deployment.stack_name}: skipped, not deployed yet")
+            continue
+        outputs = cf.outputs_of(stack)
         secret, url = outputs.get("ApiKeySecretArn"), outputs.get("EndpointUrl")
         if not secret or not url:
-            click.echo(f"{deployment.stack_name}: not deployed (no ApiKeySecretArn/EndpointUrl output)")
+            click.echo(f"{deployment.stack_name}: no ApiKeySecretArn/EndpointUrl output; cannot rotate")
             failed = True
             continue
         try:
+            if due:
+                age = keys.age(secret, spec.region, spec.auth.rotation_days)
+                if age.rotating:
+                    # A rotation that did not finish leaves AWSPENDING on a version; another RotateSecret
+                    # would run against it. Someone has to look (the rotation function's logs).
+                    click.echo(f"{deployment.stack_name}: a rotation is pending (AWSPENDING); not rotated")
+                    failed = True
+                    continue
+                if not age.due(now):
+                    click.echo(
+                        f"{deployment.stack_name}: not due (key from {age.since:%Y-%m-%d} by {age.source}, "
+                        f"due {age.due_at:%Y-%m-%d} after {spec.auth.rotation_days}d)"
+                    )
+                    continue
             rotation = keys.rotate(secret, spec.region, timeout=timeout)
             new, old = keys.key(secret, spec.region), keys.key(secret, spec.region, "AWSPREVIOUS")
             verdict = {"new key": keys.works(url, new), "previous key": keys.works(url, old)}
@@ -1032,7 +1110,11 @@ def rotate_keys(obj: _Context, paths: tuple[Path, ...], environment: str | None,
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
 @click.pass_obj
 def drift(obj: _Context, environment: str | None, fmt: str) -> None:
-    """Detect drift on our stacks (changes made outside CloudFormation); exit 1 if detection failed."""
+    """Detect drift on our stacks (changes made outside CloudFormation).
+
+    Exit 0: every stack in sync; 2: drift found (and every detection finished); 1: a detection failed,
+    so the report is incomplete, whatever else it found.
+    """
     from tooling import changesets  # noqa: PLC0415
     from tooling import cloudformation as cf  # noqa: PLC0415
     from tooling import drift as detector  # noqa: PLC0415
@@ -1054,7 +1136,7 @@ def drift(obj: _Context, environment: str | None, fmt: str) -> None:
             for logical, kind, status, paths in d.resources or [("", "", "", [])]:
                 table.add_row(d.stack_name, d.status, f"{logical} {kind}".strip(), status, ", ".join(paths))
         _print(table)
-    sys.exit(1 if any(d.status.startswith("FAILED") for d in results) else 0)
+    sys.exit(detector.exit_code(results))
 
 
 @cli.command("schema")

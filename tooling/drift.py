@@ -44,6 +44,23 @@ def detect(stack_name: str, region: str, *, timeout: float = 600.0, poll: float 
         token = {"NextToken": page["NextToken"]}
 
 
+# `deployctl drift` exit codes: a scheduled job tells "in sync" from "drifted" from "could not tell".
+IN_SYNC, FAILED, DRIFTED = 0, 1, 2
+
+
+def exit_code(drifts: list[Drift]) -> int:
+    """FAILED when any detection did not finish (the report is incomplete: "in sync" cannot be
+    claimed, and a failure must not read as drift), else DRIFTED when any stack drifted, else IN_SYNC.
+
+    StackDriftStatus is DRIFTED, IN_SYNC, NOT_CHECKED ("hasn't checked") or UNKNOWN ("could not run drift
+    detection for a resource"); only the first two answer the question:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackDriftInformationSummary.html
+    """
+    if any(d.status not in ("IN_SYNC", "DRIFTED") for d in drifts):
+        return FAILED
+    return DRIFTED if any(d.status == "DRIFTED" for d in drifts) else IN_SYNC
+
+
 def to_markdown(drifts: list[Drift]) -> str:
     drifted = [d for d in drifts if d.status != "IN_SYNC"]
     lines = [

@@ -7,8 +7,10 @@ that breaks clients still holding the previous key is a failed rotation.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from tooling import aws
 
@@ -18,6 +20,48 @@ class Rotation:
     secret_arn: str
     previous_version: str
     current_version: str
+
+
+@dataclass(frozen=True)
+class KeyAge:
+    """When the key in force came into force, read from DescribeSecret, and whether it is due."""
+
+    since: dt.datetime
+    source: str  # the DescribeSecret field `since` came from
+    due_at: dt.datetime
+    rotating: bool  # a rotation is under way (a version carries AWSPENDING)
+
+    def due(self, now: dt.datetime) -> bool:
+        return now >= self.due_at
+
+
+def key_age(description: dict[str, Any], rotation_days: int) -> KeyAge:
+    """The age of a secret's key from a DescribeSecret response, against `auth.rotation_days`.
+
+    LastRotatedDate is "the last date and time that Secrets Manager rotated the secret", absent when it
+    never has; a key never rotated is as old as the secret (CreatedDate). LastChangedDate is only the
+    last resort: it moves when the secret is "modified in any way" (a tag, its description), which
+    would postpone a rotation that is due.
+    https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html
+    """
+    for field in ("LastRotatedDate", "CreatedDate", "LastChangedDate"):
+        value = description.get(field)
+        if value is not None:
+            since = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            break
+    else:
+        raise ValueError(f"{description.get('ARN', 'the secret')}: DescribeSecret names no date of the key")
+    stages = description.get("VersionIdsToStages") or {}
+    return KeyAge(
+        since=since,
+        source=field,
+        due_at=since + dt.timedelta(days=rotation_days),
+        rotating=any("AWSPENDING" in s for s in stages.values()),
+    )
+
+
+def age(secret_arn: str, region: str, rotation_days: int) -> KeyAge:
+    return key_age(aws.client("secretsmanager", region).describe_secret(SecretId=secret_arn), rotation_days)
 
 
 def _current(stages: dict[str, list[str]]) -> str:

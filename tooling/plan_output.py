@@ -207,12 +207,18 @@ def markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
     if total:
         head += [total, ""]
     head += [*_environment_lines(plan), ""]
-    head += [f"> {code(p)}" for p in plan.problems[:50]]
-    if len(plan.problems) > 50:
-        head.append(f"> … and {len(plan.problems) - 50} more problem(s); run `make plan`")
-    head += _quota_lines(plan)
-    if _creates(plan):
-        head += [f"_{BUDGET_TAG_NOTE}_", ""]
+    tail = [*_quota_lines(plan), *([f"_{BUDGET_TAG_NOTE}_", ""] if _creates(plan) else [])]
+    # Problems are listed up to 50, and fewer when they alone would pass the limit: the summary and
+    # the environment lines above them always fit.
+    shown = min(50, len(plan.problems))
+    while True:
+        listed = [f"> {code(p)}" for p in plan.problems[:shown]]
+        if len(plan.problems) > shown:
+            listed.append(f"> … and {len(plan.problems) - shown} more problem(s); run `make plan`")
+        if shown == 0 or _size("\n".join(head + listed + tail)) + 200 <= limit:
+            break
+        shown //= 2
+    head += listed + tail
     sections = [_section(stack) for stack in plan.stacks if stack.action != "no-change"]
     unchanged = [s.stack_name for s in plan.stacks if s.action == "no-change"]
     if unchanged:
@@ -270,3 +276,67 @@ def _total_cost(plan: Plan, today: dt.date | None = None) -> str:
 
 def to_json(plan: Plan) -> str:
     return json.dumps(plan.to_json(), indent=2, sort_keys=False)
+
+
+def _plan_head(text: str) -> str:
+    """A plan's part above its first stack section: title, summary, one line per environment."""
+    cut = text.find("\n<details")
+    return text if cut < 0 else text[: cut + 1]
+
+
+def collect(plans: dict[str, str | None], limit: int = COMMENT_LIMIT) -> str:
+    """One pull-request comment from each environment's markdown plan (None: that plan job wrote none).
+
+    Every environment named in `plans` gets its heading and at least a line saying what it shows: its
+    whole plan when everything fits; else its summary with a note that its sections were cut; and an
+    environment with no plan says so. Nothing is dropped without a line about it, and the comment
+    stays within `limit` bytes (GitHub refuses a longer one).
+    """
+    parts: list[tuple[str, str | None]] = []
+    for environment, plan_text in plans.items():
+        body = None if plan_text is None else "\n".join(
+            line for line in plan_text.splitlines() if line.strip() != MARKER
+        ).strip("\n")  # fmt: skip
+        parts.append((environment, body))
+
+    def heading(environment: str) -> str:
+        return f"### {code(environment)}\n\n"
+
+    def missing(environment: str) -> str:
+        return (
+            f"{heading(environment)}:warning: **No plan for {code(environment)}**: its plan job wrote "
+            "none (it failed or was cancelled first); see the pull request's checks.\n\n"
+        )
+
+    def whole(environment: str, body: str) -> str:
+        return f"{heading(environment)}{body}\n\n"
+
+    def cut(environment: str, body: str) -> str:
+        note = f"_Sections of {code(environment)} cut to fit GitHub's comment limit; run `make plan`._"
+        return f"{heading(environment)}{_plan_head(body).rstrip()}\n\n{note}\n\n"
+
+    def bare(environment: str, body: str) -> str:
+        summary = next((line for line in body.splitlines() if line.startswith("**")), "")
+        note = f"_The plan of {code(environment)} is too long for this comment; run `make plan`._"
+        return f"{heading(environment)}{summary}\n\n{note}\n\n".replace("\n\n\n\n", "\n\n")
+
+    top = f"{MARKER}\n"
+    # Coarser renderings, environment by environment from the largest, until the comment fits.
+    levels = [whole, cut, bare]
+    chosen = {environment: 0 for environment, body in parts if body is not None}
+
+    def render() -> str:
+        out = top
+        for environment, body in parts:
+            out += missing(environment) if body is None else levels[chosen[environment]](environment, body)
+        return out
+
+    text = render()
+    while _size(text) > limit:
+        coarser = [e for e, level in chosen.items() if level < len(levels) - 1]
+        if not coarser:
+            break
+        sizes = {e: _size(levels[chosen[e]](e, dict(parts)[e] or "")) for e in coarser}
+        chosen[max(coarser, key=lambda e: sizes[e])] += 1
+        text = render()
+    return text

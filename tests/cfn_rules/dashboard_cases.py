@@ -124,6 +124,13 @@ def _without_gateway_stack() -> dict[str, Any]:
     return out
 
 
+def _gateway_env(**values: Any) -> dict[str, Any]:
+    out = stack(graph(["deployctl/Gateway", "EngineRequestsWaiting", "Stack", "${AWS::StackName}"]))
+    env = t.env(GATEWAY_PORT="8080", GATEWAY_METRICS_STACK=t.ref("AWS::StackName"), **values)
+    out["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"] = env
+    return out
+
+
 def _group_without_collection() -> dict[str, Any]:
     out = stack(graph(["AWS/AutoScaling", "GroupInServiceInstances", "AutoScalingGroupName", "${Group}"]))
     del out["Resources"]["InstanceGroup"]["Properties"]["MetricsCollection"]

@@ -190,6 +190,88 @@ def _cpu_tracking(*, task_cpu: bool, metric: str = "ECSServiceAverageCPUUtilizat
     return out
 
 
+_GATEWAY_ENV: dict[str, Any] = {
+    "GATEWAY_PORT": "8080",
+    "GATEWAY_METRICS_STACK": t.ref("AWS::StackName"),
+    "ENGINE_MODEL": "org/model",
+    "SUPERVISOR_GRACE": "55",
+    "GATEWAY_SHUTDOWN_GRACE": "50",
+}
+_QUEUE_METRIC: dict[str, Any] = {
+    "Namespace": "deployctl/Gateway",
+    "MetricName": "EngineRequestsWaiting",
+    "Dimensions": [{"Name": "Stack", "Value": t.ref("AWS::StackName")}],
+    "Statistic": "Average",
+}
+_QUEUE_POLICY = "Resources/ServiceQueueDepthPerTaskPolicy/Properties/TargetTrackingScalingPolicyConfiguration"
+
+
+def _gateway_scaled(
+    metric: dict[str, Any] | None = None, *, stop: int | None = 120, **env: Any
+) -> dict[str, Any]:
+    """The ecs-gpu shape: vLLM and the gateway in one container, the service tracking a gateway gauge;
+    a None in `metric` or `env` removes that key."""
+    out = t.gpu_ecs()
+    r = out["Resources"]
+    values = {k: v for k, v in {**_GATEWAY_ENV, **env}.items() if v is not None}
+    container = r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    container["Environment"] = t.env(**values)
+    if stop is not None:
+        container["StopTimeout"] = stop
+    spec = {k: v for k, v in {**_QUEUE_METRIC, **(metric or {})}.items() if v is not None}
+    r["ServiceQueueDepthPerTaskPolicy"] = {
+        "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "Properties": {
+            "PolicyName": "queue",
+            "PolicyType": "TargetTrackingScaling",
+            "ScalingTargetId": t.ref("ServiceScalableTarget"),
+            "TargetTrackingScalingPolicyConfiguration": {
+                "CustomizedMetricSpecification": spec,
+                "TargetValue": 4.0,
+            },
+        },
+    }
+    return out
+
+
+def _ec2_gateway_scaled(stack_value: Any, published: Any = None) -> dict[str, Any]:
+    """The ec2 shape: the gateway's variables in user data, an EC2 Auto Scaling target-tracking policy."""
+    data = (
+        "#!/bin/bash\ndocker run --detach --publish 8080:8080 --env GATEWAY_PORT='8080' "
+        "--env GATEWAY_METRICS_STACK='${Env1}' ${Image}\n"
+    )
+    out = t.ec2_group(user_data=data)
+    sub = out["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    sub["Fn::Sub"][1]["Env1"] = published if published is not None else t.ref("AWS::StackName")
+    metric = {**_QUEUE_METRIC, "MetricName": "RequestsInFlight"}
+    metric["Dimensions"] = [{"Name": "Stack", "Value": stack_value}]
+    out["Resources"]["GroupRequestsInFlightPerTaskPolicy"] = {
+        "Type": "AWS::AutoScaling::ScalingPolicy",
+        "Properties": {
+            "AutoScalingGroupName": t.ref("InstanceGroup"),
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingConfiguration": {"CustomizedMetricSpecification": metric, "TargetValue": 16.0},
+        },
+    }
+    return out
+
+
+def _predefined(out: dict[str, Any], target: str, metric: str) -> dict[str, Any]:
+    out["Resources"]["TrackingPolicy"] = {
+        "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "Properties": {
+            "PolicyName": "tracking",
+            "PolicyType": "TargetTrackingScaling",
+            "ScalingTargetId": t.ref(target),
+            "TargetTrackingScalingPolicyConfiguration": {
+                "PredefinedMetricSpecification": {"PredefinedMetricType": metric},
+                "TargetValue": 8.0,
+            },
+        },
+    }
+    return out
+
+
 ALL_SAGEMAKER = (
     "sagemaker:InvokeEndpoint",
     "sagemaker:InvokeEndpointWithResponseStream",
@@ -1021,6 +1103,183 @@ CASES = [
         "Resources/SmokeProbeRole/Properties",
         "does not grant ec2:DeleteNetworkInterface",
         _probe_stack(role_actions=("ec2:*",)),
+    ),
+    Case(
+        "E9030",
+        "a per-client sum is no per-task gauge",
+        _gateway_scaled({"MetricName": "Requests"}),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "ServiceQueueDepthPerTaskPolicy tracks no metric the gateway publishes: 'Requests' is not a per-task "
+        "gauge the gateway publishes",
+        _gateway_scaled(),
+    ),
+    Case(
+        "E9030",
+        "Sum over the tasks is no per-task average",
+        _gateway_scaled({"Statistic": "Sum"}),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "statistic 'Sum' is not Average",
+        _gateway_scaled({"MetricName": "EngineKvCacheUsage"}),
+    ),
+    Case(
+        "E9030",
+        "a dimension set the gauges are not published with",
+        _gateway_scaled(
+            {
+                "Dimensions": [
+                    {"Name": "Stack", "Value": t.ref("AWS::StackName")},
+                    {"Name": "Client", "Value": "a"},
+                ]
+            }
+        ),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "dimensions ['Stack', 'Client'] are not the published ['Stack']",
+        _gateway_scaled({"MetricName": "RequestsInFlight"}),
+    ),
+    Case(
+        "E9030",
+        "the gateway's gauge in another namespace, on an EC2 group",
+        t.merged(
+            _ec2_gateway_scaled(t.ref("AWS::StackName")),
+            {
+                "Resources": {
+                    "GroupRequestsInFlightPerTaskPolicy": {
+                        "Type": "AWS::AutoScaling::ScalingPolicy",
+                        "Properties": {
+                            "AutoScalingGroupName": t.ref("InstanceGroup"),
+                            "PolicyType": "TargetTrackingScaling",
+                            "TargetTrackingConfiguration": {
+                                "TargetValue": 16.0,
+                                "CustomizedMetricSpecification": {
+                                    **_QUEUE_METRIC,
+                                    "Namespace": "Gateway",
+                                    "MetricName": "RequestsInFlight",
+                                },
+                            },
+                        },
+                    }
+                }
+            },
+        ),
+        "Resources/GroupRequestsInFlightPerTaskPolicy/Properties/TargetTrackingConfiguration/"
+        "CustomizedMetricSpecification",
+        "namespace 'Gateway' is not the gateway's deployctl/Gateway",
+        _ec2_gateway_scaled(t.ref("AWS::StackName")),
+    ),
+    Case(
+        "E9031",
+        "the gateway's grace outlasts ECS's default StopTimeout",
+        _gateway_scaled(stop=None, ENGINE_MODEL=None, SUPERVISOR_GRACE=None, GATEWAY_SHUTDOWN_GRACE="30"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "TaskDefinition: container gateway: GATEWAY_SHUTDOWN_GRACE 30 s does not end before the "
+        "StopTimeout of 30 s, when ECS kills the container",
+        _gateway_scaled(stop=40, ENGINE_MODEL=None, SUPERVISOR_GRACE=None, GATEWAY_SHUTDOWN_GRACE="30"),
+    ),
+    Case(
+        "E9031",
+        "the supervisor kills the gateway mid-drain",
+        _gateway_scaled(GATEWAY_SHUTDOWN_GRACE="55"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_SHUTDOWN_GRACE 55 s is not below SUPERVISOR_GRACE 55 s",
+        _gateway_scaled(),
+    ),
+    Case(
+        "E9031",
+        "two supervisor graces do not fit (its default 60 s each)",
+        _gateway_scaled(stop=100, SUPERVISOR_GRACE=None),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "up to SUPERVISOR_GRACE 60 s each, which does not fit in the StopTimeout of 100 s",
+        _gateway_scaled(stop=120, SUPERVISOR_GRACE=None),
+    ),
+    Case(
+        "E9032",
+        "gauges written less than once a minute",
+        _gateway_scaled(GATEWAY_GAUGE_INTERVAL="120"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_GAUGE_INTERVAL 120 s leaves minutes without the data points "
+        "ServiceQueueDepthPerTaskPolicy tracks",
+        _gateway_scaled(GATEWAY_GAUGE_INTERVAL="60"),
+    ),
+    Case(
+        "E9032",
+        "gauges turned off",
+        _gateway_scaled(GATEWAY_GAUGE_METRICS="false"),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "ServiceQueueDepthPerTaskPolicy tracks EngineRequestsWaiting, but no gateway in the template "
+        "publishes the gauges",
+        _gateway_scaled(GATEWAY_GAUGE_METRICS="true"),
+    ),
+    Case(
+        "E9032",
+        "vLLM's queue behind an external provider",
+        _gateway_scaled(GATEWAY_UPSTREAM="external", ENGINE_MODEL=None, SUPERVISOR_GRACE=None),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification",
+        "no gateway in the template reads vLLM (GATEWAY_UPSTREAM vllm)",
+        _gateway_scaled(
+            {"MetricName": "RequestsInFlight"},
+            GATEWAY_UPSTREAM="external",
+            ENGINE_MODEL=None,
+            SUPERVISOR_GRACE=None,
+        ),
+    ),
+    Case(
+        "E9032",
+        "in-flight requests counted per worker process",
+        _gateway_scaled({"MetricName": "RequestsInFlight"}, GATEWAY_WORKERS="4"),
+        "Resources/TaskDefinition/Properties/ContainerDefinitions/0/Environment",
+        "GATEWAY_WORKERS 4: each process publishes its own RequestsInFlight, so "
+        "ServiceQueueDepthPerTaskPolicy would track a per-process average",
+        _gateway_scaled(GATEWAY_WORKERS="4"),
+    ),
+    Case(
+        "E9033",
+        "SageMaker's concurrency metric on an ECS service",
+        _predefined(
+            t.gpu_ecs(), "ServiceScalableTarget", "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+        ),
+        "Resources/TrackingPolicy/Properties/TargetTrackingScalingPolicyConfiguration/PredefinedMetricSpecification/"
+        "PredefinedMetricType",
+        "TrackingPolicy tracks SageMakerVariantConcurrentRequestsPerModelHighResolution, a metric of "
+        "sagemaker:variant:DesiredInstanceCount, on a target that scales ecs:service:DesiredCount",
+        _predefined(
+            _scaled_endpoint("llm-g5"),
+            "EndpointScalableTarget",
+            "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+        ),
+    ),
+    Case(
+        "E9033",
+        "an inference component's metric on a variant",
+        _predefined(
+            _scaled_endpoint("llm-g5"),
+            "EndpointScalableTarget",
+            "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
+        ),
+        "Resources/TrackingPolicy/Properties/TargetTrackingScalingPolicyConfiguration/PredefinedMetricSpecification/"
+        "PredefinedMetricType",
+        "a metric of sagemaker:inference-component:DesiredCopyCount, on a target that scales "
+        "sagemaker:variant:DesiredInstanceCount",
+        _predefined(t.gpu_ecs(), "ServiceScalableTarget", "ECSServiceAverageMemoryUtilization"),
+    ),
+    Case(
+        "E9034",
+        "a literal stack name the gateways do not publish",
+        _gateway_scaled({"Dimensions": [{"Name": "Stack", "Value": "prod-other"}]}),
+        _QUEUE_POLICY + "/CustomizedMetricSpecification/Dimensions/0/Value",
+        'ServiceQueueDepthPerTaskPolicy tracks Stack=prod-other, but the gateways publish Stack={"Ref": '
+        '"AWS::StackName"} (GATEWAY_METRICS_STACK)',
+        _gateway_scaled(
+            {"Dimensions": [{"Name": "Stack", "Value": "prod-other"}]}, GATEWAY_METRICS_STACK="prod-other"
+        ),
+    ),
+    Case(
+        "E9034",
+        "a gateway without GATEWAY_METRICS_STACK, on an EC2 group",
+        _ec2_gateway_scaled(t.ref("AWS::StackName"), published="local"),
+        "Resources/GroupRequestsInFlightPerTaskPolicy/Properties/TargetTrackingConfiguration/"
+        "CustomizedMetricSpecification/Dimensions/0/Value",
+        "but the gateways publish Stack=local",
+        _ec2_gateway_scaled(t.ref("AWS::StackName")),
     ),
 ]
 

@@ -1,7 +1,8 @@
 """A stand-in for `vllm serve` in the supervisor tests: the fake OpenAI server on --host/--port.
 
 It records its argv in $FAKE_ENGINE_ARGV, exits 0 on SIGTERM, and exits 3 once $FAKE_ENGINE_DIE_FILE
-exists (an engine crash).
+exists (an engine crash). Its /metrics is vLLM-shaped: $FAKE_ENGINE_GAUGES ("waiting,running,kv" per
+engine, engines separated by ";") and $FAKE_ENGINE_KV_METRIC (the KV gauge's name) set what it says.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     upstream = FakeUpstream(host=known.host)
+    if os.environ.get("FAKE_ENGINE_GAUGES"):
+        upstream.engine_gauges = [
+            tuple(float(v) for v in engine.split(","))
+            for engine in os.environ["FAKE_ENGINE_GAUGES"].split(";")
+        ]  # type: ignore[misc]
+    upstream.kv_metric = os.environ.get("FAKE_ENGINE_KV_METRIC", upstream.kv_metric)
     upstream.start(port=known.port)
     die_file = os.environ.get("FAKE_ENGINE_DIE_FILE")
     while not stop.wait(0.05):

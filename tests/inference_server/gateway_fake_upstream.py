@@ -4,6 +4,10 @@ Requests steer it with `fake_*` fields in the body (which also proves unknown fi
 fake_chunks, fake_interval (s between chunks), fake_delay (s before the headers), fake_fail_after
 (chunks, then the connection is cut), fake_status (answer an error in vLLM's legacy shape), and
 fake_hold (a stream that sends one chunk and then waits until the client leaves).
+
+GET /metrics answers in vLLM's Prometheus shape (vllm/v1/metrics/loggers.py): `engine_gauges` holds one
+(waiting, running, kv 0-1) tuple per engine (data parallelism labels each `engine="<i>"`), published
+under `kv_metric`'s name; `metrics_status` other than 200 makes it fail.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class FakeUpstream:
     holding: threading.Event = field(default_factory=threading.Event)
     completed_streams: int = 0
     cancelled_requests: int = 0
+    engine_gauges: list[tuple[float, float, float]] = field(default_factory=lambda: [(0.0, 0.0, 0.0)])
+    kv_metric: str = "vllm:kv_cache_usage_perc"
+    metrics_status: int = 200
+    metrics_reads: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
@@ -68,6 +76,7 @@ class FakeUpstream:
             app.router.add_post("/v1/rerank", self._rerank)
             app.router.add_post("/v1/score", self._score)
             app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
+            app.router.add_get("/metrics", self._metrics)
             self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
             loop.run_until_complete(self._runner.setup())
             site = web.SockSite(self._runner, sock)
@@ -93,8 +102,43 @@ class FakeUpstream:
         self.aborted.clear()
         self.holding.clear()
         self.cancelled_requests = 0
+        self.engine_gauges = [(0.0, 0.0, 0.0)]
+        self.kv_metric = "vllm:kv_cache_usage_perc"
+        self.metrics_status = 200
+        self.metrics_reads = 0
 
     # -- handlers --------------------------------------------------------------------------------
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self.metrics_reads += 1
+        if self.metrics_status != 200:
+            return web.Response(status=self.metrics_status, text="engine unavailable\n")
+        lines = []
+        for name, kind, index, help_text in (
+            ("vllm:num_requests_running", "gauge", 1, "Number of requests in model execution batches."),
+            ("vllm:num_requests_waiting", "gauge", 0, "Number of requests waiting to be processed."),
+            (self.kv_metric, "gauge", 2, "KV-cache usage. 1 means 100 percent usage."),
+        ):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+            for engine, values in enumerate(self.engine_gauges):
+                labels = f'engine="{engine}",model_name="fake-model"'
+                lines.append(f"{name}{{{labels}}} {values[index]}")
+        # A counter and a histogram, as vLLM serves them, which the gateway must step over.
+        lines += [
+            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+            "# TYPE vllm:prompt_tokens_total counter",
+            'vllm:prompt_tokens_total{engine="0",model_name="fake-model"} 1234.0',
+            "# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.",
+            "# TYPE vllm:time_to_first_token_seconds histogram",
+            'vllm:time_to_first_token_seconds_bucket{engine="0",le="0.1",model_name="fake-model"} 3.0',
+            'vllm:time_to_first_token_seconds_bucket{engine="0",le="+Inf",model_name="fake-model"} 4.0',
+            'vllm:time_to_first_token_seconds_count{engine="0",model_name="fake-model"} 4.0',
+            'vllm:time_to_first_token_seconds_sum{engine="0",model_name="fake-model"} 0.7',
+        ]
+        return web.Response(
+            text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+            headers={"X-Prometheus-Format": "0.0.4"},
+        )  # fmt: skip
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()

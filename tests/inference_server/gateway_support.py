@@ -90,6 +90,7 @@ def settings_for(upstream_url: str, **overrides: Any) -> Settings:
         metrics_port=0,
         ready_cache_seconds=0.0,
         usage_metrics=False,
+        gauge_metrics=False,
     )
     return replace(base, **overrides)
 

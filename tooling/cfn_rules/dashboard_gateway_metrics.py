@@ -9,6 +9,7 @@ from cfnlint.template import Template
 
 from templates import gateway_metrics as gw
 from tooling.cfn_rules._dashboard import Source, bodies
+from tooling.cfn_rules._scaling import DEFAULT_UPSTREAM, ENGINE_GAUGES, enabled
 from tooling.cfn_rules._template import gateways
 
 # The dimension sets the gateway writes each metric with (templates/gateway_metrics.py).
@@ -20,9 +21,20 @@ DIMENSION_SETS = {
 STACK_NAME = Source("pseudo", "AWS::StackName")
 
 
-def _publishes(cfn: Template) -> bool:
-    """Whether a gateway of this template writes its metrics with this stack's name as Stack."""
-    return any(env.get("GATEWAY_METRICS_STACK") == {"Ref": "AWS::StackName"} for _, env in gateways(cfn))
+def published(cfn: Template) -> set[str]:
+    """The gateway metrics this template's gateways write with this stack's name as Stack: the
+    per-request ones; the gauges unless GATEWAY_GAUGE_METRICS is off; the engine's only from a gateway
+    in front of vLLM (GATEWAY_UPSTREAM vllm), whose /metrics it reads (inference_server/engine_metrics.py)."""
+    names: set[str] = set()
+    for _, env in gateways(cfn):
+        if env.get("GATEWAY_METRICS_STACK") != {"Ref": "AWS::StackName"}:
+            continue
+        names |= {*gw.USAGE_METRICS, gw.TIME_TO_FIRST_TOKEN}
+        if enabled(env.get("GATEWAY_GAUGE_METRICS")):
+            names.add(gw.REQUESTS_IN_FLIGHT)
+            if env.get("GATEWAY_UPSTREAM", DEFAULT_UPSTREAM) == "vllm":
+                names |= ENGINE_GAUGES
+    return names
 
 
 class DashboardGatewayMetrics(CloudFormationLintRule):
@@ -34,7 +46,8 @@ class DashboardGatewayMetrics(CloudFormationLintRule):
         "per request) and Stack set from GATEWAY_METRICS_STACK. CloudWatch draws nothing for a metric "
         "name or dimension set that was never written, and silently: a dashboard metric of the gateway "
         "must be one it publishes, with one of its dimension sets, Stack ${AWS::StackName}, in a stack "
-        "whose gateway sets GATEWAY_METRICS_STACK to that name."
+        "whose gateway sets GATEWAY_METRICS_STACK to that name and writes that metric (gauges unless "
+        "GATEWAY_GAUGE_METRICS is off, the engine's queue and KV cache only in front of vLLM)."
     )
     source_url = (
         "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/"
@@ -44,20 +57,28 @@ class DashboardGatewayMetrics(CloudFormationLintRule):
 
     def match(self, cfn: Template) -> list[RuleMatch]:
         matches = []
-        publishes = None
+        publishes: set[str] | None = None
         for body in bodies(cfn):
             for metric in body.metrics():
                 if metric.namespace != gw.NAMESPACE:
                     continue
                 where = f"{body.logical_id}: widget {metric.widget} {metric.name}"
                 if publishes is None:
-                    publishes = _publishes(cfn)
+                    publishes = published(cfn)
                 if not publishes:
                     matches.append(
                         RuleMatch(
                             body.path,
                             f"{where}: no gateway in this stack publishes {gw.NAMESPACE} with this stack's "
                             "name (GATEWAY_METRICS_STACK: Ref AWS::StackName)",
+                        )
+                    )
+                elif metric.name in DIMENSION_SETS and metric.name not in publishes:
+                    matches.append(
+                        RuleMatch(
+                            body.path,
+                            f"{where}: no gateway in this stack writes it (gauges need GATEWAY_GAUGE_METRICS "
+                            "on, the engine's a gateway in front of vLLM, GATEWAY_UPSTREAM vllm)",
                         )
                     )
                 sets = DIMENSION_SETS.get(metric.name)
