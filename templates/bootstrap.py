@@ -79,6 +79,7 @@ DEPLOYMENT_RESOURCE_TYPES = (
     "AWS::AutoScaling::ScheduledAction",
     "AWS::Budgets::Budget",
     "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
     "AWS::EC2::EIP",
     "AWS::EC2::FlowLog",
     "AWS::EC2::InternetGateway",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from troposphere import GetAtt, Output, Ref, Template
 
+from templates import dashboard as dashboards
 from templates import tags
 from templates.context import Stack
 from templates.encryption import add_key, key_arn
@@ -101,6 +102,7 @@ def build(spec: Deployment, environment: str) -> Template:
         stack, lb, topic, model_load_seconds=MODEL_LOAD_SECONDS.get(spec.compute.service)
     )
     add_budget(stack, topic)
+    dashboard = dashboards.add_dashboard(stack, lb)
 
     template.add_output(Output("EndpointUrl", Description="OpenAI base URL: append /v1", Value=lb.url))
     template.add_output(Output("LogGroupName", Value=Ref(log_group)))
@@ -110,6 +112,13 @@ def build(spec: Deployment, environment: str) -> Template:
     template.add_output(Output("LoadBalancerArn", Value=Ref(lb.alb)))
     template.add_output(
         Output("LoadBalancerDnsName", Description="Point domain_name here", Value=lb.dns_name)
+    )
+    template.add_output(
+        Output(
+            dashboards.OUTPUT,
+            Description="The deployment's CloudWatch dashboard",
+            Value=dashboards.url(stack, dashboard),
+        )
     )
     if spec.compute.service == "sagemaker":
         template.add_output(Output("SageMakerEndpointName", Value=GetAtt("Endpoint", "EndpointName")))

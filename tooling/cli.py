@@ -831,9 +831,11 @@ def environments_(obj: _Context, environment: str | None, every: bool, github_ou
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
 def status(obj: _Context, regions: tuple[str, ...], environment: str | None, fmt: str) -> None:
-    """Our stacks: state, image tags and endpoint URLs (JSON: what `deploy --image-tags-from` reads)."""
+    """Our stacks: state, image tags, endpoint and dashboard URLs (JSON: what `deploy --image-tags-from`
+    reads)."""
     import json  # noqa: PLC0415
 
+    from templates.dashboard import OUTPUT as DASHBOARD_OUTPUT  # noqa: PLC0415
     from tooling import changesets  # noqa: PLC0415
     from tooling import cloudformation as cf  # noqa: PLC0415
 
@@ -848,13 +850,16 @@ def status(obj: _Context, regions: tuple[str, ...], environment: str | None, fmt
             if environment and cf.tags_of(stack).get("deployctl:environment") != environment:
                 continue
             params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+            outputs = cf.outputs_of(stack)
             records.append(
                 {
                     "stack_name": stack["StackName"],
                     "region": region,
                     "status": stack["StackStatus"],
                     "parameters": params,
-                    "endpoint": cf.outputs_of(stack).get("EndpointUrl", ""),
+                    "endpoint": outputs.get("EndpointUrl", ""),
+                    # Stacks deployed before the dashboard have no such output until their next deploy.
+                    "dashboard": outputs.get(DASHBOARD_OUTPUT, ""),
                 }
             )
             image = params.get("VllmImageTag") or params.get("GatewayImageTag", "")
@@ -871,6 +876,13 @@ def status(obj: _Context, regions: tuple[str, ...], environment: str | None, fmt
         click.echo(json.dumps({"stacks": records}, indent=2))
         return
     _print(table)
+    # After the table, whole: a console URL is too long for a column and is useless cut short.
+    dashboards = [(r["stack_name"], r["dashboard"]) for r in records if r["dashboard"]]
+    if dashboards:
+        click.echo("Dashboards:")
+        width = max(len(name) for name, _ in dashboards)
+        for name, url in dashboards:
+            click.echo(f"  {name:<{width}}  {url}")
 
 
 @cli.command()

@@ -43,11 +43,34 @@ def show(value: Any) -> str:
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
 
 
+def show_change(before: Any, after: Any) -> tuple[str, str]:
+    """Both values as `show` prints them; when they are long and alike (a dashboard body, a policy),
+    from a little before where they first differ, so the change itself is what the reviewer sees."""
+    if before is None or after is None:
+        return show(before), show(after)
+    old, new = (v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in (before, after))
+    old, new = mask(old), mask(new)
+    if max(len(old), len(new)) <= VALUE_WIDTH:
+        return show(before), show(after)
+    first = next(
+        (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new))
+    )
+    start = max(0, first - 20)
+
+    def window(text: str) -> str:
+        part = ("…" if start else "") + text[start:]
+        return part if len(part) <= VALUE_WIDTH else part[: VALUE_WIDTH - 1] + "…"
+
+    return window(old), window(new)
+
+
 def _change_lines(change: ResourceChange) -> list[str]:
     replace = {"true": " (replace)", "conditional": " (may replace)"}.get(change.replacement, "")
     lines = [f"{CHANGE_SYMBOL[change.action]} {change.logical_id} ({change.resource_type}){replace}"]
     if change.action == "modify":
-        lines += [f"    {p.path}: {show(p.before)} → {show(p.after)}" for p in change.properties]
+        for p in change.properties:
+            before, after = show_change(p.before, p.after)
+            lines.append(f"    {p.path}: {before} → {after}")
     return lines
 
 

@@ -17,7 +17,11 @@ CloudFormation deletes each resource before the ones it depends on; and moto's D
 ignores ForceDelete, which on AWS terminates every instance, scale-in protection or not. moto models
 Service Quotas for VPC only and lacks GetAWSDefaultServiceQuota and ListServiceQuotas (a 500 botocore
 retries for a minute): here they answer from the same data, so any other service's quota is
-NoSuchResourceException at once, as AWS answers for a quota it does not have.
+NoSuchResourceException at once, as AWS answers for a quota it does not have. moto's load balancers and
+target groups lack the LoadBalancerFullName and TargetGroupFullName attributes (CloudWatch's dimension
+values, which the dashboard reads): here they are the tail of the ARN, as AWS documents them; and a
+stack made or changed by a change set keeps moto's old outputs (none for a new one): here they are the
+executed template's. moto has no CloudFormation alarms: here a stack's alarm has its name and ARN.
 """
 
 from __future__ import annotations
@@ -151,6 +155,8 @@ def fix_moto() -> None:
     CloudFormationResponse.update_termination_protection = update_termination_protection
     _fail_change_sets_like_aws()
     _cost_allocation_tags()
+    _load_balancer_full_names()
+    _alarms_in_stacks()
     _service_quotas()
 
 
@@ -173,13 +179,18 @@ def _fail_change_sets_like_aws() -> None:
         )
         try:
             original(self, change_set_name, stack_name)
-            if change_set is not None and change_set.change_set_type == "UPDATE":
-                # AWS applies an update's stack tags and parameters with it (moto keeps the old ones);
-                # deploy's fast path and release records read both back.
+            if change_set is not None:
                 stack = self.stacks[change_set.stack_id]
-                if change_set.tags:
-                    stack.tags = dict(change_set.tags)
-                stack.parameters = change_set.parameters
+                if change_set.change_set_type == "UPDATE":
+                    # AWS applies an update's stack tags and parameters with it (moto keeps the old
+                    # ones); deploy's fast path and release records read both back.
+                    if change_set.tags:
+                        stack.tags = dict(change_set.tags)
+                    stack.parameters = change_set.parameters
+                # moto keeps the outputs of the template the stack was made with (none, for a stack
+                # made by a change set); AWS's are the executed template's.
+                stack._parse_template()
+                stack.output_map = stack._create_output_map()
         except Exception as exc:  # a resource failed: AWS reports it on the stack, not on the call
             if change_set is None:
                 raise
@@ -225,6 +236,94 @@ def _cost_allocation_tags() -> None:
         return json.dumps({"Errors": errors})
 
     CostExplorerResponse.update_cost_allocation_tags_status = update_cost_allocation_tags_status
+
+
+def _alarms_in_stacks() -> None:
+    """moto has no CloudFormation model of AWS::CloudWatch::Alarm, so a stack's alarm is skipped and a
+    GetAtt of its Arn (the dashboard's alarm widget) fails the stack. Here an alarm in a stack is what
+    CloudFormation returns for it: Ref its name, GetAtt Arn its ARN
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudwatch-alarm.html,
+    return values). It is not put in CloudWatch: nothing here evaluates alarms."""
+    from moto.cloudformation import parsing  # noqa: PLC0415
+    from moto.core.common_models import CloudFormationModel  # noqa: PLC0415
+
+    class StackAlarm(CloudFormationModel):
+        def __init__(self, name: str, account_id: str, region_name: str) -> None:
+            self.name = self.physical_resource_id = name
+            self.arn = f"arn:aws:cloudwatch:{region_name}:{account_id}:alarm:{name}"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudWatch::Alarm"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name != "Arn":
+                raise AttributeError(attribute_name)
+            return self.arn
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **_: Any
+        ) -> StackAlarm:
+            name = cloudformation_json.get("Properties", {}).get("AlarmName") or resource_name
+            return cls(name, account_id, region_name)
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> StackAlarm:
+            name = cloudformation_json.get("Properties", {}).get("AlarmName") or original_resource.name
+            return cls(name, account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+        ) -> None:
+            return None
+
+    # moto reads the models once (lru_cache); the new one must be seen.
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+def _load_balancer_full_names() -> None:
+    """`app/<name>/<id>` and `targetgroup/<name>/<id>`: the ARN after `loadbalancer/` and after the last
+    colon (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-elasticloadbalancingv2-loadbalancer.html,
+    .../aws-resource-elasticloadbalancingv2-targetgroup.html, return values)."""
+    from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup  # noqa: PLC0415
+
+    balancer_attribute = FakeLoadBalancer.get_cfn_attribute
+
+    def load_balancer(self: Any, attribute_name: str) -> Any:
+        if attribute_name == "LoadBalancerFullName":
+            return self.arn.split(":loadbalancer/", 1)[1]
+        return balancer_attribute(self, attribute_name)
+
+    def target_group(self: Any, attribute_name: str) -> Any:
+        if attribute_name == "TargetGroupFullName":
+            return self.arn.rsplit(":", 1)[1]
+        if attribute_name == "TargetGroupName":
+            return self.name
+        raise AttributeError(attribute_name)
+
+    FakeLoadBalancer.get_cfn_attribute = load_balancer
+    FakeTargetGroup.has_cfn_attr = classmethod(
+        lambda cls, attr: attr in ("TargetGroupFullName", "TargetGroupName")
+    )
+    FakeTargetGroup.get_cfn_attribute = target_group
 
 
 def _delete_in_dependency_order() -> None:

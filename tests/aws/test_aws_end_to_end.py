@@ -93,6 +93,16 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
     assert stacks["dev-mistral-7b"]["EnableTerminationProtection"] is False
     code, out = run(repo, "status", "--region", "us-east-1")
     assert code == 0 and "prod-multimodal-api" in out and "CREATE_COMPLETE" in out
+    # Each stack's dashboard: created under its stack and region's name, its console URL printed whole.
+    listed = boto3.client("cloudwatch", region_name="us-east-1").list_dashboards()["DashboardEntries"]
+    names = {d["DashboardName"] for d in listed}
+    url = "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/"
+    for name in ("prod-llama-3-1-8b", "prod-multimodal-api", "staging-qwen2-5-vl-7b", "dev-mistral-7b"):
+        assert f"{name}-us-east-1" in names
+        assert f"{url}{name}-us-east-1" in out, out
+    code, listed = run(repo, "status", "--region", "us-east-1", "--format", "json")
+    dashboards = {s["stack_name"]: s["dashboard"] for s in json.loads(listed)["stacks"]}
+    assert dashboards["dev-mistral-7b"] == f"{url}dev-mistral-7b-us-east-1"
 
     # Redeploying the same thing is the fast path: no change set at all.
     code, out = run(repo, "deploy")
@@ -122,8 +132,11 @@ def test_bootstrap_deploy_plan_redeploy_prune(repo: Path) -> None:
     assert {k: v for k, v in actions(git_plan).items() if v != "no-change"} == {"prod-llama-3-1-8b": "update"}
     (changed,) = [s for s in git_plan["stacks"] if s["action"] == "update"]
     # The service may scale to 6 tasks, and the GPU instance group to 6 instances to hold them plus
-    # the one a deploy at full scale starts next to them.
-    assert {c["logical_id"]: c["properties"] for c in changed["changes"]} == {
+    # the one a deploy at full scale starts next to them; the dashboard's estimate at the most the spec
+    # allows follows.
+    found = {c["logical_id"]: c["properties"] for c in changed["changes"]}
+    assert [p["path"] for p in found.pop("Dashboard")] == ["Properties.DashboardBody"]
+    assert found == {
         "InstanceGroup": [{"path": "Properties.MaxSize", "before": "5", "after": "7"}],
         "ServiceScalableTarget": [{"path": "Properties.MaxCapacity", "before": 4, "after": 6}],
     }

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.cfn_rules import dashboard_cases
 from tests.cfn_rules import templates as t
 from tests.cfn_rules.conftest import findings
 
@@ -1340,6 +1341,9 @@ CASES = [
         _ec2_gateway_scaled(t.ref("AWS::StackName")),
     ),
 ]
+
+
+CASES += dashboard_cases.cases(Case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.rule}-{c.name}" for c in CASES])

@@ -117,7 +117,10 @@ def test_fallback_types_show_the_range_of_the_estimate(repo: Path) -> None:
     stack = next(s for s in json.loads(out)["stacks"] if s["stack_name"] == "prod-llama-3-1-8b")
     assert stack["action"] == "update"
     changes = {c["logical_id"]: c for c in stack["changes"]}
-    assert set(changes) == {"InstanceGroup"}
+    # The dashboard's estimate gains the range (templates/dashboard.py); nothing else changes.
+    assert set(changes) == {"InstanceGroup", "Dashboard"}
+    assert [p["path"] for p in changes["Dashboard"]["properties"]] == ["Properties.DashboardBody"]
+    assert changes["Dashboard"]["replacement"] == "false"
     assert stack["cost"]["monthly_after_usd"] == stack["cost"]["monthly_before_usd"]
     low, high = stack["cost"]["monthly_after_range_usd"]
     assert low == stack["cost"]["monthly_after_usd"] < high  # g5.xlarge is the cheaper of the two

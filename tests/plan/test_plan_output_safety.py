@@ -8,7 +8,7 @@ import re
 
 from tooling.diff import PropertyChange, ResourceChange
 from tooling.plan import Plan, StackPlan, offline
-from tooling.plan_output import markdown
+from tooling.plan_output import VALUE_WIDTH, markdown, show_change
 from tooling.snapshot import Snapshot, StackState
 
 HOSTILE = "`</code></details><img src=x onerror=alert(1)> @octocat [x](javascript:1) ```"
@@ -98,3 +98,19 @@ def test_the_plan_json_hashes_each_stack_and_the_whole() -> None:
     changed = state("us-east-1", json.dumps({"Resources": {"U": {"Type": "AWS::SNS::Topic"}}}))
     again = offline(Snapshot({"dev-demo": changed}), Snapshot({}), "none", repository="acme/models").to_json()
     assert again["stacks"][0]["hash"]["template"] != stack["hash"]["template"]
+
+
+def test_a_long_value_is_shown_from_where_it_changes() -> None:
+    body = '{"widgets":[' + '{"type":"text","properties":{"markdown":"header"}},' * 10
+    before, after = show_change(
+        {"Fn::Sub": [body + '"**$39.41 a day**"]}', {}]}, {"Fn::Sub": [body + '"**$52.10 a day**"]}', {}]}
+    )
+    assert before != after
+    assert "$39.41" in before and "$52.10" in after
+    assert before.startswith("…") and len(before) <= VALUE_WIDTH
+    # Short values, and a created or removed one, are shown as they are.
+    assert show_change("a", "b") == ("a", "b")
+    assert show_change(None, "x" * 300)[0] == "(none)"
+    # A credential in a long value is never shown, whichever part of it the window would show.
+    secret = body + "AKIA" + "A" * 16 + '"]'
+    assert "AKIA" not in "".join(show_change(secret, secret + "x"))
