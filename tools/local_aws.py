@@ -172,8 +172,26 @@ def _fail_change_sets_like_aws() -> None:
     from moto.cloudformation.models import CloudFormationBackend  # noqa: PLC0415
 
     original = CloudFormationBackend.execute_change_set
+    from moto.cloudformation.responses import CloudFormationResponse  # noqa: PLC0415
+
+    original_describe = CloudFormationResponse.describe_stacks
+    # moto creates a stack's resources lazily: a DescribeStacks from another thread (a parallel deploy's
+    # poll) that reads the outputs of a stack still executing creates the resources they reference a
+    # second time (seen: InvalidPermission.Duplicate, FlowLogAlreadyExists). CloudFormation has no such
+    # race, so the emulator serialises execution and the reads of stacks.
+    lock = threading.RLock()
+
+    def describe_stacks(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original_describe(self, *args, **kwargs)
+
+    CloudFormationResponse.describe_stacks = describe_stacks  # the response renders the outputs
 
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        with lock:
+            _execute_change_set(self, change_set_name, stack_name)
+
+    def _execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
         change_set = self.change_sets.get(change_set_name) or next(
             (c for c in self.change_sets.values() if c.change_set_name == change_set_name), None
         )
