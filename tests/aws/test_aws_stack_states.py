@@ -330,6 +330,25 @@ def test_templates_over_the_inline_limit_go_through_the_artifacts_bucket(aws_env
     assert list(cf.template_argument(TEMPLATE, NAME, "us-east-1", purpose="plan")) == ["TemplateBody"]
 
 
+def test_a_template_url_names_the_s3_domain_of_the_stacks_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    # S3 in the China regions answers under amazonaws.com.cn
+    # (https://docs.amazonaws.cn/en_us/general/latest/gr/endpoints-Beijing.html); a TemplateURL under
+    # amazonaws.com names no bucket there and CreateChangeSet refuses it. Stubber: moto has no China.
+    s3 = boto3.client("s3", region_name="cn-north-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr("tooling.aws.client", lambda service, region: s3)
+    monkeypatch.setattr("tooling.aws.account_id", lambda region: "123456789012")
+    big = json.dumps({"Description": "x" * 60_000, "Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+    bucket = cf.artifacts_bucket("123456789012", "cn-north-1")
+    with Stubber(s3) as stubber:
+        stubber.add_response("put_object", {}, {"Bucket": bucket, "Key": ANY, "Body": ANY,
+                                                "ContentType": "application/json"})  # fmt: skip
+        (url,) = cf.template_argument(big, NAME, "cn-north-1", purpose="deploy").values()
+        stubber.assert_no_pending_responses()
+    assert url.startswith(f"https://{bucket}.s3.cn-north-1.amazonaws.com.cn/templates/deploy/{NAME}/")
+    assert cf.template_url("b", "k", "us-gov-west-1") == "https://b.s3.us-gov-west-1.amazonaws.com/k"
+    assert cf.template_url("b", "k", "eu-west-1") == "https://b.s3.eu-west-1.amazonaws.com/k"
+
+
 def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(
     cfn: Stubber, monkeypatch: pytest.MonkeyPatch
 ) -> None:
