@@ -150,6 +150,15 @@ def delete_failed_report(cfn: Any, name: str, stack: dict[str, Any]) -> str:
     )
 
 
+def delete_error(cfn: Any, name: str, exc: BaseException) -> str:
+    """Why deleting the stack failed: for a DELETE_FAILED stack what blocked it and the ways out
+    (delete_failed_report), else the error itself."""
+    with contextlib.suppress(Exception):  # the error alone still says something
+        if (stack := describe(cfn, name)) is not None and stack["StackStatus"] == "DELETE_FAILED":
+            return delete_failed_report(cfn, name, stack)
+    return describe_error(exc)
+
+
 def recreate_reason(cfn: Any, name: str, stack: dict[str, Any]) -> str:
     """Why a stack must be created again: its state and its first failure (newest events first)."""
     reason = ""

@@ -326,6 +326,6 @@ def prune(
             results.append(Result(name, "deleted", time.monotonic() - started, reasons=[]))
         except Exception as exc:
             results.append(
-                Result(name, "failed", time.monotonic() - started, reasons=[cf.describe_error(exc)])
+                Result(name, "failed", time.monotonic() - started, reasons=[cf.delete_error(cfn, name, exc)])
             )
     return results

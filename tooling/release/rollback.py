@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 import time
@@ -102,9 +101,7 @@ def _delete_created(
         # The failed release just created it, so its termination protection is this release's own.
         cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel, lift_protection=True)
     except Exception as exc:
-        reason = cf.describe_error(exc)
-        with contextlib.suppress(Exception):  # what blocked a DELETE_FAILED, and the ways out
-            if (now := cf.describe(cfn, name)) is not None and now["StackStatus"] == "DELETE_FAILED":
-                reason = cf.delete_failed_report(cfn, name, now)
-        return engine.Result(name, "failed", time.monotonic() - started, reasons=[reason])
+        return engine.Result(
+            name, "failed", time.monotonic() - started, reasons=[cf.delete_error(cfn, name, exc)]
+        )
     return engine.Result(name, "deleted", time.monotonic() - started)
