@@ -9,6 +9,7 @@ only be deleted and created again; UPDATE_ROLLBACK_FAILED needs ContinueUpdateRo
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import threading
@@ -149,6 +150,15 @@ def delete_failed_report(cfn: Any, name: str, stack: dict[str, Any]) -> str:
     )
 
 
+def delete_error(cfn: Any, name: str, exc: BaseException) -> str:
+    """Why deleting the stack failed: for a DELETE_FAILED stack what blocked it and the ways out
+    (delete_failed_report), else the error itself."""
+    with contextlib.suppress(Exception):  # the error alone still says something
+        if (stack := describe(cfn, name)) is not None and stack["StackStatus"] == "DELETE_FAILED":
+            return delete_failed_report(cfn, name, stack)
+    return describe_error(exc)
+
+
 def recreate_reason(cfn: Any, name: str, stack: dict[str, Any]) -> str:
     """Why a stack must be created again: its state and its first failure (newest events first)."""
     reason = ""
@@ -182,9 +192,31 @@ TEMPLATE_PREFIXES = {
 }
 
 
+@functools.cache
+def dns_suffix(region: str) -> str:
+    """The domain of the region's partition: S3 in the China regions answers under amazonaws.com.cn,
+    never amazonaws.com (https://docs.amazonaws.cn/en_us/general/latest/gr/endpoints-Beijing.html).
+    botocore's endpoint data says which partition holds a region and what its domain is."""
+    from botocore.loaders import create_loader  # noqa: PLC0415
+
+    for partition in create_loader().load_data("endpoints")["partitions"]:
+        if region in partition["regions"]:
+            return str(partition["dnsSuffix"])
+    return "amazonaws.com"
+
+
+def template_url(bucket: str, key: str, region: str) -> str:
+    """The object's regional virtual-hosted URL, the form CreateChangeSet takes for a TemplateURL (an
+    https:// URL of an object in S3, the bucket in the stack's region):
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateChangeSet.html"""
+    return f"https://{bucket}.s3.{region}.{dns_suffix(region)}/{key}"
+
+
 def template_argument(text: str, stack_name: str, region: str, *, purpose: str) -> dict[str, str]:
     """TemplateBody when it fits inline, else an upload to the artifacts bucket under `purpose`'s
-    prefix (TEMPLATE_PREFIXES) and its TemplateURL."""
+    prefix (TEMPLATE_PREFIXES) and its TemplateURL. The object is uploaded every time, so a template a
+    rollback takes back from a release record never depends on an object the bucket's lifecycle rule
+    may have expired since."""
     prefix = TEMPLATE_PREFIXES[purpose]
     compact = json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True)
     if inline_size(text) <= INLINE_LIMIT:
@@ -194,7 +226,7 @@ def template_argument(text: str, stack_name: str, region: str, *, purpose: str) 
     aws.client("s3", region).put_object(
         Bucket=bucket, Key=key, Body=compact.encode(), ContentType="application/json"
     )
-    return {"TemplateURL": f"https://{bucket}.s3.{region}.amazonaws.com/{key}"}
+    return {"TemplateURL": template_url(bucket, key, region)}
 
 
 def wait(

@@ -121,19 +121,28 @@ def deploy_stack(state: StackState, options: Options, cancel: threading.Event) -
         report(f"waiting: {stack['StackStatus']}")
         stack = cf.wait(cfn, name, timeout=options.timeout, cancel=cancel)
     if stack is not None and stack["StackStatus"] == "UPDATE_ROLLBACK_FAILED":
+        # ContinueUpdateRollback returns the stack to UPDATE_ROLLBACK_COMPLETE, a working state that
+        # takes an update again; only a rollback that fails once more stops here. A release's rollback
+        # relies on it: the stack it must restore is often the one whose update could not roll back.
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ContinueUpdateRollback.html
         report("UPDATE_ROLLBACK_FAILED: continuing the rollback")
         cf.mark(cfn, name, events)
         cfn.continue_update_rollback(StackName=name)
         stack = cf.wait(cfn, name, timeout=options.timeout, events=events, on_event=report, cancel=cancel)
-        return Result(
-            name,
-            "failed",
-            reasons=[
-                "the stack was UPDATE_ROLLBACK_FAILED; ContinueUpdateRollback brought it to "
-                f"{(stack or {}).get('StackStatus', 'unknown')}; fix the cause and deploy again",
-                *events.failures,
-            ],
-        )
+        if stack is None or stack["StackStatus"] != "UPDATE_ROLLBACK_COMPLETE":
+            return Result(
+                name,
+                "failed",
+                reasons=[
+                    "the stack was UPDATE_ROLLBACK_FAILED; ContinueUpdateRollback brought it to "
+                    f"{(stack or {}).get('StackStatus', 'unknown')}; fix the cause (or skip the resources "
+                    "that cannot roll back: aws cloudformation continue-update-rollback --resources-to-skip)"
+                    " and deploy again",
+                    *events.failures,
+                ],
+            )
+        report("UPDATE_ROLLBACK_COMPLETE: the rollback finished; deploying")
+        events = cf.Events()  # the rollback's failures are not this deploy's
     if stack is not None and stack["StackStatus"] == "DELETE_FAILED":
         return Result(name, "failed", reasons=[cf.delete_failed_report(cfn, name, stack)])
     tags = ownership_tags(state, options.repository)
@@ -317,6 +326,6 @@ def prune(
             results.append(Result(name, "deleted", time.monotonic() - started, reasons=[]))
         except Exception as exc:
             results.append(
-                Result(name, "failed", time.monotonic() - started, reasons=[cf.describe_error(exc)])
+                Result(name, "failed", time.monotonic() - started, reasons=[cf.delete_error(cfn, name, exc)])
             )
     return results

@@ -156,16 +156,40 @@ def test_review_in_progress_shell_is_replaced(cfn: Stubber) -> None:
     assert run(cfn).outcome == "created"
 
 
-def test_update_rollback_failed_is_continued_then_reported(cfn: Stubber) -> None:
-    cfn.add_response("describe_stacks", stack("UPDATE_ROLLBACK_FAILED"), {"StackName": NAME})
-    marked(cfn)
-    cfn.add_response("continue_update_rollback", {}, {"StackName": NAME})
-    cfn.add_response("describe_stacks", stack("UPDATE_ROLLBACK_COMPLETE"), {"StackName": NAME})
-    events(cfn, ("Topic", "UPDATE_FAILED", "Resource handler returned message: quota exceeded"))
+def continued(stubber: Stubber, final: str, **extra: Any) -> None:
+    """A stack in UPDATE_ROLLBACK_FAILED, ContinueUpdateRollback, and the state the rollback ends in."""
+    stubber.add_response("describe_stacks", stack("UPDATE_ROLLBACK_FAILED"), {"StackName": NAME})
+    marked(stubber)
+    stubber.add_response("continue_update_rollback", {}, {"StackName": NAME})
+    stubber.add_response("describe_stacks", stack(final, **extra), {"StackName": NAME})
+    events(stubber, ("Topic", "UPDATE_FAILED", "Resource handler returned message: quota exceeded"))
+
+
+def test_update_rollback_failed_that_fails_again_is_reported(cfn: Stubber) -> None:
+    continued(cfn, "UPDATE_ROLLBACK_FAILED")
     result = run(cfn)
     assert result.outcome == "failed"
-    assert "UPDATE_ROLLBACK_COMPLETE" in result.reasons[0]
+    assert "ContinueUpdateRollback brought it to UPDATE_ROLLBACK_FAILED" in result.reasons[0]
+    assert "--resources-to-skip" in result.reasons[0]
     assert "quota exceeded" in result.reasons[1]
+
+
+def test_update_rollback_failed_continued_to_complete_is_then_deployed(cfn: Stubber) -> None:
+    # "By continuing the rollback, you can return your stack to a working state (the
+    # UPDATE_ROLLBACK_COMPLETE state), and then try to update the stack again" (ContinueUpdateRollback,
+    # CloudFormation API reference): the deploy goes on, and the rollback's failures are not its own.
+    continued(cfn, "UPDATE_ROLLBACK_COMPLETE")
+    create_and_execute(cfn, "UPDATE", final="UPDATE_COMPLETE")
+    result = run(cfn)
+    assert (result.outcome, result.reasons) == ("updated", [])
+
+
+def test_update_rollback_failed_continued_back_to_what_is_wanted_is_unchanged(cfn: Stubber) -> None:
+    # A release's rollback: the stack whose update could not roll back, continued, runs the record's
+    # template again (its hash tag rolled back with it): nothing more to do, and nothing failed.
+    digest = cf.template_hash(TEMPLATE, {}, ownership_tags(state(), ""))
+    continued(cfn, "UPDATE_ROLLBACK_COMPLETE", Tags=[{"Key": cf.HASH_TAG, "Value": digest}])
+    assert run(cfn).outcome == "unchanged"
 
 
 def test_in_progress_is_waited_for(cfn: Stubber) -> None:
@@ -328,6 +352,25 @@ def test_templates_over_the_inline_limit_go_through_the_artifacts_bucket(aws_env
     (plan_url,) = cf.template_argument(big, NAME, "us-east-1", purpose="plan").values()
     assert plan_url.split(".amazonaws.com/", 1)[1] == key.replace("templates/deploy/", "templates/plan/", 1)
     assert list(cf.template_argument(TEMPLATE, NAME, "us-east-1", purpose="plan")) == ["TemplateBody"]
+
+
+def test_a_template_url_names_the_s3_domain_of_the_stacks_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    # S3 in the China regions answers under amazonaws.com.cn
+    # (https://docs.amazonaws.cn/en_us/general/latest/gr/endpoints-Beijing.html); a TemplateURL under
+    # amazonaws.com names no bucket there and CreateChangeSet refuses it. Stubber: moto has no China.
+    s3 = boto3.client("s3", region_name="cn-north-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr("tooling.aws.client", lambda service, region: s3)
+    monkeypatch.setattr("tooling.aws.account_id", lambda region: "123456789012")
+    big = json.dumps({"Description": "x" * 60_000, "Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+    bucket = cf.artifacts_bucket("123456789012", "cn-north-1")
+    with Stubber(s3) as stubber:
+        stubber.add_response("put_object", {}, {"Bucket": bucket, "Key": ANY, "Body": ANY,
+                                                "ContentType": "application/json"})  # fmt: skip
+        (url,) = cf.template_argument(big, NAME, "cn-north-1", purpose="deploy").values()
+        stubber.assert_no_pending_responses()
+    assert url.startswith(f"https://{bucket}.s3.cn-north-1.amazonaws.com.cn/templates/deploy/{NAME}/")
+    assert cf.template_url("b", "k", "us-gov-west-1") == "https://b.s3.us-gov-west-1.amazonaws.com/k"
+    assert cf.template_url("b", "k", "eu-west-1") == "https://b.s3.eu-west-1.amazonaws.com/k"
 
 
 def test_a_rollback_redeploys_the_recorded_tag_of_each_stack(

@@ -112,3 +112,27 @@ def test_store_paths_are_the_ones_bootstrap_grants() -> None:
     from templates.bootstrap import RELEASE_RECORDS
 
     assert records.latest_key("dev").split("/")[0] == RELEASE_RECORDS
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [("PreconditionFailed", 412), ("ConditionalRequestConflict", 409)]
+)
+def test_both_answers_s3_gives_a_lost_race_read_as_a_conflict(
+    code: str, status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PutObject with If-Match or If-None-Match: 412 when the condition fails, 409 when a conflicting
+    # write raced this one (the PutObject API reference; moto answers only 412), so Stubber.
+    from botocore.stub import ANY, Stubber
+
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr("tooling.aws.client", lambda service, region: s3)
+    store = records.Store("prod", "us-east-1", bucket="b")
+    with Stubber(s3) as stubber:
+        stubber.add_response("put_object", {"ETag": '"1"'}, {"Bucket": "b", "Key": ANY, "Body": ANY,
+                             "ContentType": "application/json", "IfNoneMatch": "*"})  # fmt: skip
+        pointer = {"Bucket": "b", "Key": records.latest_key("prod"), "Body": ANY,
+                   "ContentType": "application/json", "IfMatch": '"e"'}  # fmt: skip
+        stubber.add_client_error("put_object", code, "A precondition failed", status, expected_params=pointer)
+        with pytest.raises(records.Conflict, match="run the release again"):
+            store.write(record(), '"e"')
+        stubber.assert_no_pending_responses()

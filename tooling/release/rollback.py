@@ -89,8 +89,19 @@ def _delete_created(
             return engine.Result(name, "unchanged", reasons=["not created: nothing to delete"])
         if not ownership.is_ours(stack, options.repository, {environment}):
             return engine.Result(name, "kept", reasons=[f"not tagged as {options.repository}'s: left alone"])
+        status = stack["StackStatus"]
+        if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+            # A create the release stopped waiting for (its timeout) still runs: termination protection
+            # cannot change while a delete runs, and a stack mid-operation is no stack to delete yet.
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html
+            stack = cf.wait(cfn, name, timeout=options.timeout, cancel=cancel)
+            if stack is None:
+                return engine.Result(name, "deleted", time.monotonic() - started,
+                                     reasons=["gone by the time its create ended"])  # fmt: skip
         # The failed release just created it, so its termination protection is this release's own.
         cf.delete_stack(cfn, name, timeout=options.timeout, cancel=cancel, lift_protection=True)
     except Exception as exc:
-        return engine.Result(name, "failed", time.monotonic() - started, reasons=[cf.describe_error(exc)])
+        return engine.Result(
+            name, "failed", time.monotonic() - started, reasons=[cf.delete_error(cfn, name, exc)]
+        )
     return engine.Result(name, "deleted", time.monotonic() - started)
