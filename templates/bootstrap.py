@@ -17,6 +17,7 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attri
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -188,6 +189,15 @@ def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[st
     https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html (handlers)
     Schemas also name a few actions IAM does not define (internal or not yet public); no policy can grant
     those, so they are left out.
+
+    Some handlers declare a read wildcard rather than its actions: AWS::AutoScaling::AutoScalingGroup's
+    create, read and delete handlers declare only `autoscaling:Describe*` (with `ec2:Describe*`,
+    `ec2:Get*`, `elasticloadbalancing:Describe*`, `ssm:Get*`), so without it the handler cannot call
+    DescribeAutoScalingGroups and every stack with a GPU host group fails to create. Auto Scaling's
+    own guide grants `autoscaling:Describe*` to whoever creates groups from launch templates:
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-launch-template-permissions.html
+    A wildcard is kept as declared when it is a read prefix (Describe/Get/List) matching actions IAM
+    defines; any other wildcard (a write, or a service IAM does not know) is left out.
     """
     known = _iam_actions()
     actions: set[str] = set()
@@ -196,9 +206,26 @@ def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[st
         for handler in handlers:
             for action in declared.get(handler, {}).get("permissions", []):
                 service, _, name = action.partition(":")
-                if name.lower() in known.get(service.lower(), ()):
+                if name.lower() in known.get(service.lower(), ()) or _read_wildcard(service, name):
                     actions.add(action)
     return actions
+
+
+READ_PREFIXES = ("Describe", "Get", "List")
+
+
+def _read_wildcard(service: str, name: str) -> bool:
+    """`name` is `<Describe|Get|List>*` and matches at least one action IAM defines for `service`."""
+    if not (name.endswith("*") and "*" not in name[:-1] and name[:-1] in READ_PREFIXES):
+        return False
+    stem = name[:-1].lower()
+    return any(a.startswith(stem) for a in _iam_actions().get(service.lower(), ()))
+
+
+def covers(pattern: str, action: str) -> bool:
+    """Whether the policy action `pattern` (IAM matches action names case-insensitively, `*` as a
+    wildcard) grants `action`."""
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
 
 
 def execution_actions() -> list[str]:
@@ -212,12 +239,10 @@ def drift_actions() -> list[str]:
     actions = handler_permissions(DEPLOYMENT_RESOURCE_TYPES, ("read",))
     # Reading a secret's metadata is enough for drift; its value never is. Parameters are read only
     # under our own path (DRIFT_PARAMETER_ACTIONS), never account-wide, where SecureStrings live.
+    # A read wildcard that would grant one of those (`ssm:Get*`, `secretsmanager:Get*`) is left out too.
+    never = ("secretsmanager:GetSecretValue", "kms:Decrypt", *DRIFT_PARAMETER_ACTIONS)
     return sorted(
-        a
-        for a in actions
-        if a != "secretsmanager:GetSecretValue"
-        and not a.startswith("kms:Decrypt")
-        and a not in DRIFT_PARAMETER_ACTIONS
+        a for a in actions if not a.startswith("kms:Decrypt") and not any(covers(a, n) for n in never)
     )
 
 

@@ -464,6 +464,56 @@ def test_the_execution_role_creates_roles_only_under_our_path_with_the_boundary(
     )
 
 
+def test_the_execution_role_creates_a_mixed_instances_group_from_a_launch_template() -> None:
+    """AWS::AutoScaling::AutoScalingGroup's handlers declare their reads only as wildcards
+    (`autoscaling:Describe*`, `ec2:Describe*`, ...): without them the create handler cannot read the
+    group it made. CreateAutoScalingGroup with a launch template also needs ec2:RunInstances,
+    ec2:CreateTags (tags on launch), iam:PassRole (the instance profile's role) and
+    iam:CreateServiceLinkedRole (the group's role, first use):
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-api-permissions.html"""
+    docs = execution_documents()
+    for action in (
+        "autoscaling:CreateAutoScalingGroup",
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:DeleteAutoScalingGroup",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeScalingActivities",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeImages",
+        "ec2:RunInstances",
+        "ec2:CreateTags",
+        "elasticloadbalancing:DescribeTargetGroups",
+    ):
+        assert allowed(docs, action, "*"), action
+    host_role = f"arn:aws:iam::{ACCOUNT}:role/deployctl/prod-chat-HostRole-1X2Y"
+    assert allowed(docs, "iam:PassRole", host_role, {"iam:PassedToService": "ec2.amazonaws.com"})
+    for service in ("autoscaling.amazonaws.com", "spot.amazonaws.com"):
+        assert allowed(
+            docs,
+            "iam:CreateServiceLinkedRole",
+            f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{service}/x",
+            {"iam:AWSServiceName": service},
+        ), service
+    # Only read wildcards are kept from the schemas: nothing that writes is granted by a pattern.
+    patterns = [a for a in bootstrap.execution_actions() if "*" in a]
+    assert "autoscaling:Describe*" in patterns
+    assert all(a.split(":")[1][:-1] in bootstrap.READ_PREFIXES for a in patterns), patterns
+    # The drift role reads the group with its own credentials, but never a parameter outside our path.
+    drift = documents(role("prod", "drift"))
+    assert allowed(drift, "autoscaling:DescribeAutoScalingGroups", "*")
+    assert not allowed(drift, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/db/password")
+
+
+def test_read_wildcards_are_kept_only_where_iam_defines_matching_actions() -> None:
+    assert bootstrap._read_wildcard("autoscaling", "Describe*")
+    assert not bootstrap._read_wildcard("managed-fleets", "Get*")  # a service IAM does not define
+    assert not bootstrap._read_wildcard("ec2", "Create*")
+    assert not bootstrap._read_wildcard("ec2", "*")
+    assert bootstrap.covers("ssm:Get*", "ssm:GetParameters")
+    assert not bootstrap.covers("ssm:Get*", "ssm:PutParameter")
+
+
 def test_the_execution_role_creates_and_deletes_the_smoke_probe_in_its_vpc() -> None:
     """What AWS::Lambda::Function's handlers call for a function with VpcConfig: the subnets, groups
     and VPC are read on create; on delete CloudFormation watches the function's network interfaces
