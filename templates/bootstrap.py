@@ -576,6 +576,9 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
                 sid="InvokeOurRotationFunctions",
             ),
             _key_through_secrets_manager(environment),
+            # rotate-keys.yml smoke-tests with the new key in the same job, as this role: an internal
+            # endpoint through its probe, GetFunction when Lambda has made the probe Inactive.
+            _smoke_probes(environment),
         ],
         "drift": [
             _allow(

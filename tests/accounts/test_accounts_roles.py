@@ -220,7 +220,8 @@ KEYS = {
     "kms:Decrypt",
 }
 SMOKE = KEYS | {"lambda:InvokeFunction", "lambda:GetFunction"}
-ROTATION = KEYS | {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
+# rotate-keys.yml smoke-tests with the new key as the rotation role: it may do what the smoke role does.
+ROTATION = SMOKE | {"secretsmanager:RotateSecret"}
 DRIFT_OWN = {
     "cloudformation:DetectStackDrift",
     "cloudformation:DetectStackResourceDrift",
@@ -841,3 +842,14 @@ def test_old_templates_expire_and_release_records_do_not() -> None:
 
     assert not records.latest_key("prod").startswith(rule["Prefix"])
     assert records.latest_key("prod").startswith(f"{bootstrap.RELEASE_RECORDS}/prod/")
+
+
+def test_the_rotation_role_reaches_its_environments_probes_for_the_smoke_test_after_rotating() -> None:
+    docs = documents(role("prod", "rotation"))
+    probe = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-SmokeProbeFunction-a1B2c3D4e5F6"
+    tags = {"aws:ResourceTag/deployctl:role": "smoke-probe", "aws:ResourceTag/deployctl:environment": "prod"}
+    assert allowed(docs, "lambda:GetFunction", probe, tags)
+    dev_probe = probe.replace(":prod-", ":dev-")
+    dev_tags = {**tags, "aws:ResourceTag/deployctl:environment": "dev"}
+    assert not allowed(docs, "lambda:GetFunction", dev_probe, dev_tags)
+    assert not allowed(docs, "lambda:GetFunction", probe.replace("SmokeProbe", "Rotation"), {})
