@@ -183,6 +183,16 @@ def _iam_resources() -> dict[str, tuple[str, ...]]:
     }
 
 
+# What a handler needs that its schema does not declare. Lambda returns a tagged function's tags from
+# GetFunction only to a caller also allowed lambda:ListTags ("For tagged functions, this permission is
+# also necessary for GetFunction": https://docs.aws.amazon.com/lambda/latest/dg/configuration-tags.html).
+# Every function of ours is tagged: without it the read handler sees no tags, so drift detection reports
+# each function's Tags as drifted, and stack-tag changes (every deploy's hash) are applied blind.
+UNDECLARED_HANDLER_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "AWS::Lambda::Function": {"read": ("lambda:ListTags",)},
+}
+
+
 def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[str]:
     """The IAM actions CloudFormation's resource handlers call for `kinds`, as each schema declares.
 
@@ -204,7 +214,8 @@ def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[st
     for kind in kinds:
         declared = _schemas()[kind].get("handlers", {})
         for handler in handlers:
-            for action in declared.get(handler, {}).get("permissions", []):
+            undeclared = UNDECLARED_HANDLER_PERMISSIONS.get(kind, {}).get(handler, ())
+            for action in (*declared.get(handler, {}).get("permissions", []), *undeclared):
                 service, _, name = action.partition(":")
                 if name.lower() in known.get(service.lower(), ()) or _read_wildcard(service, name):
                     actions.add(action)

@@ -853,3 +853,13 @@ def test_the_rotation_role_reaches_its_environments_probes_for_the_smoke_test_af
     dev_tags = {**tags, "aws:ResourceTag/deployctl:environment": "dev"}
     assert not allowed(docs, "lambda:GetFunction", dev_probe, dev_tags)
     assert not allowed(docs, "lambda:GetFunction", probe.replace("SmokeProbe", "Rotation"), {})
+
+
+def test_roles_that_read_our_tagged_functions_may_read_their_tags() -> None:
+    """GetFunction returns a tagged function's tags only to a caller allowed lambda:ListTags too
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-tags.html): CloudFormation's read of a
+    function, for the execution role and for drift detection, would otherwise see none of our tags."""
+    function = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-RotationFunction-x1"
+    for docs in (execution_documents(), documents(role("prod", "drift"))):
+        assert allowed(docs, "lambda:GetFunction", function)
+        assert allowed(docs, "lambda:ListTags", function)
