@@ -863,3 +863,21 @@ def test_roles_that_read_our_tagged_functions_may_read_their_tags() -> None:
     for docs in (execution_documents(), documents(role("prod", "drift"))):
         assert allowed(docs, "lambda:GetFunction", function)
         assert allowed(docs, "lambda:ListTags", function)
+
+
+def test_statement_ids_are_unique_in_each_policy_and_alphanumeric() -> None:
+    """IAM: "the Sid value must be unique within a JSON policy", ASCII letters and digits only
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_sid.html). The deploy
+    and rotation roles concatenate other roles' statements (smoke), where a repeated Sid would creep in."""
+    regional = json.loads(render(bootstrap.build_regional()))["Resources"]
+    checked = 0
+    for logical, resource in {**RESOURCES, **regional}.items():
+        props = resource["Properties"]
+        documents_ = [props["PolicyDocument"]] if "PolicyDocument" in props else []
+        documents_ += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for document in documents_:
+            sids = [s["Sid"] for s in document["Statement"] if "Sid" in s]
+            assert len(sids) == len(set(sids)), (logical, sids)
+            assert all(sid.isascii() and sid.isalnum() for sid in sids), (logical, sids)
+            checked += 1
+    assert checked >= 10
