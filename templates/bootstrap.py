@@ -223,6 +223,9 @@ def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[st
 
 
 READ_PREFIXES = ("Describe", "Get", "List")
+# Reads a kept wildcard covers that hand out credentials; the execution role denies them
+# (confinement_statements).
+CREDENTIAL_READS = ("ec2:GetPasswordData",)
 
 
 def _read_wildcard(service: str, name: str) -> bool:
@@ -723,6 +726,14 @@ def confinement_statements(environments: Sequence[str]) -> list[dict]:
             "Action": _changes_only_to("s3", {"bucket", "object", "accesspointobject"}),
             "NotResource": buckets + objects,
         },
+        # `ec2:Get*` (the AutoScalingGroup handler's declared read) also covers reading a Windows
+        # instance's encrypted administrator password; no resource of ours needs that.
+        {
+            "Sid": "NoCredentialsThroughReadWildcards",
+            "Effect": "Deny",
+            "Action": list(CREDENTIAL_READS),
+            "Resource": "*",
+        },
         {
             "Sid": "OnlyKeysOfOurStacksAreDeleted",
             "Effect": "Deny",
@@ -980,12 +991,17 @@ def build_account(
                 Description="What CloudFormation's handlers call for the deployment stacks' resource types",
                 PolicyDocument=document,
                 Metadata=checkov_skip(
-                    dict.fromkeys(
-                        ("CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
-                        "exactly the actions CloudFormation's handlers call for our resource types (the "
-                        "registry schemas); stack resources get generated names, so no ARN can be listed "
-                        "ahead; attached only to the role CloudFormation alone assumes",
-                    )
+                    {
+                        **dict.fromkeys(
+                            ("CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
+                            "exactly the actions CloudFormation's handlers call for our resource types "
+                            "(the registry schemas); stack resources get generated names, so no ARN can be "
+                            "listed ahead; attached only to the role CloudFormation alone assumes",
+                        ),
+                        "CKV_AWS_107": "ec2:Get* is the AutoScalingGroup handler's declared read; the one "
+                        "credential it covers (ec2:GetPasswordData) is denied by the role's inline "
+                        "only-our-resources policy",
+                    }
                 ),
             )
         )

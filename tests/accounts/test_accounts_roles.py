@@ -500,6 +500,9 @@ def test_the_execution_role_creates_a_mixed_instances_group_from_a_launch_templa
     patterns = [a for a in bootstrap.execution_actions() if "*" in a]
     assert "autoscaling:Describe*" in patterns
     assert all(a.split(":")[1][:-1] in bootstrap.READ_PREFIXES for a in patterns), patterns
+    # ec2:Get* covers one credential read; the execution role is denied it.
+    assert allowed(docs, "ec2:GetLaunchTemplateData", "*")
+    assert not allowed(docs, "ec2:GetPasswordData", f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0abc")
     # The drift role reads the group with its own credentials, but never a parameter outside our path.
     drift = documents(role("prod", "drift"))
     assert allowed(drift, "autoscaling:DescribeAutoScalingGroups", "*")
@@ -792,7 +795,7 @@ def test_the_execution_role_touches_no_function_bucket_or_key_our_stacks_did_not
 
 
 def test_the_confinement_covers_every_changing_lambda_and_s3_action_of_the_handlers() -> None:
-    (functions, buckets, _keys) = bootstrap.confinement_statements(["prod"])
+    functions, buckets, *_others = bootstrap.confinement_statements(["prod"])
     changing = {
         a
         for a in bootstrap.execution_actions()
