@@ -17,6 +17,7 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attri
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -182,23 +183,63 @@ def _iam_resources() -> dict[str, tuple[str, ...]]:
     }
 
 
+# What a handler needs that its schema does not declare. Lambda returns a tagged function's tags from
+# GetFunction only to a caller also allowed lambda:ListTags ("For tagged functions, this permission is
+# also necessary for GetFunction": https://docs.aws.amazon.com/lambda/latest/dg/configuration-tags.html).
+# Every function of ours is tagged: without it the read handler sees no tags, so drift detection reports
+# each function's Tags as drifted, and stack-tag changes (every deploy's hash) are applied blind.
+UNDECLARED_HANDLER_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "AWS::Lambda::Function": {"read": ("lambda:ListTags",)},
+}
+
+
 def handler_permissions(kinds: Iterable[str], handlers: Sequence[str]) -> set[str]:
     """The IAM actions CloudFormation's resource handlers call for `kinds`, as each schema declares.
 
     https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html (handlers)
     Schemas also name a few actions IAM does not define (internal or not yet public); no policy can grant
     those, so they are left out.
+
+    Some handlers declare a read wildcard rather than its actions: AWS::AutoScaling::AutoScalingGroup's
+    create, read and delete handlers declare only `autoscaling:Describe*` (with `ec2:Describe*`,
+    `ec2:Get*`, `elasticloadbalancing:Describe*`, `ssm:Get*`), so without it the handler cannot call
+    DescribeAutoScalingGroups and every stack with a GPU host group fails to create. Auto Scaling's
+    own guide grants `autoscaling:Describe*` to whoever creates groups from launch templates:
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-launch-template-permissions.html
+    A wildcard is kept as declared when it is a read prefix (Describe/Get/List) matching actions IAM
+    defines; any other wildcard (a write, or a service IAM does not know) is left out.
     """
     known = _iam_actions()
     actions: set[str] = set()
     for kind in kinds:
         declared = _schemas()[kind].get("handlers", {})
         for handler in handlers:
-            for action in declared.get(handler, {}).get("permissions", []):
+            undeclared = UNDECLARED_HANDLER_PERMISSIONS.get(kind, {}).get(handler, ())
+            for action in (*declared.get(handler, {}).get("permissions", []), *undeclared):
                 service, _, name = action.partition(":")
-                if name.lower() in known.get(service.lower(), ()):
+                if name.lower() in known.get(service.lower(), ()) or _read_wildcard(service, name):
                     actions.add(action)
     return actions
+
+
+READ_PREFIXES = ("Describe", "Get", "List")
+# Reads a kept wildcard covers that hand out credentials; the execution role denies them
+# (confinement_statements).
+CREDENTIAL_READS = ("ec2:GetPasswordData",)
+
+
+def _read_wildcard(service: str, name: str) -> bool:
+    """`name` is `<Describe|Get|List>*` and matches at least one action IAM defines for `service`."""
+    if not (name.endswith("*") and "*" not in name[:-1] and name[:-1] in READ_PREFIXES):
+        return False
+    stem = name[:-1].lower()
+    return any(a.startswith(stem) for a in _iam_actions().get(service.lower(), ()))
+
+
+def covers(pattern: str, action: str) -> bool:
+    """Whether the policy action `pattern` (IAM matches action names case-insensitively, `*` as a
+    wildcard) grants `action`."""
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
 
 
 def execution_actions() -> list[str]:
@@ -212,12 +253,10 @@ def drift_actions() -> list[str]:
     actions = handler_permissions(DEPLOYMENT_RESOURCE_TYPES, ("read",))
     # Reading a secret's metadata is enough for drift; its value never is. Parameters are read only
     # under our own path (DRIFT_PARAMETER_ACTIONS), never account-wide, where SecureStrings live.
+    # A read wildcard that would grant one of those (`ssm:Get*`, `secretsmanager:Get*`) is left out too.
+    never = ("secretsmanager:GetSecretValue", "kms:Decrypt", *DRIFT_PARAMETER_ACTIONS)
     return sorted(
-        a
-        for a in actions
-        if a != "secretsmanager:GetSecretValue"
-        and not a.startswith("kms:Decrypt")
-        and a not in DRIFT_PARAMETER_ACTIONS
+        a for a in actions if not a.startswith("kms:Decrypt") and not any(covers(a, n) for n in never)
     )
 
 
@@ -551,6 +590,9 @@ def role_policies(environment: str, bucket_arn: Any) -> dict[str, list[dict]]:
                 sid="InvokeOurRotationFunctions",
             ),
             _key_through_secrets_manager(environment),
+            # rotate-keys.yml smoke-tests with the new key in the same job, as this role: an internal
+            # endpoint through its probe, GetFunction when Lambda has made the probe Inactive.
+            _smoke_probes(environment),
         ],
         "drift": [
             _allow(
@@ -683,6 +725,14 @@ def confinement_statements(environments: Sequence[str]) -> list[dict]:
             "Effect": "Deny",
             "Action": _changes_only_to("s3", {"bucket", "object", "accesspointobject"}),
             "NotResource": buckets + objects,
+        },
+        # `ec2:Get*` (the AutoScalingGroup handler's declared read) also covers reading a Windows
+        # instance's encrypted administrator password; no resource of ours needs that.
+        {
+            "Sid": "NoCredentialsThroughReadWildcards",
+            "Effect": "Deny",
+            "Action": list(CREDENTIAL_READS),
+            "Resource": "*",
         },
         {
             "Sid": "OnlyKeysOfOurStacksAreDeleted",
@@ -941,12 +991,17 @@ def build_account(
                 Description="What CloudFormation's handlers call for the deployment stacks' resource types",
                 PolicyDocument=document,
                 Metadata=checkov_skip(
-                    dict.fromkeys(
-                        ("CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
-                        "exactly the actions CloudFormation's handlers call for our resource types (the "
-                        "registry schemas); stack resources get generated names, so no ARN can be listed "
-                        "ahead; attached only to the role CloudFormation alone assumes",
-                    )
+                    {
+                        **dict.fromkeys(
+                            ("CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"),
+                            "exactly the actions CloudFormation's handlers call for our resource types "
+                            "(the registry schemas); stack resources get generated names, so no ARN can be "
+                            "listed ahead; attached only to the role CloudFormation alone assumes",
+                        ),
+                        "CKV_AWS_107": "ec2:Get* is the AutoScalingGroup handler's declared read; the one "
+                        "credential it covers (ec2:GetPasswordData) is denied by the role's inline "
+                        "only-our-resources policy",
+                    }
                 ),
             )
         )

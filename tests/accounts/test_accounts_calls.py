@@ -154,6 +154,10 @@ CALLS = [
          f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-RotationFunction-x1", {},
          "lambda:InvokeFunction"),
     Call("rotation", "secretsmanager", "GetSecretValue", SECRET, {}),
+    # rotate-keys.yml smoke-tests with the new key in the same job, as the rotation role: internal
+    # endpoints through their probes (tooling/smoke.py), an Inactive probe waited on with GetFunction
+    Call("rotation", "lambda", "Invoke", PROBE, PROBE_TAGS, "lambda:InvokeFunction"),
+    Call("rotation", "lambda", "GetFunction", PROBE, PROBE_TAGS),
     # drift: tooling/drift.py, and `deployctl drift` finding stacks by their tags
     Call("drift", "cloudformation", "DescribeStacks", "*", {}),
     Call("drift", "cloudformation", "DetectStackDrift", STACK, {}),
@@ -172,7 +176,7 @@ MODULES = {
     "tooling/accounts/billing.py": ("deploy",),
     "tooling/aws.py": ("plan", "deploy"),
     "tooling/keys.py": ("smoke", "rotation", "deploy"),
-    "tooling/smoke.py": ("smoke", "deploy"),
+    "tooling/smoke.py": ("smoke", "deploy", "rotation"),
     "tooling/release/engine.py": ("deploy",),
     "tooling/release/records.py": ("deploy",),
     "tooling/release/rollback.py": ("deploy",),

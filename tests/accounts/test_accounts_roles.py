@@ -220,7 +220,8 @@ KEYS = {
     "kms:Decrypt",
 }
 SMOKE = KEYS | {"lambda:InvokeFunction", "lambda:GetFunction"}
-ROTATION = KEYS | {"secretsmanager:RotateSecret", "lambda:InvokeFunction"}
+# rotate-keys.yml smoke-tests with the new key as the rotation role: it may do what the smoke role does.
+ROTATION = SMOKE | {"secretsmanager:RotateSecret"}
 DRIFT_OWN = {
     "cloudformation:DetectStackDrift",
     "cloudformation:DetectStackResourceDrift",
@@ -462,6 +463,59 @@ def test_the_execution_role_creates_roles_only_under_our_path_with_the_boundary(
         f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
         {"iam:AWSServiceName": "ecs.amazonaws.com"},
     )
+
+
+def test_the_execution_role_creates_a_mixed_instances_group_from_a_launch_template() -> None:
+    """AWS::AutoScaling::AutoScalingGroup's handlers declare their reads only as wildcards
+    (`autoscaling:Describe*`, `ec2:Describe*`, ...): without them the create handler cannot read the
+    group it made. CreateAutoScalingGroup with a launch template also needs ec2:RunInstances,
+    ec2:CreateTags (tags on launch), iam:PassRole (the instance profile's role) and
+    iam:CreateServiceLinkedRole (the group's role, first use):
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-api-permissions.html"""
+    docs = execution_documents()
+    for action in (
+        "autoscaling:CreateAutoScalingGroup",
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:DeleteAutoScalingGroup",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeScalingActivities",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeImages",
+        "ec2:RunInstances",
+        "ec2:CreateTags",
+        "elasticloadbalancing:DescribeTargetGroups",
+    ):
+        assert allowed(docs, action, "*"), action
+    host_role = f"arn:aws:iam::{ACCOUNT}:role/deployctl/prod-chat-HostRole-1X2Y"
+    assert allowed(docs, "iam:PassRole", host_role, {"iam:PassedToService": "ec2.amazonaws.com"})
+    for service in ("autoscaling.amazonaws.com", "spot.amazonaws.com"):
+        assert allowed(
+            docs,
+            "iam:CreateServiceLinkedRole",
+            f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{service}/x",
+            {"iam:AWSServiceName": service},
+        ), service
+    # Only read wildcards are kept from the schemas: nothing that writes is granted by a pattern.
+    patterns = [a for a in bootstrap.execution_actions() if "*" in a]
+    assert "autoscaling:Describe*" in patterns
+    assert all(a.split(":")[1][:-1] in bootstrap.READ_PREFIXES for a in patterns), patterns
+    # ec2:Get* covers one credential read; the execution role is denied it.
+    assert allowed(docs, "ec2:GetLaunchTemplateData", "*")
+    assert not allowed(docs, "ec2:GetPasswordData", f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0abc")
+    # The drift role reads the group with its own credentials, but never a parameter outside our path.
+    drift = documents(role("prod", "drift"))
+    assert allowed(drift, "autoscaling:DescribeAutoScalingGroups", "*")
+    assert not allowed(drift, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/db/password")
+
+
+def test_read_wildcards_are_kept_only_where_iam_defines_matching_actions() -> None:
+    assert bootstrap._read_wildcard("autoscaling", "Describe*")
+    assert not bootstrap._read_wildcard("managed-fleets", "Get*")  # a service IAM does not define
+    assert not bootstrap._read_wildcard("ec2", "Create*")
+    assert not bootstrap._read_wildcard("ec2", "*")
+    assert bootstrap.covers("ssm:Get*", "ssm:GetParameters")
+    assert not bootstrap.covers("ssm:Get*", "ssm:PutParameter")
 
 
 def test_the_execution_role_creates_and_deletes_the_smoke_probe_in_its_vpc() -> None:
@@ -741,7 +795,7 @@ def test_the_execution_role_touches_no_function_bucket_or_key_our_stacks_did_not
 
 
 def test_the_confinement_covers_every_changing_lambda_and_s3_action_of_the_handlers() -> None:
-    (functions, buckets, _keys) = bootstrap.confinement_statements(["prod"])
+    functions, buckets, *_others = bootstrap.confinement_statements(["prod"])
     changing = {
         a
         for a in bootstrap.execution_actions()
@@ -791,3 +845,42 @@ def test_old_templates_expire_and_release_records_do_not() -> None:
 
     assert not records.latest_key("prod").startswith(rule["Prefix"])
     assert records.latest_key("prod").startswith(f"{bootstrap.RELEASE_RECORDS}/prod/")
+
+
+def test_the_rotation_role_reaches_its_environments_probes_for_the_smoke_test_after_rotating() -> None:
+    docs = documents(role("prod", "rotation"))
+    probe = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-SmokeProbeFunction-a1B2c3D4e5F6"
+    tags = {"aws:ResourceTag/deployctl:role": "smoke-probe", "aws:ResourceTag/deployctl:environment": "prod"}
+    assert allowed(docs, "lambda:GetFunction", probe, tags)
+    dev_probe = probe.replace(":prod-", ":dev-")
+    dev_tags = {**tags, "aws:ResourceTag/deployctl:environment": "dev"}
+    assert not allowed(docs, "lambda:GetFunction", dev_probe, dev_tags)
+    assert not allowed(docs, "lambda:GetFunction", probe.replace("SmokeProbe", "Rotation"), {})
+
+
+def test_roles_that_read_our_tagged_functions_may_read_their_tags() -> None:
+    """GetFunction returns a tagged function's tags only to a caller allowed lambda:ListTags too
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-tags.html): CloudFormation's read of a
+    function, for the execution role and for drift detection, would otherwise see none of our tags."""
+    function = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:prod-chat-RotationFunction-x1"
+    for docs in (execution_documents(), documents(role("prod", "drift"))):
+        assert allowed(docs, "lambda:GetFunction", function)
+        assert allowed(docs, "lambda:ListTags", function)
+
+
+def test_statement_ids_are_unique_in_each_policy_and_alphanumeric() -> None:
+    """IAM: "the Sid value must be unique within a JSON policy", ASCII letters and digits only
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_sid.html). The deploy
+    and rotation roles concatenate other roles' statements (smoke), where a repeated Sid would creep in."""
+    regional = json.loads(render(bootstrap.build_regional()))["Resources"]
+    checked = 0
+    for logical, resource in {**RESOURCES, **regional}.items():
+        props = resource["Properties"]
+        documents_ = [props["PolicyDocument"]] if "PolicyDocument" in props else []
+        documents_ += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for document in documents_:
+            sids = [s["Sid"] for s in document["Statement"] if "Sid" in s]
+            assert len(sids) == len(set(sids)), (logical, sids)
+            assert all(sid.isascii() and sid.isalnum() for sid in sids), (logical, sids)
+            checked += 1
+    assert checked >= 10

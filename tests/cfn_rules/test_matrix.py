@@ -16,7 +16,7 @@ from tests.templates.test_templates_checks import BOOTSTRAP_STACKS, bootstrap_te
 from tooling import lint
 from tooling.diagnostics import Diagnostic
 
-RULES = [f"E9{n:03d}" for n in (*range(1, 20), 22, 23, *range(30, 46), *range(50, 56))]
+RULES = [f"E9{n:03d}" for n in (*range(1, 20), 22, 23, *range(30, 46), *range(50, 56), 70)]
 STACKS = [*stack_names(), *BOOTSTRAP_STACKS]  # the deployment stacks, and the bootstrap stacks
 
 

@@ -411,6 +411,9 @@ def _probe_stack(
         "ec2:DeleteNetworkInterface",
         "ec2:DescribeNetworkInterfaces",
     ),
+    tags: dict[str, str] | None = None,
+    function_name: str | None = None,
+    subnet_environment: str = "prod",
 ) -> dict[str, Any]:
     """An internal load balancer on port 80 and its smoke probe, as templates/smoke_probe.py builds them."""
     private = [t.ref("PrivateSubnet1"), t.ref("PrivateSubnet2")]
@@ -423,6 +426,11 @@ def _probe_stack(
         "VpcConfig": {"SubnetIds": private if subnets is None else subnets,
                       "SecurityGroupIds": [t.ref("SmokeProbeSecurityGroup")]},
     }  # fmt: skip
+    if tags is None:
+        tags = {"deployctl:role": "smoke-probe", "deployctl:environment": "prod"}
+    function["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    if function_name is not None:
+        function["FunctionName"] = function_name
     if request is not None:
         function["Environment"] = {"Variables": {"SMOKE_REQUEST_TIMEOUT_SECONDS": request}}
     if logs:
@@ -503,8 +511,9 @@ def _probe_stack(
     for az in (1, 2):
         resources[f"PrivateSubnet{az}"] = {
             "Type": "AWS::EC2::Subnet",
-            "Properties": {"VpcId": "vpc-0123456789abcdef0", "CidrBlock": f"10.0.{az}.0/24"},
-        }
+            "Properties": {"VpcId": "vpc-0123456789abcdef0", "CidrBlock": f"10.0.{az}.0/24",
+                           "Tags": [{"Key": "deployctl:environment", "Value": subnet_environment}]},
+        }  # fmt: skip
     outputs = {"SmokeProbeFunction": {"Value": t.ref("SmokeProbeFunction")}} if output else {}
     return {"Resources": resources, "Outputs": outputs}
 
@@ -1097,6 +1106,40 @@ CASES = [
         "Resources/SmokeProbeFunction/Properties/VpcConfig",
         "must be attached to the subnets of LoadBalancer",
         _probe_stack(subnets=[{"Ref": "PrivateSubnet2"}, {"Ref": "PrivateSubnet1"}]),
+    ),
+    Case(
+        "E9070",
+        "a probe without the probe tag",
+        _probe_stack(tags={"deployctl:environment": "prod"}),
+        "Resources/SmokeProbeFunction/Properties/Tags",
+        "SmokeProbeFunction must carry the tag deployctl:role=smoke-probe",
+        _probe_stack(),
+    ),
+    Case(
+        "E9070",
+        "a probe without its environment's tag",
+        _probe_stack(tags={"deployctl:role": "smoke-probe"}),
+        "Resources/SmokeProbeFunction/Properties/Tags",
+        "must carry the tag deployctl:environment",
+        _probe_stack(tags={"deployctl:role": "smoke-probe", "deployctl:environment": "prod"}),
+    ),
+    Case(
+        "E9070",
+        "a probe tagged for another environment than its stack",
+        _probe_stack(tags={"deployctl:role": "smoke-probe", "deployctl:environment": "dev"}),
+        "Resources/SmokeProbeFunction/Properties/Tags",
+        "SmokeProbeFunction's deployctl:environment tag is 'dev', the stack's other resources say prod",
+        _probe_stack(
+            tags={"deployctl:role": "smoke-probe", "deployctl:environment": "dev"}, subnet_environment="dev"
+        ),
+    ),
+    Case(
+        "E9070",
+        "a probe with a name of its own",
+        _probe_stack(function_name="smoke-probe"),
+        "Resources/SmokeProbeFunction/Properties/FunctionName",
+        "SmokeProbeFunction sets FunctionName: the invoke grants match `<env>-*`",
+        _probe_stack(),
     ),
     Case(
         "E9051",

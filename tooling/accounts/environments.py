@@ -68,8 +68,9 @@ class Environment(_Model):
     )
     required_reviewers: bool = Field(
         default=False,
-        description="The GitHub environment of this name has required reviewers (set them in the repository "
-        "settings). Its stacks get termination protection and `deploy --prune` deletes them only with --yes.",
+        description="Its releases wait for required reviewers (in GitHub, those of the approval environment "
+        "the workflows wait on first: `prod-approval` for prod; the environment of this name is limited to "
+        "main). Its stacks get termination protection and `deploy --prune` deletes them only with --yes.",
     )
     oidc_provider_arn: str | None = Field(
         default=None,
