@@ -246,9 +246,10 @@ def test_every_environment_is_released_whichever_builds_were_skipped(gateway, vl
     assert released(results) == list(RELEASES)
 
 
+@pytest.mark.parametrize("outcome", ["failure", "cancelled"])
 @pytest.mark.parametrize("build", ["build-gateway", "build-vllm"])
-def test_a_failed_build_releases_nothing(build):
-    results = simulate("deploy", {"images": images(True, True), build: ("failure", {})})
+def test_a_failed_or_cancelled_build_releases_nothing(build, outcome):
+    results = simulate("deploy", {"images": images(True, True), build: (outcome, {})})
     assert released(results) == []
     assert results["approve-prod"] == "skipped", "nobody is asked to approve a release that cannot happen"
 

@@ -395,15 +395,28 @@ def test_deploy_job_graph_releases_dev_then_staging_then_prod():
         assert condition.startswith("${{ !cancelled() &&"), job_id
         assert f"needs.{need}.result == 'success'" in condition
         assert (f"needs.{need}.outputs.current == 'true'" in condition) is current
-    # A failed build stops the release; builds skipped for want of anything to build do not.
-    condition = jobs["release-dev"]["if"]
+    # A failed or cancelled build stops the release; builds skipped for want of anything to build do not.
+    condition = " ".join(jobs["release-dev"]["if"].split())
     for part in (
         "!cancelled()",
         "needs.images.result == 'success'",
-        "needs.build-gateway.result != 'failure'",
-        "needs.build-vllm.result != 'failure'",
+        "(needs.build-gateway.result == 'success' || needs.build-gateway.result == 'skipped')",
+        "(needs.build-vllm.result == 'success' || needs.build-vllm.result == 'skipped')",
     ):
         assert part in condition
+
+
+@pytest.mark.parametrize("image", ["gateway", "vllm"])
+def test_builds_of_one_tag_queue_instead_of_racing_for_the_immutable_tag(image):
+    # Two runs needing the same tag: the second waits, then finds the tag and pushes nothing.
+    job = ALL["deploy"]["jobs"][f"build-{image}"]
+    assert job["concurrency"] == {
+        "group": f"build-{image}-${{{{ matrix.tag }}}}",
+        "cancel-in-progress": False,
+        "queue": "max",
+    }
+    tags = next(s for s in steps(job) if s.get("id") == "tags")
+    assert "aws ecr batch-get-image" in tags["run"] and 'echo "push=false"' in tags["run"]
 
 
 def test_images_come_from_deployctl_images_missing():
