@@ -793,3 +793,22 @@ def test_prices_refresh_weekly_with_a_read_only_role_and_a_pull_request():
     script = "\n".join(s.get("run", "") for s in steps(pull))
     assert "gh pr create" in script and "gh pr edit" in script
     assert "tooling/data/prices.yaml" in script
+
+
+def test_rotation_environments_come_from_a_fixed_table_keyed_by_the_choice():
+    """The matrix is looked up by the input, never assembled from it: whatever string a dispatch
+    passes, the only ways to reach prod are the keys the approval job waits for."""
+    import json
+
+    workflow = ALL["rotate-keys"]
+    rotate, gate = workflow["jobs"]["rotate"], workflow["jobs"]["approve-prod"]
+    expression = " ".join(rotate["strategy"]["matrix"]["environment"].split())
+    match = re.fullmatch(r"\$\{\{ fromJSON\('(\{.*\})'\)\[inputs\.environment \|\| 'all'\] \}\}", expression)
+    assert match, expression
+    table = json.loads(match[1])
+    options = triggers(workflow)["workflow_dispatch"]["inputs"]["environment"]["options"]
+    assert sorted(table) == sorted(options)
+    assert table["all"] == list(ENVIRONMENTS)
+    assert all(table[e] == [e] for e in ENVIRONMENTS)
+    reaching_prod = {key for key, environments in table.items() if "prod" in environments}
+    assert reaching_prod == set(re.findall(r"inputs\.environment == '(\w+)'", gate["if"]))
