@@ -529,6 +529,9 @@ def test_one_release_job_per_environment_holds_its_group(environment):
     summary = next(s for s in steps(job) if "--summary" in s.get("run", ""))
     assert summary["run"] == '.venv/bin/deployctl release --summary release.json >> "$GITHUB_STEP_SUMMARY"'
     assert "!cancelled()" in summary["if"]
+    # A re-run attempt (same run) uploads its report under its own name: no name conflict.
+    upload = next(s for s in steps(job) if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert upload["with"]["name"] == f"release-{environment}-attempt-${{{{ github.run_attempt }}}}"
     # Deploy, smoke tests and rollback are all inside `release`: no other step touches stacks.
     others = script(job).replace(release["run"], "")
     for command in ("deployctl deploy", "deployctl smoke", "deployctl rollback", "git checkout"):
