@@ -815,3 +815,21 @@ def test_rotation_environments_come_from_a_fixed_table_keyed_by_the_choice():
     assert all(table[e] == [e] for e in ENVIRONMENTS)
     reaching_prod = {key for key, environments in table.items() if "prod" in environments}
     assert reaching_prod == set(re.findall(r"inputs\.environment == '(\w+)'", gate["if"]))
+
+
+DIGEST_PINNED = re.compile(r"^docker\.io/[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}$")
+
+
+@pytest.mark.parametrize("image", ["gateway", "vllm"])
+def test_the_privileged_build_containers_are_pinned_by_digest(image):
+    """setup-qemu-action runs binfmt and setup-buildx-action runs BuildKit as privileged containers on the
+    runner that holds the push role's credentials; their defaults are moving tags."""
+    job = ALL["deploy"]["jobs"][f"build-{image}"]
+    buildx = [s for s in steps(job) if str(s.get("uses", "")).startswith("docker/setup-buildx-action@")]
+    assert buildx
+    for step in buildx:
+        option = step["with"]["driver-opts"]
+        assert option.startswith("image=") and DIGEST_PINNED.match(option.removeprefix("image="))
+    for step in steps(job):
+        if str(step.get("uses", "")).startswith("docker/setup-qemu-action@"):
+            assert DIGEST_PINNED.match(step["with"]["image"])
