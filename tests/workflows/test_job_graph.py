@@ -333,3 +333,25 @@ def test_the_evaluator_applies_the_implicit_check_to_every_ancestor():
             results=results,
         )
         assert truthy(Parser(condition(jobs[job_id]), context).parse()) is expected
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_the_drift_issue_is_kept_whatever_the_detections_did(outcome):
+    assert simulate("drift", {"drift": (outcome, {})})["issue"] == "success"
+    assert simulate("drift", {"drift": (outcome, {})}, cancelled=True)["issue"] == "skipped"
+
+
+@pytest.mark.parametrize("plan", ["success", "failure"])
+def test_the_plan_comment_is_written_even_when_a_plan_failed(plan):
+    changed = ("success", {"any": "true", "environments": '["dev"]'})
+    assert simulate("pr", {"changed": changed, "plan": (plan, {})})["comment"] == "success"
+    nothing = simulate("pr", {"changed": ("success", {"any": "false", "environments": "[]"})})
+    assert nothing["plan"] == nothing["comment"] == "skipped"
+
+
+@pytest.mark.parametrize(("role", "ran"), [("", "skipped"), ("arn:aws:iam::1:role/p", "success")])
+def test_prices_skip_cleanly_without_their_role(role, ran):
+    results = simulate(
+        "prices", {"refresh": ("success", {"moved": "true"})}, {"vars.AWS_PRICING_ROLE_ARN": role}
+    )
+    assert results["refresh"] == results["pull-request"] == ran
