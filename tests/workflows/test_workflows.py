@@ -249,6 +249,11 @@ def test_make_installs_only_hashed_wheels():
     assert "--no-deps --no-build-isolation --no-index -e ." in recipe
     checkov = makefile[makefile.index("$(CHECKOV_STAMP): requirements/checkov.lock") :].split("\n\n")[0]
     assert "--require-hashes --no-deps --only-binary=:all: -r requirements/checkov.lock" in checkov
+    # --no-deps installs a lock that lacks a dependency without complaint: pip check refuses it.
+    for block, venv in ((recipe, "$(BIN)"), (checkov, "$(CHECKOV_VENV)/bin")):
+        lines = block.splitlines()
+        assert f"\t{venv}/pip check" in lines
+        assert lines.index(f"\t{venv}/pip check") == len(lines) - 2, "checked before the stamp"
 
 
 def locked(path: Path) -> dict[str, str]:
