@@ -22,12 +22,15 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # (pip's hash-checking mode: no resolver, nothing unpinned, no transitive surprise), the same on a
 # laptop and in CI, where it runs before any AWS role is assumed. Wheels only: no sdist's build step
 # runs, and deployctl itself builds with the lock's setuptools (no build isolation fetching one unchecked).
+# --no-deps also means a lock that lacks a dependency would install without complaint: `pip check` then
+# fails the install on it instead of an import failing later.
 # https://pip.pypa.io/en/stable/topics/secure-installs/
 PIP_LOCKED = --quiet --require-hashes --no-deps --only-binary=:all:
 $(STAMP): pyproject.toml requirements/ci.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_LOCKED) -r requirements/ci.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation --no-index -e .
+	$(BIN)/pip check
 	touch $@
 
 lock: $(STAMP)  ## regenerate requirements/*.lock from pyproject.toml (run after changing a pin)
@@ -43,6 +46,7 @@ install: $(STAMP) $(CHECKOV_STAMP)  ## create .venv (deployctl and its dev tools
 $(CHECKOV_STAMP): requirements/checkov.lock
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --require-hashes --no-deps --only-binary=:all: -r requirements/checkov.lock
+	$(CHECKOV_VENV)/bin/pip check
 	touch $@
 
 plan: $(STAMP)  ## validate, render, lint, diff and price every deployment (no AWS account needed)

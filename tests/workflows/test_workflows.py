@@ -249,6 +249,11 @@ def test_make_installs_only_hashed_wheels():
     assert "--no-deps --no-build-isolation --no-index -e ." in recipe
     checkov = makefile[makefile.index("$(CHECKOV_STAMP): requirements/checkov.lock") :].split("\n\n")[0]
     assert "--require-hashes --no-deps --only-binary=:all: -r requirements/checkov.lock" in checkov
+    # --no-deps installs a lock that lacks a dependency without complaint: pip check refuses it.
+    for block, venv in ((recipe, "$(BIN)"), (checkov, "$(CHECKOV_VENV)/bin")):
+        lines = block.splitlines()
+        assert f"\t{venv}/pip check" in lines
+        assert lines.index(f"\t{venv}/pip check") == len(lines) - 2, "checked before the stamp"
 
 
 def locked(path: Path) -> dict[str, str]:
@@ -384,19 +389,39 @@ def test_deploy_job_graph_releases_dev_then_staging_then_prod():
         "release-prod": {"approve-prod"},
     }
     # Each environment only after the previous one released this same commit (a superseded commit
-    # stops: its newer run releases everything it would have).
-    assert jobs["release-staging"]["if"] == "needs.release-dev.outputs.current == 'true'"
-    assert jobs["approve-prod"]["if"] == "needs.release-staging.outputs.current == 'true'"
-    assert "if" not in jobs["release-prod"]  # approve-prod succeeded, or it does not run
-    # A failed build stops the release; builds skipped for want of anything to build do not.
-    condition = jobs["release-dev"]["if"]
+    # stops: its newer run releases everything it would have). Each names its status check, since the
+    # implicit success() fails on a build skipped two hops up (tests/workflows/test_job_graph.py).
+    for job_id, need, current in (
+        ("release-staging", "release-dev", True),
+        ("approve-prod", "release-staging", True),
+        ("release-prod", "approve-prod", False),
+    ):
+        condition = " ".join(jobs[job_id]["if"].split())
+        assert condition.startswith("${{ !cancelled() &&"), job_id
+        assert f"needs.{need}.result == 'success'" in condition
+        assert (f"needs.{need}.outputs.current == 'true'" in condition) is current
+    # A failed or cancelled build stops the release; builds skipped for want of anything to build do not.
+    condition = " ".join(jobs["release-dev"]["if"].split())
     for part in (
         "!cancelled()",
         "needs.images.result == 'success'",
-        "needs.build-gateway.result != 'failure'",
-        "needs.build-vllm.result != 'failure'",
+        "(needs.build-gateway.result == 'success' || needs.build-gateway.result == 'skipped')",
+        "(needs.build-vllm.result == 'success' || needs.build-vllm.result == 'skipped')",
     ):
         assert part in condition
+
+
+@pytest.mark.parametrize("image", ["gateway", "vllm"])
+def test_builds_of_one_tag_queue_instead_of_racing_for_the_immutable_tag(image):
+    # Two runs needing the same tag: the second waits, then finds the tag and pushes nothing.
+    job = ALL["deploy"]["jobs"][f"build-{image}"]
+    assert job["concurrency"] == {
+        "group": f"build-{image}-${{{{ matrix.tag }}}}",
+        "cancel-in-progress": False,
+        "queue": "max",
+    }
+    tags = next(s for s in steps(job) if s.get("id") == "tags")
+    assert "aws ecr batch-get-image" in tags["run"] and 'echo "push=false"' in tags["run"]
 
 
 def test_images_come_from_deployctl_images_missing():
@@ -509,6 +534,9 @@ def test_one_release_job_per_environment_holds_its_group(environment):
     summary = next(s for s in steps(job) if "--summary" in s.get("run", ""))
     assert summary["run"] == '.venv/bin/deployctl release --summary release.json >> "$GITHUB_STEP_SUMMARY"'
     assert "!cancelled()" in summary["if"]
+    # A re-run attempt (same run) uploads its report under its own name: no name conflict.
+    upload = next(s for s in steps(job) if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert upload["with"]["name"] == f"release-{environment}-attempt-${{{{ github.run_attempt }}}}"
     # Deploy, smoke tests and rollback are all inside `release`: no other step touches stacks.
     others = script(job).replace(release["run"], "")
     for command in ("deployctl deploy", "deployctl smoke", "deployctl rollback", "git checkout"):
@@ -773,3 +801,40 @@ def test_prices_refresh_weekly_with_a_read_only_role_and_a_pull_request():
     script = "\n".join(s.get("run", "") for s in steps(pull))
     assert "gh pr create" in script and "gh pr edit" in script
     assert "tooling/data/prices.yaml" in script
+
+
+def test_rotation_environments_come_from_a_fixed_table_keyed_by_the_choice():
+    """The matrix is looked up by the input, never assembled from it: whatever string a dispatch
+    passes, the only ways to reach prod are the keys the approval job waits for."""
+    import json
+
+    workflow = ALL["rotate-keys"]
+    rotate, gate = workflow["jobs"]["rotate"], workflow["jobs"]["approve-prod"]
+    expression = " ".join(rotate["strategy"]["matrix"]["environment"].split())
+    match = re.fullmatch(r"\$\{\{ fromJSON\('(\{.*\})'\)\[inputs\.environment \|\| 'all'\] \}\}", expression)
+    assert match, expression
+    table = json.loads(match[1])
+    options = triggers(workflow)["workflow_dispatch"]["inputs"]["environment"]["options"]
+    assert sorted(table) == sorted(options)
+    assert table["all"] == list(ENVIRONMENTS)
+    assert all(table[e] == [e] for e in ENVIRONMENTS)
+    reaching_prod = {key for key, environments in table.items() if "prod" in environments}
+    assert reaching_prod == set(re.findall(r"inputs\.environment == '(\w+)'", gate["if"]))
+
+
+DIGEST_PINNED = re.compile(r"^docker\.io/[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}$")
+
+
+@pytest.mark.parametrize("image", ["gateway", "vllm"])
+def test_the_privileged_build_containers_are_pinned_by_digest(image):
+    """setup-qemu-action runs binfmt and setup-buildx-action runs BuildKit as privileged containers on the
+    runner that holds the push role's credentials; their defaults are moving tags."""
+    job = ALL["deploy"]["jobs"][f"build-{image}"]
+    buildx = [s for s in steps(job) if str(s.get("uses", "")).startswith("docker/setup-buildx-action@")]
+    assert buildx
+    for step in buildx:
+        option = step["with"]["driver-opts"]
+        assert option.startswith("image=") and DIGEST_PINNED.match(option.removeprefix("image="))
+    for step in steps(job):
+        if str(step.get("uses", "")).startswith("docker/setup-qemu-action@"):
+            assert DIGEST_PINNED.match(step["with"]["image"])
