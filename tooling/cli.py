@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -541,6 +543,20 @@ def _select_states(
     return head, [head.stacks[n] for n in sorted(names)], base_regions
 
 
+def _stack_waits(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--timeout` and `--image-wait`, the same for `deploy` and `release`."""
+    command = click.option(
+        "--image-wait",
+        default=900,
+        show_default=True,
+        type=click.IntRange(0, 3600),
+        help="Seconds to wait for a new image to replicate into a stack's region before failing that stack.",
+    )(command)
+    return click.option(
+        "--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack."
+    )(command)
+
+
 @cli.command()
 @paths_argument
 @click.option("--environment", "-e", help="Only this environment's deployments.")
@@ -584,14 +600,7 @@ def _select_states(
     help="Every stack runs the images this checkout names (the tags `deployctl images` lists), not only "
     "new stacks and new engine versions: after CI built new images.",
 )
-@click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack.")
-@click.option(
-    "--image-wait",
-    default=900,
-    show_default=True,
-    type=click.IntRange(0, 3600),
-    help="Seconds to wait for a new image to replicate into a stack's region before failing that stack.",
-)
+@_stack_waits
 @click.option(
     "--ignore-quotas",
     is_flag=True,
@@ -1089,14 +1098,7 @@ def smoke(
     help="Render this `release --format json` report as Markdown, and do nothing else.",
 )
 @click.option("--max-parallel", default=4, show_default=True, type=click.IntRange(1, 32))
-@click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait for each stack.")
-@click.option(
-    "--image-wait",
-    default=900,
-    show_default=True,
-    type=click.IntRange(0, 3600),
-    help="Seconds to wait for a new image to replicate into a stack's region before failing that stack.",
-)
+@_stack_waits
 @click.pass_obj
 def release_(
     obj: _Context,

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 from cfnlint.template import Template
 
-from tooling.cfn_rules._probe import internal_load_balancers, key, listener_ports, probe, vpc_config
+from tooling.cfn_rules._probe import internal_load_balancers, listener_ports, probe, vpc_config
 from tooling.cfn_rules._template import as_list, integer, props, resource, target
 
 
@@ -67,47 +67,27 @@ class SmokeProbeSecurityGroups(CloudFormationLintRule):
     def _egress(
         cfn: Template, probe_groups: list[str | None], lb_groups: list[str | None], port: int
     ) -> bool:
-        wanted = {key({"Ref": g}) for g in lb_groups if g}
-        for group in probe_groups:
-            for rule in as_list(
-                props(resource(cfn, group, "AWS::EC2::SecurityGroup")).get("SecurityGroupEgress")
-            ):
-                if (
-                    isinstance(rule, dict)
-                    and key(rule.get("DestinationSecurityGroupId")) in wanted
-                    and _covers(rule, port)
-                ):
-                    return True
-        for res in cfn.get_resources(["AWS::EC2::SecurityGroupEgress"]).values():
-            p = props(res)
-            if (
-                target(p.get("GroupId")) in probe_groups
-                and target(p.get("DestinationSecurityGroupId")) in lb_groups
-                and _covers(p, port)
-            ):
-                return True
-        return False
+        return _allows(cfn, probe_groups, lb_groups, port, "Egress", "DestinationSecurityGroupId")
 
     @staticmethod
     def _ingress(
         cfn: Template, probe_groups: list[str | None], lb_groups: list[str | None], port: int
     ) -> bool:
-        for group in lb_groups:
-            for rule in as_list(
-                props(resource(cfn, group, "AWS::EC2::SecurityGroup")).get("SecurityGroupIngress")
-            ):
-                if (
-                    isinstance(rule, dict)
-                    and target(rule.get("SourceSecurityGroupId")) in probe_groups
-                    and _covers(rule, port)
-                ):
-                    return True
-        for res in cfn.get_resources(["AWS::EC2::SecurityGroupIngress"]).values():
-            p = props(res)
-            if (
-                target(p.get("GroupId")) in lb_groups
-                and target(p.get("SourceSecurityGroupId")) in probe_groups
-                and _covers(p, port)
-            ):
+        return _allows(cfn, lb_groups, probe_groups, port, "Ingress", "SourceSecurityGroupId")
+
+
+def _allows(
+    cfn: Template, owners: list[str | None], peers: list[str | None], port: int, direction: str, peer: str
+) -> bool:
+    """Whether a rule of one of `owners` (inline, or an AWS::EC2::SecurityGroup<direction> resource) lets
+    traffic on `port` to or from one of `peers`."""
+    for group in owners:
+        inline = props(resource(cfn, group, "AWS::EC2::SecurityGroup")).get(f"SecurityGroup{direction}")
+        for rule in as_list(inline):
+            if isinstance(rule, dict) and target(rule.get(peer)) in peers and _covers(rule, port):
                 return True
-        return False
+    for res in cfn.get_resources([f"AWS::EC2::SecurityGroup{direction}"]).values():
+        p = props(res)
+        if target(p.get("GroupId")) in owners and target(p.get(peer)) in peers and _covers(p, port):
+            return True
+    return False
