@@ -34,7 +34,7 @@ TARGETS = [
     + SCALE.replace("{target}", "requests_per_target: 100"),
     "model: {{id: mistralai/Mistral-7B-Instruct-v0.3}}\nengine: {{type: vllm}}\n"
     "compute: {{service: ec2, instance_type: {gpu}, spot: true}}\n"
-    + SCALE.replace("{target}", "cpu_percent: 60"),
+    + SCALE.replace("{target}", "queue_depth_per_task: 8"),
     "model: {{id: Qwen/Qwen2.5-7B-Instruct}}\nengine: {{type: vllm}}\n"
     "compute: {{service: sagemaker, instance_type: ml.{gpu}}}\n"
     + SCALE.replace("{target}", "invocations_per_instance: 50"),
@@ -47,8 +47,10 @@ GPUS = ["g5.xlarge", "g5.2xlarge", "g6.xlarge", "g4dn.xlarge"]
 
 
 def make_repo(folder: Path) -> None:
-    for name in ("templates", "tooling"):
+    # The image inputs too: a plan names each stack's image tags by the commit that last changed them.
+    for name in ("templates", "tooling", "inference_server"):
         shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "Dockerfile.vllm", folder / "Dockerfile.vllm")
     for index in range(COUNT):
         env = ("dev", "staging", "prod", "qa")[index % 4]
         body = TARGETS[index % len(TARGETS)]
