@@ -41,6 +41,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference_server import metric_names as names
+from inference_server.periodic import Periodic
 
 log = logging.getLogger("inference_server.engine_metrics")
 
@@ -168,10 +169,9 @@ class GaugePublisher:
         self._inflight = inflight
         self._engine_url = engine_url
         self._kv_names = kv_cache_names(engine_version)
-        self._interval = interval
         self._fd = fd
         self._timeout = min(scrape_timeout, interval)
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(interval, self._tick)
         self._engine_failing = False
         # A label for reading the log by eye; it is not a dimension, so it mints no metric series.
         self._host = socket.gethostname()
@@ -224,21 +224,15 @@ class GaugePublisher:
             os.write(self._fd, line)
 
     async def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop())
+        if self.enabled:
+            self._periodic.start()
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.publish()
-            except Exception:
-                # A bug here must not end the loop: scaling would lose its signal for good.
-                log.exception("publishing the load gauges failed")
+    async def _tick(self) -> None:
+        try:
+            await self.publish()
+        except Exception:
+            # A bug here must not end the loop: scaling would lose its signal for good.
+            log.exception("publishing the load gauges failed")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.close()

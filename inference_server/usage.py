@@ -14,7 +14,6 @@ a metric's value is a number or an array of at most 100 numbers).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import random
@@ -23,6 +22,7 @@ import time
 import orjson
 
 from inference_server import metric_names as names
+from inference_server.periodic import Periodic
 
 NAMESPACE = names.NAMESPACE
 _MAX_VALUES = 100  # EMF's limit on the values of one metric in one document
@@ -61,10 +61,9 @@ class UsageMetrics:
     def __init__(self, stack: str, *, interval: float = 60.0, fd: int = 1, enabled: bool = True) -> None:
         self.enabled = enabled
         self._stack = stack
-        self._interval = interval
         self._fd = fd
         self._totals: dict[str, _Totals] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(interval, self._tick)
 
     def record(
         self,
@@ -129,19 +128,13 @@ class UsageMetrics:
                 os.write(self._fd, line)
 
     async def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop())
+        if self.enabled:
+            self._periodic.start()
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            self.flush()
+    async def _tick(self) -> None:
+        self.flush()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.close()
         if self.enabled:
             self.flush()
